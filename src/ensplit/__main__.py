@@ -1,0 +1,5 @@
+import sys
+
+from ensplit.cli import main
+
+sys.exit(main())

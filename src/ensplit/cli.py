@@ -1,0 +1,108 @@
+"""The `ensplit` command line: subcommands are discovered in `ensplit.commands`.
+
+Each module there defines `NAME`, `HELP`, `add_arguments(parser)`, `run(args) -> result` (a JSON-able
+object) and optionally `render(result) -> str` for humans. With `--json` the result goes to stdout as
+JSON and nothing else does; progress and logs go to stderr. Bad input exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import pkgutil
+import sys
+from types import ModuleType
+from typing import Any, NoReturn
+
+from ensplit.errors import EnsplitError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _command_modules() -> list[ModuleType]:
+    import ensplit.commands as package
+
+    modules = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"ensplit.commands.{info.name}")
+        if hasattr(module, "NAME") and hasattr(module, "run"):
+            modules.append(module)
+    return modules
+
+
+def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
+    parser = OneLineParser(prog="ensplit", description=__doc__.splitlines()[0] if __doc__ else None)
+    from ensplit import __version__
+
+    parser.add_argument("--version", action="version", version=f"ensplit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    by_name: dict[str, ModuleType] = {}
+    for module in _command_modules():
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        if not any(a.dest == "json" for a in p._actions):
+            p.add_argument("--json", action="store_true", help="print the machine-readable result to stdout")
+        by_name[module.NAME] = module
+    return parser, by_name
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert numpy/torch scalars, arrays, tuples and dataclasses to plain JSON; NaN becomes null."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy / torch
+        return to_jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    module = commands[args.command]
+    try:
+        result = module.run(args)
+    except EnsplitError as error:
+        print(f"ensplit {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ensplit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - last resort: never a traceback unless asked
+        if os.environ.get("ENSPLIT_DEBUG"):
+            raise
+        print(
+            f"ensplit {args.command}: internal error: {type(error).__name__}: {error} "
+            "(set ENSPLIT_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    if getattr(args, "json", False):
+        print(json.dumps(to_jsonable(result), indent=2))
+    elif result is not None and hasattr(module, "render"):
+        print(module.render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

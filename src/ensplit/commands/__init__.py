@@ -1,0 +1,1 @@
+"""CLI subcommands, one module each; `ensplit.cli` discovers them (see its docstring)."""

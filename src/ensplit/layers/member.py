@@ -1,0 +1,202 @@
+"""Member-batched layers: M independent members held as one weight tensor with a members axis.
+
+Activations are `[members, batch, ...]`. A layer of M members computes exactly what M separate plain
+layers compute on their own slices; `from_modules` builds one from M plain layers (same parameters),
+which is how a deep ensemble inherits each member's own seeded initialisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ensplit.layers import plain
+
+
+class MemberLinear(nn.Module):
+    """M linear maps, `y[m] = x[m] @ W[m]^T + b[m]`, computed with one `baddbmm`."""
+
+    def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.members, self.in_features, self.out_features = members, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(members, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(members, out_features)) if bias else None
+        for m in range(members):  # the same distribution as nn.Linear, member by member
+            template = nn.Linear(in_features, out_features, bias=bias)
+            with torch.no_grad():
+                self.weight[m].copy_(template.weight)
+                if bias:
+                    self.bias[m].copy_(template.bias)
+
+    @classmethod
+    def from_modules(cls, modules: Sequence[nn.Linear]) -> MemberLinear:
+        first = modules[0]
+        layer = cls(len(modules), first.in_features, first.out_features, first.bias is not None)
+        with torch.no_grad():
+            layer.weight.copy_(torch.stack([m.weight for m in modules]))
+            if layer.bias is not None:
+                layer.bias.copy_(torch.stack([m.bias for m in modules]))
+        return layer.to(first.weight.device, first.weight.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[1:-1]
+        flat = x.reshape(self.members, -1, self.in_features)
+        weight_t = self.weight.transpose(1, 2)
+        if self.bias is None:
+            y = torch.bmm(flat, weight_t)
+        else:
+            y = torch.baddbmm(self.bias.unsqueeze(1), flat, weight_t)
+        return y.reshape(self.members, *lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, {self.in_features} -> {self.out_features}, bias={self.bias is not None}"
+
+
+class MemberConv(nn.Module):
+    """M convolutions run as one grouped convolution (groups = M × groups per member).
+
+    The weight is stored `[M·out, in/groups, *kernel]`, the layout the grouped convolution reads, so no
+    copy is made per step; `strategy="loop"` runs members one by one (for benchmarks).
+    """
+
+    def __init__(self, members: int, dim: int, in_channels: int, out_channels: int, kernel_size: int,
+                 stride: int = 1, padding: int = 0, bias: bool = True, groups: int = 1,
+                 strategy: str = "grouped") -> None:
+        super().__init__()
+        if strategy not in ("grouped", "loop"):
+            raise ValueError(f"unknown conv strategy {strategy!r}")
+        self.members, self.dim = members, dim
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding, self.groups = kernel_size, stride, padding, groups
+        self.strategy = strategy
+        templates = [plain.Conv(dim, in_channels, out_channels, kernel_size, stride, padding, bias, groups)
+                     for _ in range(members)]
+        self.weight = nn.Parameter(torch.cat([t.weight.detach() for t in templates]))
+        self.bias = nn.Parameter(torch.cat([t.bias.detach() for t in templates])) if bias else None
+
+    @classmethod
+    def from_modules(cls, modules: Sequence[plain.Conv], strategy: str = "grouped") -> MemberConv:
+        f = modules[0]
+        layer = cls(len(modules), f.dim, f.in_channels, f.out_channels, f.kernel_size, f.stride, f.padding,
+                    f.bias is not None, f.groups, strategy)
+        with torch.no_grad():
+            layer.weight.copy_(torch.cat([m.weight for m in modules]))
+            if layer.bias is not None:
+                layer.bias.copy_(torch.cat([m.bias for m in modules]))
+        return layer.to(f.weight.device, f.weight.dtype)
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int):
+        conv = F.conv1d if self.dim == 1 else F.conv2d
+        return conv(x, weight, bias, self.stride, self.padding, 1, groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: [M, *batch, C, *spatial]
+        m, spatial = self.members, self.dim
+        batch_shape = x.shape[1 : x.dim() - spatial - 1]
+        x = x.reshape(m, -1, *x.shape[x.dim() - spatial - 1 :])  # [M, B, C, *S]
+        if self.strategy == "loop":
+            w = self.weight.view(m, self.out_channels, *self.weight.shape[1:])
+            b = self.bias.view(m, -1) if self.bias is not None else None
+            y = torch.stack([self._conv(x[i], w[i], None if b is None else b[i], self.groups)
+                             for i in range(m)])
+        else:
+            b_size = x.shape[1]
+            packed = x.transpose(0, 1).reshape(b_size, m * self.in_channels, *x.shape[3:])
+            y = self._conv(packed, self.weight, self.bias, m * self.groups)
+            y = y.view(b_size, m, self.out_channels, *y.shape[2:]).transpose(0, 1)
+        return y.reshape(m, *batch_shape, *y.shape[2:])
+
+    def extra_repr(self) -> str:
+        return (f"members={self.members}, {self.dim}d, {self.in_channels}, {self.out_channels}, "
+                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"groups={self.groups}, strategy={self.strategy}")
+
+
+class MemberNorm(nn.Module):
+    """Batch norm with separate statistics and affine parameters per member (flattened `[M·C]`)."""
+
+    def __init__(self, members: int, dim: int, channels: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.members, self.dim, self.channels = members, dim, channels
+        self.eps, self.momentum = eps, momentum
+        self.weight = nn.Parameter(torch.ones(members * channels))
+        self.bias = nn.Parameter(torch.zeros(members * channels))
+        self.register_buffer("running_mean", torch.zeros(members * channels))
+        self.register_buffer("running_var", torch.ones(members * channels))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    @classmethod
+    def from_modules(cls, modules: Sequence[nn.modules.batchnorm._BatchNorm]) -> MemberNorm:
+        f = modules[0]
+        layer = cls(len(modules), getattr(f, "dim", 0), f.num_features, f.eps, f.momentum)
+        with torch.no_grad():
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(layer, name).copy_(torch.cat([getattr(m, name) for m in modules]))
+            layer.num_batches_tracked.copy_(f.num_batches_tracked)
+        return layer.to(f.weight.device, f.weight.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m, spatial = self.members, self.dim
+        tail = x.shape[x.dim() - spatial - 1 :]  # [C, *S]
+        batch_shape = x.shape[1 : x.dim() - spatial - 1]
+        x = x.reshape(m, -1, *tail)
+        b_size = x.shape[1]
+        packed = x.transpose(0, 1).reshape(b_size, m * self.channels, *tail[1:])
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        y = F.batch_norm(packed, self.running_mean, self.running_var, self.weight, self.bias,
+                         self.training, self.momentum, self.eps)
+        y = y.view(b_size, m, *tail).transpose(0, 1)
+        return y.reshape(m, *batch_shape, *tail)
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, {self.dim}d, channels={self.channels}"
+
+
+class MemberDropout(nn.Module):
+    """Dropout with one generator per member, so a member's masks do not depend on its batch-mates."""
+
+    def __init__(self, p: float, generators: Sequence[torch.Generator | None]) -> None:
+        super().__init__()
+        self.p = p
+        self.generators = list(generators)
+
+    @classmethod
+    def from_modules(cls, modules: Sequence[plain.Dropout]) -> MemberDropout:
+        return cls(modules[0].p, [m.generator for m in modules])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        masks = [torch.rand(x.shape[1:], generator=g, device=x.device, dtype=x.dtype) >= self.p
+                 for g in self.generators]
+        return x * torch.stack(masks) / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"members={len(self.generators)}, p={self.p}"
+
+
+def member_slice(layer: nn.Module, index: int) -> dict[str, torch.Tensor]:
+    """Parameters and buffers of member `index`, named as in the plain layer it came from."""
+    if isinstance(layer, MemberLinear):
+        out = {"weight": layer.weight[index]}
+        if layer.bias is not None:
+            out["bias"] = layer.bias[index]
+        return out
+    if isinstance(layer, MemberConv):
+        out = {"weight": layer.weight.view(layer.members, -1, *layer.weight.shape[1:])[index]}
+        if layer.bias is not None:
+            out["bias"] = layer.bias.view(layer.members, -1)[index]
+        return out
+    if isinstance(layer, MemberNorm):
+        c = layer.channels
+        out = {n: getattr(layer, n)[index * c : (index + 1) * c]
+               for n in ("weight", "bias", "running_mean", "running_var")}
+        out["num_batches_tracked"] = layer.num_batches_tracked
+        return out
+    if isinstance(layer, MemberDropout):
+        return {}
+    raise TypeError(f"not a member-batched layer: {type(layer).__name__}")
