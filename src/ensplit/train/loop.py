@@ -1,0 +1,143 @@
+"""The one training loop: member-batched, data resident on the device, no host sync inside an epoch."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ensplit.data.dataset import Dataset
+from ensplit.train.config import TrainConfig
+from ensplit.train.optim import make_optimizer, make_schedule
+
+IndexSampler = Callable[[int, int, Sequence[torch.Generator]], torch.Tensor]
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced, besides the weights.
+
+    train_loss: per epoch, each member's mean training loss. failed: members whose loss or weights
+    became non-finite (their slice is kept but must not be used). test_accuracy: per epoch and member
+    (only with track_test_accuracy).
+    """
+
+    members: int
+    seconds: float
+    seconds_per_epoch: list[float] = field(default_factory=list)
+    train_loss: list[list[float]] = field(default_factory=list)
+    test_accuracy: list[list[float]] = field(default_factory=list)
+    failed: list[bool] = field(default_factory=list)
+
+
+def member_generators(seeds: Sequence[int], offset: int = 0) -> list[torch.Generator]:
+    """One CPU generator per member: a member's data order never depends on its batch-mates."""
+    return [torch.Generator().manual_seed(int(s) * 7919 + offset) for s in seeds]
+
+
+def epoch_indices(n: int, batch_size: int, generators: Sequence[torch.Generator], batching: str) -> torch.Tensor:
+    """Index batches for one epoch: `[steps, M, B]` (independent) or `[steps, 1, B]` (shared)."""
+    if batching == "shared":
+        orders = torch.randperm(n, generator=generators[0]).unsqueeze(0)
+    else:
+        orders = torch.stack([torch.randperm(n, generator=g) for g in generators])
+    steps = math.ceil(n / batch_size)
+    return [orders[:, i * batch_size : (i + 1) * batch_size] for i in range(steps)]
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def _augmenter(dataset: Dataset, config: TrainConfig):
+    if dataset.kind != "image" or not config.augment:
+        return None
+    from ensplit.data.augment import augment_members
+
+    return augment_members
+
+
+@torch.no_grad()
+def predict_log_probs(model: nn.Module, x: torch.Tensor, dataset: Dataset | None = None,
+                      batch_size: int = 1024) -> torch.Tensor:
+    """Member log-probabilities `[M, N, C]` of `model` on inputs `x` (eval mode, batched)."""
+    was_training = model.training
+    model.eval()
+    dtype = _model_dtype(model)
+    outputs = []
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size]
+        xb = (dataset.prepare(xb) if dataset is not None else xb).to(dtype)
+        outputs.append(torch.log_softmax(model(xb), dim=-1))
+    model.train(was_training)
+    return torch.cat(outputs, dim=1)
+
+
+def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds: Sequence[int],
+          progress: bool = True, index_sampler: IndexSampler | None = None,
+          on_epoch: Callable[[int, nn.Module], None] | None = None, description: str = "training") -> TrainResult:
+    """Train `model` (forward → logits `[M, B, C]`) on `dataset`, which must already sit on the model's device.
+
+    The loss is the SUM over members of each member's mean cross-entropy, so every member's gradient is
+    what it would be if it trained alone. A custom `index_sampler(n, batch_size, generators)` returning
+    `[steps, M or 1, B]` replaces the default batching (MIMO uses this).
+    """
+    members = len(member_seeds)
+    generators = member_generators(member_seeds)
+    aug_generators = member_generators(member_seeds, offset=1)
+    augment = _augmenter(dataset, config)
+    device = dataset.x_train.device
+    dtype = _model_dtype(model)
+    n = dataset.x_train.shape[0]
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    optimizer = make_optimizer(model.parameters(), config)
+    schedule = make_schedule(optimizer, config, steps_per_epoch)
+    result = TrainResult(members=members, seconds=0.0, failed=[False] * members)
+    bar = tqdm(range(config.epochs), desc=description, file=sys.stderr, disable=not progress, leave=False)
+    start = time.perf_counter()
+    model.train()
+    for epoch in bar:
+        epoch_start = time.perf_counter()
+        batches = (index_sampler or (lambda n_, b_, g_: epoch_indices(n_, b_, g_, config.batching)))(
+            n, config.batch_size, generators)
+        loss_sum = torch.zeros(members, device=device, dtype=torch.float64)
+        for idx in batches:
+            idx = idx.to(device, non_blocking=True)
+            xb = dataset.prepare(dataset.x_train[idx]).to(dtype)  # [M or 1, B, ...]
+            yb = dataset.y_train[idx]
+            if augment is not None:
+                xb = augment(xb, aug_generators if idx.shape[0] == members else aug_generators[:1])
+            if idx.shape[0] == 1:
+                xb, yb = xb[0], yb[0].expand(members, -1)
+            logits = model(xb)
+            per_member = F.cross_entropy(logits.flatten(0, 1), yb.reshape(-1), reduction="none",
+                                         label_smoothing=config.label_smoothing).view(members, -1).mean(1)
+            optimizer.zero_grad(set_to_none=True)
+            per_member.sum().backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += per_member.detach().to(torch.float64) * yb.shape[1]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        result.seconds_per_epoch.append(time.perf_counter() - epoch_start)
+        epoch_loss = (loss_sum / n).tolist()
+        result.train_loss.append(epoch_loss)
+        result.failed = [f or not math.isfinite(v) for f, v in zip(result.failed, epoch_loss, strict=True)]
+        if config.track_test_accuracy:
+            lp = predict_log_probs(model, dataset.x_test, dataset)
+            result.test_accuracy.append((lp.argmax(-1) == dataset.y_test).double().mean(1).tolist())
+        if on_epoch is not None:
+            on_epoch(epoch, model)
+        finite = [v for v in epoch_loss if math.isfinite(v)]
+        bar.set_postfix(loss=f"{sum(finite) / max(len(finite), 1):.4f}", failed=sum(result.failed))
+        if all(result.failed):
+            break
+    result.seconds = time.perf_counter() - start
+    return result
