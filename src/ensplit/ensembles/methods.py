@@ -1,0 +1,178 @@
+"""The method registry: every ensemble method on every family, behind one front door.
+
+`build_method(name, family, members, width, ...)` returns a `MethodModel` whose forward maps input
+`[B, ...]` (or `[members, B, ...]`, one batch per member) to logits `[members, B, classes]`;
+`method_param_count` gives its exact parameter count in closed form (no weights are allocated), and
+`solve_method_width` the widest network of a method within a parameter budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ensplit.ensembles.batchensemble import batchensemble_param_count, to_batchensemble
+from ensplit.ensembles.grouped import GroupedEnsemble
+from ensplit.ensembles.independent import MemberBatchedEnsemble, build_member, stack_members
+from ensplit.ensembles.inventory import Inventory, example_input, family_inventory, inventory_of
+from ensplit.ensembles.mimo import mimo_index_sampler, mimo_param_count, stem_and_head, to_mimo
+from ensplit.ensembles.mixture import to_mixture
+from ensplit.ensembles.mixture_plan import mixture_plan
+from ensplit.ensembles.multihead import multihead_param_count, split_layers, to_multihead
+from ensplit.errors import EnsplitError
+from ensplit.models import count_params, create, get_family
+
+METHOD_OPTIONS: dict[str, dict[str, Any]] = {
+    "single": {},
+    "deep": {"conv_strategy": "grouped"},
+    "batchensemble": {"fast_init": "random_sign", "split_batch": False},
+    "mimo": {"input_repetition": 0.5, "batch_repetitions": 4},
+    "mixture": {"budget": None, "templates_per_layer": 4, "grouping": "auto", "assignment": "round_robin"},
+    "grouped": {"aggregation": "collegial"},
+    "multihead": {"split_at": None},
+}
+
+
+class MethodModel(nn.Module):
+    """An ensemble method's network plus how to train it.
+
+    members: members in the output (1 for the collegial read-out); batching: "independent" or "shared"
+    (see TrainConfig); index_sampler: a custom batch sampler for `ensplit.train.train`, or None.
+    """
+
+    def __init__(self, method: str, network: nn.Module, members: int, batching: str,
+                 index_sampler: Callable | None = None, info: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.method, self.network, self.members, self.batching = method, network, members, batching
+        self.index_sampler, self.info = index_sampler, dict(info or {})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+
+def method_names() -> list[str]:
+    return list(METHOD_OPTIONS)
+
+
+def _options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    if name not in METHOD_OPTIONS:
+        raise EnsplitError(f"unknown method {name!r}; known methods: {', '.join(method_names())}")
+    unknown = set(options) - set(METHOD_OPTIONS[name])
+    if unknown:
+        known = ", ".join(sorted(METHOD_OPTIONS[name])) or "none"
+        raise EnsplitError(f"unknown option(s) {', '.join(sorted(unknown))} for method {name!r} (known: {known})")
+    return {**METHOD_OPTIONS[name], **options}
+
+
+def _split_sampler(members: int) -> Callable:
+    """BatchEnsemble's batch split: one shared order per epoch, each step's batch divided among members."""
+
+    def sampler(n: int, batch_size: int, generators) -> list[torch.Tensor]:
+        order = torch.randperm(n, generator=generators[0])
+        per = max(1, batch_size // members)
+        steps = n // (per * members)
+        return [order[s * per * members : (s + 1) * per * members].view(members, per) for s in range(steps)]
+
+    return sampler
+
+
+def build_method(name: str, family: str, members: int, width: int, depth: int | None = None,
+                 in_shape: tuple[int, ...] | None = None, num_classes: int | None = None, seed: int = 0,
+                 family_options: dict[str, Any] | None = None, **options: Any) -> MethodModel:
+    """Method `name` on `family` with `members` members of `width` (see METHOD_OPTIONS for `options`)."""
+    opts = _options(name, options)
+    if members < 1:
+        raise EnsplitError(f"members must be >= 1, got {members}")
+    kw = dict(width=width, depth=depth, in_shape=in_shape, num_classes=num_classes, **(family_options or {}))
+    in_shape = tuple(in_shape or get_family(family).default_in_shape)
+    dims = len(in_shape)
+    if name in ("single", "deep", "grouped"):
+        m = 1 if name == "single" else members
+        plains = [build_member(family, seed + i, **kw) for i in range(m)]
+        net = MemberBatchedEnsemble(stack_members(plains, opts.get("conv_strategy", "grouped")), m, dims)
+        if name == "grouped":
+            grouped = GroupedEnsemble(net, opts["aggregation"])
+            return MethodModel(name, grouped, grouped.output_members, "shared", info={"paths": m, **opts})
+        return MethodModel(name, net, m, "independent")
+    if name == "multihead":
+        network, heads = to_multihead([build_member(family, seed + i, **kw) for i in range(members)], in_shape,
+                                      opts["split_at"])
+        return MethodModel(name, network, members, "shared", info={"per_member_layers": heads})
+    base = build_member(family, seed, **kw)
+    if name == "batchensemble":
+        network, _ = to_batchensemble(base, members, opts["fast_init"], seed)
+        sampler = _split_sampler(members) if opts["split_batch"] else None
+        return MethodModel(name, MemberBatchedEnsemble(network, members, dims), members, "shared", sampler, opts)
+    if name == "mimo":
+        torch.manual_seed(seed + 1)  # the widened stem and head
+        network, _ = to_mimo(base, members, in_shape)
+        sampler = mimo_index_sampler(members, opts["input_repetition"], opts["batch_repetitions"])
+        return MethodModel(name, network, members, "independent", sampler, opts)
+    budget = opts["budget"] or count_params(family, **kw)
+    network, plan, _ = to_mixture(base, members, int(budget), opts["templates_per_layer"], opts["grouping"],
+                                  opts["assignment"], seed)
+    info = {**opts, "budget": int(budget), "grouping_used": plan.grouping,
+            "templates": {g.key: g.templates for g in plan.groups}, "fallback_layers": list(plan.fallback_layers)}
+    return MethodModel(name, MemberBatchedEnsemble(network, members, dims), members, "shared", info=info)
+
+
+def _traced(family: str, kw: dict[str, Any], in_shape: tuple[int, ...]) -> tuple[nn.Module, Inventory]:
+    """A meta-device model (no memory) for tracing stem, head and split points."""
+    with torch.device("meta"):
+        model = create(family, **kw)
+    return model, inventory_of(model)
+
+
+def method_param_count(name: str, family: str, members: int, width: int, depth: int | None = None,
+                       in_shape: tuple[int, ...] | None = None, num_classes: int | None = None,
+                       family_options: dict[str, Any] | None = None, **options: Any) -> int:
+    """Exact parameter count of `build_method(...)` from closed forms over the family's layers."""
+    opts = _options(name, options)
+    kw = dict(width=width, depth=depth, in_shape=in_shape, num_classes=num_classes, **(family_options or {}))
+    shape = tuple(in_shape or get_family(family).default_in_shape)
+    if name == "single":
+        return count_params(family, **kw)
+    if name in ("deep", "grouped"):
+        return members * count_params(family, **kw)
+    if name == "batchensemble":
+        return batchensemble_param_count(family_inventory(family, **kw), members)
+    if name == "mixture":
+        budget = opts["budget"] or count_params(family, **kw)
+        plan = mixture_plan(family_inventory(family, **kw), members, int(budget), opts["templates_per_layer"],
+                            opts["grouping"])
+        return plan.total_params
+    model, inv = _traced(family, kw, shape)
+    with torch.device("meta"):
+        if name == "mimo":
+            stem, head = stem_and_head(model, shape)
+            return mimo_param_count(inv, members, stem, head)
+        heads = [layer for layer, _ in split_layers(model, shape, opts["split_at"])]
+    return multihead_param_count(inv, members, heads)
+
+
+def solve_method_width(name: str, budget: int, family: str, members: int, depth: int | None = None,
+                       in_shape: tuple[int, ...] | None = None, num_classes: int | None = None,
+                       family_options: dict[str, Any] | None = None, max_width: int = 1 << 14,
+                       **options: Any) -> int:
+    """The largest width whose method parameter count is <= `budget` (counts grow with width)."""
+
+    def count(w: int) -> int:
+        return method_param_count(name, family, members, w, depth, in_shape, num_classes, family_options,
+                                  **options)
+
+    if count(1) > budget:
+        raise EnsplitError(f"method {name!r} with {members} members does not fit {budget} parameters at width 1")
+    low, high = 1, 2
+    while high <= max_width and count(high) <= budget:
+        low, high = high, high * 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if count(mid) <= budget else (low, mid)
+    return low
+
+
+__all__ = ["METHOD_OPTIONS", "MethodModel", "build_method", "example_input", "method_names",
+           "method_param_count", "solve_method_width"]
