@@ -61,7 +61,7 @@ def decode_images(
     if out is None:  # the first image was gray but another is not: decode again in colour
         out = _decode_all(items, describe, "RGB", size, resize, workers)
     assert out is not None
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    return out
 
 
 def _safe_open(items: Sequence[EncodedImage], i: int, describe: Callable[[int], str]) -> Image.Image:
@@ -80,8 +80,8 @@ def _decode_all(
     resize: bool,
     workers: int | None,
 ) -> np.ndarray | None:
-    """`[N, H, W, C]` uint8, or None when `mode` is "L" but some image has colour."""
-    out = np.empty((len(items), size[0], size[1], 1 if mode == "L" else 3), dtype=np.uint8)
+    """`[N, C, H, W]` uint8, or None when `mode` is "L" but some image has colour."""
+    out = np.empty((len(items), 1 if mode == "L" else 3, size[0], size[1]), dtype=np.uint8)
 
     def chunk(start: int) -> bool:
         for i in range(start, min(start + _CHUNK, len(items))):
@@ -93,7 +93,7 @@ def _decode_all(
                     f"image {describe(i)} is {image.width}x{image.height} but the first is "
                     f"{size[1]}x{size[0]}; pass image_size to resize them all"
                 )
-            out[i] = _to_array(image, mode, size)
+            out[i] = _to_array(image, mode, size).transpose(2, 0, 1)  # per image: no big transpose copy later
         return True
 
     starts = range(0, len(items), _CHUNK)

@@ -155,13 +155,18 @@ def _decode(found: FoundImages, train_subset: int | None, test_subset: int | Non
     }
 
 
-def channel_mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std on the 0–1 scale of uint8 `[N, C, H, W]`, exact via a 256-bin histogram."""
-    values = np.arange(256, dtype=np.float64) / 255.0
-    mean, std = np.empty(x.shape[1]), np.empty(x.shape[1])
-    for c in range(x.shape[1]):
-        counts = np.bincount(x[:, c].ravel(), minlength=256).astype(np.float64)
-        p = counts / counts.sum()
-        mean[c] = p @ values
-        std[c] = np.sqrt(max(p @ (values - mean[c]) ** 2, 0.0))
-    return mean, np.maximum(std, 1e-8)
+def channel_mean_std(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std on the 0–1 scale of uint8 `[N, C, H, W]`.
+
+    Exact: integer sums of values and squares, in chunks so memory stays small.
+    """
+    total = np.zeros(x.shape[1], dtype=np.int64)
+    squares = np.zeros(x.shape[1], dtype=np.int64)
+    for start in range(0, x.shape[0], chunk):
+        part = x[start : start + chunk].astype(np.int32)
+        total += part.sum(axis=(0, 2, 3), dtype=np.int64)
+        squares += (part * part).sum(axis=(0, 2, 3), dtype=np.int64)  # ≤ 255² fits int32
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / count
+    variance = np.maximum(squares / count - mean**2, 0.0)
+    return mean / 255.0, np.maximum(np.sqrt(variance) / 255.0, 1e-8)
