@@ -100,6 +100,13 @@ def test_single_folder_holds_out_a_seeded_test_split(tmp_path: Path) -> None:
     assert not torch.equal(other.x_test, ds.x_test)
 
 
+def test_train_folder_without_test_folder_is_one_split(tmp_path: Path) -> None:
+    x, y = _images(10)
+    _write_folder(tmp_path / "d" / "train", x, y)
+    ds = load_image_dataset(tmp_path / "d", test_fraction=0.2)
+    assert ds.class_names == CLASSES and len(ds.y_train) == 8 and len(ds.y_test) == 2
+
+
 def test_parquet_hf_layout_round_trip_with_class_names(tmp_path: Path) -> None:
     x, y = _images(10)
     xt, yt = _images(4, seed=1)
@@ -200,6 +207,21 @@ def test_subsets_are_seeded_and_keep_labels_with_images(tmp_path: Path) -> None:
         assert rows[tuple(im.flatten().tolist())] == int(lab)
     same = load_image_dataset(tmp_path / "d", train_subset=8, test_subset=4, seed=1, cache=False)
     assert torch.equal(same.x_train, ds.x_train)
+
+
+def test_mixed_modes_and_sizes(tmp_path: Path) -> None:
+    gray, _ = _images(1, channels=1)
+    colour, _ = _images(1, channels=3, h=8, w=8, seed=1)
+    for cls, image in (("a", gray), ("b", colour)):
+        (tmp_path / "d" / cls).mkdir(parents=True)
+        (tmp_path / "d" / cls / "0.png").write_bytes(_encode(image[0]))
+        (tmp_path / "d" / cls / "1.png").write_bytes(_encode(image[0]))
+    with pytest.raises(EnsplitError, match=r"b/[01].png is 8x8 but the first is 5x6; pass image_size"):
+        load_image_dataset(tmp_path / "d", workers=1)
+    ds = load_image_dataset(tmp_path / "d", image_size=(6, 5), test_fraction=0.5, seed=0)
+    assert ds.in_shape == (3, 6, 5)  # the gray image is decoded again in colour once a colour one shows up
+    every = torch.cat([ds.x_train, ds.x_test])[torch.cat([ds.y_train, ds.y_test]) == 0]
+    assert torch.equal(every[0], torch.from_numpy(gray[0]).expand(3, -1, -1))
 
 
 # ---------------------------------------------------------------- caching

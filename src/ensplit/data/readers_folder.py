@@ -41,8 +41,8 @@ def find_image_folder(path: Path) -> FoundImages | None:
         unknown = sorted(set(test) - set(train))
         if unknown:
             raise EnsplitError(f"class folders {unknown} in {test_dir} have no counterpart in {train_dir}")
-    else:
-        train, test = _class_folders(path), None
+    else:  # one split: `root/<class>/...`, or `root/train/<class>/...` with no test folder beside it
+        train, test = _class_folders(train_dir if train_dir.is_dir() else path), None
         if not train:
             return None
         if not any(train.values()):
