@@ -15,10 +15,12 @@ CASES = [("mlp", {"width": 8}, (40,)), ("cnn1d", {"width": 4, "depth": 2}, (40,)
 
 @pytest.fixture(autouse=True)
 def float64():
-    previous = torch.get_default_dtype()
+    previous, threads = torch.get_default_dtype(), torch.get_num_threads()
     torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)  # tiny tensors on 2 shared cores
     yield
     torch.set_default_dtype(previous)
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("family,kw,in_shape", CASES)

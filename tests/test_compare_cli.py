@@ -1,0 +1,59 @@
+"""A tiny end-to-end `ensplit compare --json` through the CLI entry point, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ensplit.cli import main
+from ensplit.study.compare import RESULT_KEYS
+
+TINY = ["compare", "--family", "mlp", "--width", "8", "--members", "2", "--epochs", "1", "--train-subset", "200",
+        "--test-subset", "100", "--batch-size", "64", "--no-progress",
+        "--method-option", "mimo.batch_repetitions=1"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_compare_json_has_one_object_per_method_with_exact_keys(capsys) -> None:
+    methods = "single,deep,batchensemble,mimo,mixture,grouped,multihead"
+    code = main([*TINY, "--methods", methods, "--json", "--method-option", "mixture.budget=2000"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in rows] == methods.split(",")
+    for row in rows:
+        assert tuple(row) == RESULT_KEYS
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["params"] > 0 and row["flops"] > 0
+        assert row["corrupted_accuracy"] is not None  # MNIST-1D has noise and shift corruptions
+    by = {r["method"]: r for r in rows}
+    assert by["single"]["disagreement"] is None and by["grouped"]["disagreement"] is None  # one output
+    assert by["deep"]["disagreement"] is not None
+    assert 1990 <= by["mixture"]["params"] <= 2000
+
+
+def test_report_has_the_table_and_both_sweeps(capsys, tmp_path) -> None:
+    code = main([*TINY, "--methods", "deep,mixture", "--report", str(tmp_path), "--sweep-budgets", "1,2",
+                 "--sweep-members", "1,2"])
+    assert code == 0 and "mixture" in capsys.readouterr().out
+    page = (tmp_path / "report.html").read_text()
+    assert "against parameters" in page and "number of members" in page and page.count("<img") == 4
+
+
+def test_compare_at_a_budget_sizes_every_method_to_it(capsys) -> None:
+    assert main([*TINY, "--methods", "deep,batchensemble,mimo", "--param-budget", "3000", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(2000 < r["params"] <= 3000 for r in rows)
+
+
+def test_unknown_method_is_a_one_line_error(capsys) -> None:
+    assert main([*TINY, "--methods", "deep,nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown method" in err and "\n" not in err
