@@ -97,10 +97,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    if getattr(args, "json", False):
-        print(json.dumps(to_jsonable(result), indent=2))
-    elif result is not None and hasattr(module, "render"):
-        print(module.render(result))
+    try:
+        if getattr(args, "json", False):
+            print(json.dumps(to_jsonable(result), indent=2))
+        elif result is not None and hasattr(module, "render"):
+            print(module.render(result))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ensplit ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -9,7 +9,7 @@ from ensplit.data.mnist1d import load_mnist1d
 from ensplit.errors import EnsplitError
 
 
-def load_dataset(spec: str = "mnist1d", **options: int) -> Dataset:
+def load_dataset(spec: str = "mnist1d", **options: object) -> Dataset:
     """`"mnist1d"` (options: num_samples, seed) or a path to image data on disk (see `ensplit.data.images`)."""
     if spec == "mnist1d":
         return load_mnist1d(**options)

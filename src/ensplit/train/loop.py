@@ -59,9 +59,9 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
 def _augmenter(dataset: Dataset, config: TrainConfig):
     if dataset.kind != "image" or not config.augment:
         return None
-    from ensplit.data.augment import augment_members
+    from ensplit.data.augment import random_crop_flip
 
-    return augment_members
+    return random_crop_flip
 
 
 @torch.no_grad()
@@ -110,10 +110,11 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
         loss_sum = torch.zeros(members, device=device, dtype=torch.float64)
         for idx in batches:
             idx = idx.to(device, non_blocking=True)
-            xb = dataset.prepare(dataset.x_train[idx]).to(dtype)  # [M or 1, B, ...]
+            xb = dataset.x_train[idx]  # [M or 1, B, ...], raw (uint8 for images)
             yb = dataset.y_train[idx]
-            if augment is not None:
+            if augment is not None:  # crops pad with true zeros before normalisation
                 xb = augment(xb, aug_generators if idx.shape[0] == members else aug_generators[:1])
+            xb = dataset.prepare(xb).to(dtype)
             if idx.shape[0] == 1:
                 xb, yb = xb[0], yb[0].expand(members, -1)
             logits = model(xb)

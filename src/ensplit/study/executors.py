@@ -1,0 +1,47 @@
+"""Executors run training jobs and hand results back to the driver, which alone writes the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from ensplit.errors import EnsplitError
+from ensplit.study.jobs import JobResult, run_job
+from ensplit.study.plan import TrainJob
+
+
+class Executor(Protocol):
+    def run(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[TrainJob, JobResult]]:
+        """Yield (job, result) as jobs finish, in any order."""
+        ...
+
+
+class LocalExecutor:
+    """Runs jobs one after another in this process (members of a job are trained together)."""
+
+    def __init__(self, device: str = "cpu", progress: bool = True) -> None:
+        self.device, self.progress = device, progress
+
+    def run(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[TrainJob, JobResult]]:
+        for job in jobs:
+            yield job, run_job(job, self.device, self.progress)
+
+
+def make_executor(name: str, device: str = "cpu", workers: int = 2, address: str | None = None,
+                  progress: bool = True) -> Executor:
+    """`local`, `process` (a process pool, one thread per worker) or `ray`."""
+    if name == "local":
+        return LocalExecutor(device, progress)
+    if name == "process":
+        try:
+            from ensplit.study.process_executor import ProcessPoolJobExecutor
+        except ImportError as error:
+            raise EnsplitError(f"the process executor is unavailable: {error}") from None
+        return ProcessPoolJobExecutor(workers=workers, device=device)
+    if name == "ray":
+        try:
+            from ensplit.study.ray_executor import RayExecutor
+        except ImportError as error:
+            raise EnsplitError(f"the ray executor needs the extra: pip install 'ensplit[ray]' ({error})") from None
+        return RayExecutor(address=address, device=device)
+    raise EnsplitError(f"unknown executor {name!r}: choose local, process or ray")

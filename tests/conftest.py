@@ -1,0 +1,15 @@
+"""Test-wide settings: one torch thread (fast on 2 shared cores) and a private data cache."""
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep generated and decoded data sets out of the user's cache, but share them across tests."""
+    import os
+
+    if "ENSPLIT_CACHE" not in os.environ:
+        os.environ["ENSPLIT_CACHE"] = str(tmp_path_factory.mktemp("ensplit-cache"))
