@@ -155,3 +155,19 @@ def path_ntk_diagonal(module: CollegialMLP | CollegialBottleneck, x: torch.Tenso
     params = [p for p in module.parameters()]
     grads = torch.autograd.grad(module(x.unsqueeze(0)).sum(), params)
     return sum(g.reshape(module.paths, -1).pow(2).sum(1) for g in grads)
+
+
+def path_ntk_matrix(module: CollegialMLP | CollegialBottleneck, x1: torch.Tensor, x2: torch.Tensor
+                    ) -> torch.Tensor:
+    """K_j(x, x') = ∇_{θ_j} f_j(x) · ∇_{θ_j} f_j(x') of every path j of a non-aggregated module.
+
+    x1 [N, ...], x2 [M, ...] -> [paths, N, M]; per-input gradients of Σ_j f_j with vmap(grad).
+    """
+    if module.aggregate:
+        raise ValueError("path_ntk_matrix needs a module built with aggregate=False")
+    params = {k: p.detach() for k, p in module.named_parameters()}
+    per_example = vmap(grad(_scalar_fn(module, None)), in_dims=(None, 0))
+    g1, g2 = per_example(params, x1), per_example(params, x2)
+    paths = module.paths
+    return sum(torch.einsum("npk,mpk->pnm", g1[k].reshape(len(x1), paths, -1), g2[k].reshape(len(x2), paths, -1))
+               for k in g1)
