@@ -75,7 +75,10 @@ def to_jsonable(value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser, commands = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a one-line usage error (code 2)
+        return int(exit_.code or 0)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2

@@ -81,6 +81,9 @@ class StudyConfig:
             raise EnsplitError("executor must be one of local, process, ray")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise EnsplitError("validation_fraction must be in [0, 1)")
+        from ensplit.models import count_params
+
+        count_params(self.family, self.widths[0], self.depth, **self.family_options)  # family, depth, options
         if self.tune and self.validation_fraction == 0.0:
             object.__setattr__(self, "validation_fraction", 0.1)
 

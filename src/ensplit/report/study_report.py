@@ -1,0 +1,82 @@
+"""Assemble the seed-000 report page of a memory-split study from its analysis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ensplit.report import study_figures as figures
+from ensplit.report.html import Section, write_report
+
+
+def _fit_fn(fit):
+    return None if fit is None else fit.predict
+
+
+def study_sections(analysis: Any) -> list[Section]:
+    sizes = analysis.sizes
+    curves = {s.params: (s.n, s.cnll, s.cnll_std) for s in sizes}
+    fits = {s.params: _fit_fn(s.fit) for s in sizes}
+    points = [(int(n), s.params, int(n) * s.params, float(c)) for s in sizes for n, c in zip(s.n, s.cnll, strict=True)]
+    budget_curves: dict[int, list[tuple[int, float]]] = {}
+    from ensplit.study.analysis import budget_candidates
+
+    for row in analysis.budgets[1:]:  # the smallest budget has only n = 1
+        budget_curves[row.budget] = [(n, float(s.cnll[i])) for n, s, i in budget_candidates(sizes, row.budget)]
+    predicted = {p.params: (p.grid, p.median, p.lower, p.upper) for p in analysis.predictions if p.fit is not None}
+    table = [{"budget B": b.budget, "best n": b.best_n, "member width": b.best_width, "CNLL": b.best_cnll,
+              "accuracy": b.best_accuracy, "single CNLL": b.single_cnll, "single accuracy": b.single_accuracy,
+              "MSA (single − best)": b.advantage, "predicted n": b.predicted_n, "predicted width": b.predicted_width}
+             for b in analysis.budgets]
+    fit_rows = [{"direction": f"n (s = {s.params:,})", **_fit_row(s.fit)} for s in sizes]
+    fit_rows += [{"direction": "s (n = 1)", **_fit_row(analysis.fit_s)},
+                 {"direction": "B (envelope)", **_fit_row(analysis.fit_b)}]
+    pred_rows = [{"s": p.params, "fit on networks": p.networks, "RMSE vs measured (n > max)": p.rmse,
+                  **_fit_row(p.fit)} for p in analysis.predictions]
+    sections = [
+        Section("Optimal memory split", "For each budget B (a member size of the grid), the best ensemble with "
+                "n·s ≤ B against one network of B parameters. A positive memory-split advantage (MSA) means "
+                "splitting the budget into several members is better.", table=table),
+        Section("The (n, s) plane", "Pool-based CNLL of every measured ensemble; dotted lines are constant budgets.",
+                figures=[(figures.ns_plane(curves), "CNLL over ensemble size and member size")]),
+        Section("Power laws", "Fits of c + b·m^a (least squares in NLL units, science.md §2).",
+                figures=[(figures.cnll_n(curves, fits), "CNLL_n per member size with fits"),
+                         (figures.cnll_s([s.params for s in sizes], [float(s.cnll[0]) for s in sizes],
+                                         _fit_fn(analysis.fit_s)), "CNLL_s of single networks"),
+                         (figures.cnll_b(points, analysis.envelope, _fit_fn(analysis.fit_b)),
+                          "CNLL_B: lower envelope over member sizes")],
+                table=fit_rows),
+    ]
+    if budget_curves:
+        sections.append(Section("Memory-split curves", "CNLL against the number of members at fixed budgets.",
+                                figures=[(figures.msa_curves(budget_curves), "MSA curves")]))
+    sections.append(Section(
+        "Predicting large ensembles", f"CNLL_n fitted on n ≤ {analysis.predict_max_n} from a few networks per size "
+        "(seed 000 §7), extrapolated and compared with the measured pool curves; bands are 5–95% over "
+        "re-drawn sets of networks.",
+        figures=[(figures.prediction(curves, predicted, analysis.predict_max_n), "predicted vs measured CNLL_n")]
+        + ([(figures.optimal_splits([{"budget": b.budget, "measured_n": b.best_n, "predicted_n": b.predicted_n}
+                                     for b in analysis.budgets if b.predicted_n]), "predicted vs true optimal n")]
+           if any(b.predicted_n for b in analysis.budgets) else []),
+        table=pred_rows))
+    return sections
+
+
+def _fit_row(fit) -> dict[str, Any]:
+    if fit is None:
+        return {"a": None, "b": None, "c": None, "RMSE": None}
+    return {"a": fit.a, "b": fit.b, "c": fit.c, "RMSE": fit.rmse}
+
+
+def write_study_report(analysis: Any, path: str | Path, config: Any = None) -> Path:
+    subtitle = ""
+    if config is not None:
+        subtitle = (f"data {config.dataset}, family {config.family}, widths {list(config.widths)}, "
+                    f"{config.train.epochs} epochs, {config.train.optimizer} lr {config.train.lr}, "
+                    f"temperature {config.temperature} averaging")
+    if analysis.failed_networks:
+        subtitle += f"; {analysis.failed_networks} diverged network(s) left out"
+    return write_report(path, "ensplit memory-split study", study_sections(analysis), subtitle)
+
+
+__all__ = ["study_sections", "write_study_report"]
