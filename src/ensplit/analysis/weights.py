@@ -22,9 +22,18 @@ from ensplit.train import predict_log_probs
 State = dict[str, torch.Tensor]
 
 
-def parameter_names(template: nn.Module) -> list[str]:
-    """Names of the trainable parameters, in module order (batch-norm buffers are not weights)."""
-    return [name for name, _ in template.named_parameters()]
+def parameter_names(template: nn.Module, skip_norm: bool = False) -> list[str]:
+    """Names of the trainable parameters, in module order (batch-norm buffers are not weights).
+
+    With `skip_norm`, batch-norm scales and shifts are left out too: their scales start at 1 in every
+    init, so they can dominate the cosine similarity of small networks.
+    """
+    skipped = set()
+    if skip_norm:
+        for prefix, module in template.named_modules():
+            if module in batch_norm_layers(template):
+                skipped.update(f"{prefix}.{n}" if prefix else n for n, _ in module.named_parameters())
+    return [name for name, _ in template.named_parameters() if name not in skipped]
 
 
 def flatten_state(state: State, names: Sequence[str]) -> torch.Tensor:

@@ -144,13 +144,17 @@ def landscape_sections(result: object) -> list[Section]:
     cos, dis = s["cosine"], s["disagreement"]
     sampler_rows = [{"method": "independent inits", "mean accuracy": s["independent"]["mean_accuracy"],
                      "mean normalised diversity": s["independent"]["mean_normalized_diversity"],
-                     "diversity at inits' accuracy": s["independent"]["mean_normalized_diversity"]}]
+                     "diversity at inits' accuracy": s["independent"]["mean_normalized_diversity"],
+                     "accuracy at inits' diversity": s["independent"]["mean_accuracy"]}]
     for name, v in s["samplers"].items():
         sampler_rows.append({"method": name, "mean accuracy": v["mean_accuracy"],
                              "mean normalised diversity": v["mean_normalized_diversity"],
                              "diversity at inits' accuracy": v["diversity_at_independent_accuracy"]
                              if v["reaches_independent_accuracy"] else f"never that accurate "
-                             f"({v['diversity_at_independent_accuracy']:.3g} at its best)"})
+                             f"({v['diversity_at_independent_accuracy']:.3g} at its best)",
+                             "accuracy at inits' diversity": v["accuracy_at_independent_diversity"]
+                             if v["reaches_independent_diversity"] else f"never that diverse "
+                             f"({v['accuracy_at_independent_diversity']:.3g} at its most)"})
     sizes = result.ensemble_sizes
     ensemble_rows = [{"members": name, **{f"{m} (n={n})": values[m][i] for m in ("accuracy", "cnll")
                                           for i, n in enumerate(sizes) if n in (1, sizes[-1])}}
