@@ -1,0 +1,105 @@
+"""`ensplit collegial`: JSON keys and values, human output, report, and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+
+from ensplit.cli import main
+
+FC = ["collegial", "--baseline", "mlp", "--input-dim", "748", "--width", "500", "--hidden-layers", "5",
+      "--outputs", "1", "--no-bias"]
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
+    assert main([*argv, "--json"]) == 0
+    out = capsys.readouterr().out
+    return json.loads(out)  # nothing but the JSON on stdout
+
+
+def test_mlp_primal_json(capsys: pytest.CaptureFixture[str]) -> None:
+    result = _json(capsys, [*FC, "--alpha", "3.64", "--objective", "primal"])
+    assert {"objective", "width", "members", "efficiency", "baseline_params", "params", "design"} <= set(result)
+    assert result["objective"] == "primal" and result["width"] == 48
+    assert result["members"] == pytest.approx(30.43, abs=0.01)
+    assert result["efficiency"] == pytest.approx(1.0)
+    assert result["baseline_params"] == 1_374_500 and result["params"] == pytest.approx(1_374_500)
+    assert result["design"]["family"] == "mlp"
+    assert (result["design"]["width"], result["design"]["members"], result["design"]["depth"]) == (48, 30, 5)
+
+
+def test_mlp_dual_json(capsys: pytest.CaptureFixture[str]) -> None:
+    result = _json(capsys, [*FC, "--alpha", "3.64", "--objective", "dual"])
+    assert result["width"] == 48
+    assert result["members"] == pytest.approx(12.44, abs=0.01)
+    assert result["efficiency"] == pytest.approx(2.447, abs=0.001)
+    assert result["params"] == pytest.approx(result["baseline_params"] / result["efficiency"])
+    assert result["design"]["members"] == 12
+
+
+def test_resnext_block_dual_json(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["collegial", "--baseline", "resnext-block", "--block-channels", "256", "--width", "128",
+            "--alpha", "1.60", "--objective", "dual"]
+    result = _json(capsys, argv)
+    assert (result["width"], round(result["members"], 2), round(result["efficiency"], 2)) == (10, 9.93, 3.28)
+    assert result["baseline_params"] == 9 * 128**2 + 516 * 128 + 512
+    assert result["design"] == {"family": "resnext-block", "channels": 256, "cardinality": 10, "bottleneck_width": 10}
+
+
+def test_resnext_whole_network_primal(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["collegial", "--baseline", "resnext", "--cardinality", "1", "--bottleneck-width", "128",
+            "--objective", "primal", "--alpha", "1.6"]
+    result = _json(capsys, argv)
+    assert result["width"] == 10
+    assert result["whole_network"]["name"] == "37x10d"
+    assert result["whole_network"]["params"] <= result["whole_network"]["baseline_params"] == 13_775_178
+    assert result["design"]["family"] == "resnext"
+    assert (result["design"]["cardinality"], result["design"]["bottleneck_width"]) == (37, 10)
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "37x10d" in text and "primal optimum: width n = 10" in text
+
+
+def test_flops_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    result = _json(capsys, [*FC, "--alpha", "3.64", "--objective", "dual", "--cost", "flops"])
+    assert result["cost"] == "flops" and result["baseline_flops"] == 2 * 1_374_500
+    assert result["efficiency"] == pytest.approx(result["baseline_flops"] / result["flops"])
+
+
+def test_fit_alpha_json_and_report(capsys: pytest.CaptureFixture[str], tmp_path, monkeypatch) -> None:
+    import ensplit.report.collegial_figures as figures
+
+    small = functools.partial(figures.ensemble_ntk_convergence, width=8, hidden_layers=2, members=(1, 4),
+                              angles=9, mean_samples=64, repeats=1)
+    monkeypatch.setattr(figures, "ensemble_ntk_convergence", small)
+    argv = ["collegial", "--baseline", "resnext-block", "--width", "32", "--fit-alpha", "--samples", "60",
+            "--seed", "3", "--fit-widths", "4,8", "--objective", "dual", "--report", str(tmp_path)]
+    result = _json(capsys, argv)
+    assert result["alpha"] > 0 and result["alpha_stderr"] is not None
+    page = (tmp_path / "report.html").read_text()
+    assert result["report"] == str(tmp_path / "report.html")
+    assert page.count("<img") == 4  # primal, dual, alpha fit, convergence
+    assert "Monte Carlo fit" in page
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ([*FC, "--objective", "primal"], "--alpha is required"),
+    ([*FC, "--alpha", "0"], "--alpha must be positive"),
+    ([*FC, "--alpha", "1", "--fit-alpha"], "not both"),
+    (["collegial", "--baseline", "mlp", "--input-dim", "748", "--width", "0", "--alpha", "1"],
+     "--width must be a positive integer"),
+    (["collegial", "--baseline", "mlp", "--width", "10", "--alpha", "1"], "--input-dim is required"),
+    ([*FC, "--alpha", "1", "--block-channels", "64"], "--block-channels applies to --baseline resnext-block"),
+    (["collegial", "--baseline", "resnext", "--width", "10", "--alpha", "1"], "not --width"),
+    (["collegial", "--baseline", "resnext-block", "--width", "-3", "--alpha", "1"], "positive integer"),
+    ([*FC, "--fit-alpha", "--fit-widths", "4,x"], "comma-separated integers"),
+    ([*FC, "--fit-alpha", "--samples", "3"], "--samples must be at least 10"),
+])
+def test_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], extra: list[str], message: str) -> None:
+    assert main([*extra, "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ensplit collegial: error:") and message in lines[0]
