@@ -43,5 +43,5 @@ def make_executor(name: str, device: str = "cpu", workers: int = 2, address: str
             from ensplit.study.ray_executor import RayExecutor
         except ImportError as error:
             raise EnsplitError(f"the ray executor needs the extra: pip install 'ensplit[ray]' ({error})") from None
-        return RayExecutor(address=address, device=device)
+        return RayExecutor(address=address, device=device, workers=workers)
     raise EnsplitError(f"unknown executor {name!r}: choose local, process or ray")
