@@ -1,26 +1,34 @@
-"""Power laws PL_m = c + b·m^a (a < 0, b > 0) fitted to metric sequences (science.md §2).
+"""Power laws PL_m = c + b·m^a (a < 0, b > 0) fitted to a measured sequence (science.md §2, seed 000 §3).
 
-Default objective ("nll"): least squares in the metric's own units. For fixed a the model is linear in
-(b, c), so a 1-D search over a with (b, c) by linear least squares (b ≥ 0 enforced) finds the global
-optimum of a 3-parameter fit robustly. Option ("log2"): seed 000 eq. 6, the squared error of
-log2(y − c) − log2 b − a·log2 m, with c confined to a window below min y and started from the NLL fit.
+Default objective "nll": least squares in the units of y (NLL). The model is linear in (b, c) for fixed a,
+so a is found by a 1-D search (a log-spaced grid over |a|, then bounded Brent refinement) and (b, c) by
+linear least squares at each a; b > 0 is enforced (b ≤ 0 collapses to the constant fit). RMSE in y units.
+
+Option "log2": seed 000 eq. 6, (1/M) Σ (log2(ŷ_m − c) − log2 b − a·log2 m)². For fixed c it is a linear
+regression of log2(ŷ − c) on log2 m; c is searched locally from the NLL-space fit inside the window
+[min ŷ − c_window·span, min ŷ − 1e-6·span] (span = max ŷ − min ŷ), because taken literally the objective
+is degenerate (c → −∞ drives it to 0). RMSE in log2 units.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize, minimize_scalar
 
 from ensplit.errors import EnsplitError
 
-A_RANGE = (-4.0, -1e-4)
+Objective = Literal["nll", "log2"]
+A_RANGE = (-4.0, -1e-3)
+_GRID_POINTS = 161
 
 
 @dataclass(frozen=True)
 class PowerLaw:
-    """c + b·m^a; `rmse` in metric units (objective "nll") or log2 units (objective "log2")."""
+    """y(m) = c + b·m^a; rmse of the fit in the units of its objective ("nll": y units, "log2": log2 units)."""
 
     a: float
     b: float
@@ -28,65 +36,86 @@ class PowerLaw:
     rmse: float
     objective: str = "nll"
 
-    def predict(self, m: np.ndarray | float) -> np.ndarray:
-        return self.c + self.b * np.power(np.asarray(m, dtype=float), self.a)
+    def predict(self, m: ArrayLike) -> np.ndarray:
+        """c + b·m^a at m (any shape, m > 0)."""
+        return self.c + self.b * np.power(np.asarray(m, dtype=np.float64), self.a)
 
 
-def _linear_bc(m: np.ndarray, y: np.ndarray, a: float) -> tuple[float, float, float]:
-    """Least-squares (b, c) for fixed a with b ≥ 0; returns (b, c, sum of squared residuals)."""
-    x = np.power(m, a)
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    (b, c), *_ = np.linalg.lstsq(design, y, rcond=None)
-    if b < 0:  # the constrained optimum sits on the boundary b = 0
-        b, c = 0.0, float(y.mean())
-    residual = y - (c + b * x)
-    return float(b), float(c), float(residual @ residual)
+def _check(m: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    m, y = np.asarray(m, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if m.shape != y.shape:
+        raise EnsplitError(f"power-law fit needs as many m as y values, got {m.size} and {y.size}")
+    if np.unique(m).size < 3:
+        raise EnsplitError(f"power-law fit needs at least 3 distinct m values, got {np.unique(m).size}")
+    if not (np.isfinite(m).all() and np.isfinite(y).all()):
+        raise EnsplitError("power-law fit got NaN or infinite values")
+    if (m <= 0).any():
+        raise EnsplitError("power-law fit needs m > 0")
+    return m, y
 
 
-def _fit_nll(m: np.ndarray, y: np.ndarray) -> PowerLaw:
-    grid = -np.geomspace(-A_RANGE[1], -A_RANGE[0], 200)
-    losses = [_linear_bc(m, y, a)[2] for a in grid]
-    i = int(np.argmin(losses))
-    lo, hi = grid[min(i + 1, len(grid) - 1)], grid[max(i - 1, 0)]
-    if lo > hi:
-        lo, hi = hi, lo
-    res = minimize_scalar(lambda a: _linear_bc(m, y, a)[2], bounds=(lo, hi), method="bounded",
-                          options={"xatol": 1e-10})
-    a = float(res.x) if res.fun <= losses[i] else float(grid[i])
-    b, c, sse = _linear_bc(m, y, a)
-    return PowerLaw(a, b, c, float(np.sqrt(sse / len(y))), "nll")
+def _linear_fit(scaled_m: np.ndarray, y: np.ndarray, a: float) -> tuple[float, float, float]:
+    """(b', c, rss) of y ≈ c + b'·x^a by least squares with b' ≥ 0, x = m / m_ref."""
+    basis = np.power(scaled_m, a)
+    centred = basis - basis.mean()
+    denominator = float(centred @ centred)
+    slope = float(centred @ (y - y.mean())) / denominator if denominator > 0 else 0.0
+    slope = max(slope, 0.0)
+    intercept = float(y.mean() - slope * basis.mean())
+    residual = y - intercept - slope * basis
+    return slope, intercept, float(residual @ residual)
 
 
-def _fit_log2(m: np.ndarray, y: np.ndarray, start: PowerLaw) -> PowerLaw:
-    spread = float(y.max() - y.min()) or abs(float(y.min())) or 1.0
-    upper = float(y.min()) - 1e-9 * max(1.0, abs(float(y.min())))
-    lower = float(y.min()) - 10.0 * spread  # a window below min y: eq. 6 degenerates as c → −∞
-
-    def loss(params: np.ndarray) -> float:
-        a, log2b, c = params
-        if not lower <= c <= upper:
-            return 1e12
-        r = np.log2(y - c) - log2b - a * np.log2(m)
-        return float(r @ r) / len(y)
-
-    c0 = min(max(start.c, lower), upper - 1e-6 * spread)
-    x0 = np.array([min(start.a, -1e-3), np.log2(max(start.b, 1e-12)), c0])
-    res = minimize(loss, x0, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20000})
-    a, log2b, c = res.x
-    return PowerLaw(float(a), float(2.0**log2b), float(c), float(np.sqrt(res.fun)), "log2")
+def _fit_nll(m: np.ndarray, y: np.ndarray, a_range: tuple[float, float]) -> PowerLaw:
+    reference = float(m.min())  # m / m_ref ≥ 1 keeps x^a in (0, 1] for any a: well conditioned
+    scaled = m / reference
+    low, high = a_range
+    grid = -np.geomspace(-high, -low, _GRID_POINTS)[::-1]  # ascending from `low` to `high`
+    rss = np.array([_linear_fit(scaled, y, a)[2] for a in grid])
+    best = int(rss.argmin())
+    bracket = (grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)])
+    refined = minimize_scalar(lambda a: _linear_fit(scaled, y, a)[2], bounds=bracket, method="bounded",
+                              options={"xatol": 1e-10})
+    a = float(refined.x) if refined.fun <= rss[best] else float(grid[best])
+    slope, intercept, residual = _linear_fit(scaled, y, a)
+    return PowerLaw(a=a, b=slope * reference ** (-a), c=intercept, rmse=float(np.sqrt(residual / m.size)),
+                    objective="nll")
 
 
-def fit_power_law(m: np.ndarray, y: np.ndarray, objective: str = "nll") -> PowerLaw:
-    """Fit c + b·m^a to points (m, y): m > 0, at least 3 distinct m, finite y."""
-    m = np.asarray(m, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if m.shape != y.shape or m.ndim != 1:
-        raise EnsplitError(f"m and y must be 1-D of equal length, got {m.shape} and {y.shape}")
-    if len(np.unique(m)) < 3:
-        raise EnsplitError("a power law needs at least 3 distinct points")
-    if (m <= 0).any() or not np.isfinite(y).all():
-        raise EnsplitError("power-law points need m > 0 and finite values")
-    if objective not in ("nll", "log2"):
-        raise EnsplitError(f"objective must be 'nll' or 'log2', got {objective!r}")
-    fit = _fit_nll(m, y)
-    return fit if objective == "nll" else _fit_log2(m, y, fit)
+def _log2_regression(log_m: np.ndarray, y: np.ndarray, c: float) -> tuple[float, float, float]:
+    """(a, log2 b, mean squared residual) of log2(y − c) ≈ log2 b + a·log2 m."""
+    target = np.log2(y - c)
+    slope, intercept = np.polyfit(log_m, target, 1)
+    residual = target - intercept - slope * log_m
+    return float(slope), float(intercept), float(np.mean(residual ** 2))
+
+
+def _fit_log2(m: np.ndarray, y: np.ndarray, start: PowerLaw, c_window: float) -> PowerLaw:
+    log_m = np.log2(m)
+    span = float(y.max() - y.min()) or max(abs(float(y.min())), 1.0) * 1e-3
+    upper = float(y.min()) - 1e-6 * span
+    lower = float(y.min()) - c_window * span
+    c0 = min(max(start.c, lower), upper)
+    result = minimize(lambda c: _log2_regression(log_m, y, float(c[0]))[2], x0=[c0], method="L-BFGS-B",
+                      bounds=[(lower, upper)], options={"ftol": 1e-15, "gtol": 1e-12})
+    c = float(result.x[0])
+    a, log_b, loss = _log2_regression(log_m, y, c)
+    return PowerLaw(a=a, b=float(2.0 ** log_b), c=c, rmse=float(np.sqrt(loss)), objective="log2")
+
+
+def fit_power_law(m: ArrayLike, y: ArrayLike, objective: Objective = "nll",
+                  a_range: tuple[float, float] = A_RANGE, c_window: float = 1.0) -> PowerLaw:
+    """Fit y ≈ c + b·m^a to points (m_i, y_i) (at least 3, m > 0); see the module doc for the objectives.
+
+    a is searched in `a_range` (both ends negative); `c_window` bounds c for "log2" in units of the span of y.
+    """
+    m, y = _check(m, y)
+    low, high = a_range
+    if not low < high < 0:
+        raise EnsplitError(f"a_range must satisfy low < high < 0, got {a_range}")
+    nll_fit = _fit_nll(m, y, (low, high))
+    if objective == "nll":
+        return nll_fit
+    if objective == "log2":
+        return _fit_log2(m, y, nll_fit, c_window)
+    raise EnsplitError(f"power-law objective must be 'nll' or 'log2', got {objective!r}")
