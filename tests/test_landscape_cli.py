@@ -1,0 +1,41 @@
+"""`ensplit landscape`: a tiny end-to-end run, checkpoint reuse, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ensplit.cli import main
+
+TINY = ["--width", "8", "--inits", "2", "--epochs", "2", "--every", "1", "--tail-epochs", "2", "--samples", "2",
+        "--bezier-epochs", "1", "--subset", "200", "100", "--threads", "1"]
+
+
+def test_tiny_landscape_run_writes_report_summary_and_checkpoints(tmp_path, capsys):
+    assert main(["landscape", "--out", str(tmp_path), *TINY, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["cosine"]) == {"within", "across", "across_final"}
+    assert set(summary["disagreement"]) == {"within", "across", "across_final"}
+    assert set(summary["samplers"]) == {"MC dropout", "diagonal Gaussian", "low-rank Gaussian", "random directions"}
+    for values in summary["samplers"].values():
+        assert 0 <= values["mean_accuracy"] <= 1 and values["mean_normalized_diversity"] >= 0
+    assert summary["ensembles"]["sizes"] == [1, 2] and summary["batch_norm"] == "none in this family"
+    assert summary["checkpoints_per_init"] == 4
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<img") == 7 and "Subspace sampling" in page
+    assert json.loads((tmp_path / "summary.json").read_text())["cosine"] == summary["cosine"]
+    assert len(list((tmp_path / "checkpoints" / "init1").glob("*.safetensors"))) == 4
+
+    # the saved checkpoints can be analysed again without training
+    again = tmp_path / "again"
+    assert main(["landscape", "--out", str(again), "--trajectories", str(tmp_path / "checkpoints"), *TINY]) == 0
+    assert "independent inits" in capsys.readouterr().out
+    assert json.loads((again / "summary.json").read_text())["cosine"] == pytest.approx(summary["cosine"])
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["landscape", "--out", str(tmp_path), "--inits", "1"]) == 2
+    assert main(["landscape", "--out", str(tmp_path), "--trajectories", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("ensplit landscape: error:") for line in err)
