@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "efficiency": design.efficiency, "baseline_params": baseline.baseline_cost("params"),
         "params": design.members * path_params, "cost": design.cost, "alpha": alpha,
         "alpha_stderr": fit.stderr if fit else None, "baseline": args.baseline, "baseline_width": baseline.width,
+        "baseline_cardinality": baseline.paths,
         "variance": design.variance, "baseline_variance": design.baseline_variance,
     }
     if design.cost == "flops":
@@ -148,9 +149,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def render(result: dict[str, Any]) -> str:
     unit = "FLOPs" if result["cost"] == "flops" else "params"
     alpha = f"{result['alpha']:.3f}" + (f" ± {result['alpha_stderr']:.3f} (fitted)" if result["alpha_stderr"] else "")
+    what = {"mlp": "mlp", "resnext-block": "bottleneck block",
+            "resnext": "ResNeXt-29 stage-1 bottleneck block"}[result["baseline"]]
+    shape = f"{result['baseline_cardinality']}x{result['baseline_width']}d" if result["baseline"] != "mlp" else (
+        f"width {result['baseline_width']}")
     lines = [
-        f"baseline {result['baseline']} (width {result['baseline_width']}): {result['baseline_params']:,} params;"
-        f" alpha = {alpha}",
+        f"baseline {what} ({shape}): {result['baseline_params']:,} params; alpha = {alpha}",
         f"{result['objective']} optimum: width n = {result['width']}, members m = {result['members']:.2f}, "
         f"{unit} efficiency rho = {result['efficiency']:.3f}, params m*beta(n) = {result['params']:,.0f}",
         f"variance (exp(alpha*sum) - 1)/m = {result['variance']:.4g} (baseline {result['baseline_variance']:.4g})",
