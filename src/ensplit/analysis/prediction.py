@@ -1,0 +1,163 @@
+"""Predict large ensembles and the optimal memory split from a few networks (seed 000 §7, science.md §2).
+
+Per member size s: from a small pool (default 6 networks), CNLL_n for n = 1..4 is the mean over all
+ensembles of n distinct networks of that small pool (every combination: 6, 15, 20, 15 ensembles); a power
+law fitted to those 4 points predicts CNLL_n up to `max_n`. The measured curve comes from the whole pool
+(⌊ℓ/n⌋ disjoint ensembles, ≥ 3 per point). Uncertainty comes from repeating the prediction on resampled
+small pools (seeded):
+- "bootstrap" (default): the small pool (the first `small_pool` networks) drawn with replacement;
+  an ensemble never holds the same network twice (combinations of draws that repeat a network are skipped);
+- "subsets": `small_pool` distinct networks drawn from the whole pool, the paper's repeated independent sets.
+The predicted OMS per budget is taken on the mean predicted (n, s)-plane and compared with the measured OMS.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ensplit.analysis.memory_split import SplitPoint, default_budgets, optimal_split
+from ensplit.analysis.powerlaw import Objective, PowerLaw, fit_power_law
+from ensplit.errors import EnsplitError
+from ensplit.metrics.calibration import Mode, cnll_ttcv_indexed
+from ensplit.metrics.pool import pool_curve
+from ensplit.metrics.validation import ArrayLike, validate_predictions
+
+Resample = Literal["bootstrap", "subsets"]
+
+
+@dataclass(frozen=True)
+class SizePrediction:
+    """Predicted CNLL_n (n = 1..max_n) for one member size, with its spread over repeats, vs measured.
+
+    predicted, std, lower, upper: mean, std, 5th and 95th percentile over repeats, each `[max_n]`.
+    rmse: mean over repeats of the RMSE against the measured points with n > fit_max_n (nan if none).
+    fits: the power law of each usable repeat; small_curves: CNLL_n, n = 1..fit_max_n, per repeat
+    `[repeats, fit_max_n]` (nan where a resample had too few distinct networks).
+    """
+
+    params: int
+    n: np.ndarray
+    predicted: np.ndarray
+    std: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    measured_n: np.ndarray
+    measured: np.ndarray
+    rmse: float
+    rmse_std: float
+    fits: tuple[PowerLaw, ...]
+    small_curves: np.ndarray
+
+
+@dataclass(frozen=True)
+class SplitComparison:
+    """Predicted vs measured optimal memory split at one budget (cnll of `predicted` is the prediction)."""
+
+    budget: int
+    predicted: SplitPoint
+    measured: SplitPoint
+    predicted_n_per_repeat: tuple[int, ...]
+
+    @property
+    def exact(self) -> bool:
+        return (self.predicted.n, self.predicted.params) == (self.measured.n, self.measured.params)
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    sizes: tuple[SizePrediction, ...]
+    splits: tuple[SplitComparison, ...]
+
+
+def _small_pools(pool_size: int, small_pool: int, repeats: int, resample: Resample, seed: int) -> list[np.ndarray]:
+    if pool_size < small_pool:
+        raise EnsplitError(f"the pool has {pool_size} networks, fewer than the small pool of {small_pool}")
+    rng = np.random.default_rng(seed)
+    if resample == "bootstrap":
+        return [rng.integers(0, small_pool, small_pool) for _ in range(repeats)]
+    if resample == "subsets":
+        return [rng.choice(pool_size, small_pool, replace=False) for _ in range(repeats)]
+    raise EnsplitError(f"resample must be 'bootstrap' or 'subsets', got {resample!r}")
+
+
+def _distinct_ensembles(networks: np.ndarray, n: int) -> torch.Tensor:
+    """All combinations of n draws whose networks are distinct: `[E, n]` (E may be 0)."""
+    rows = [c for c in itertools.combinations(networks.tolist(), n) if len(set(c)) == n]
+    return torch.tensor(rows, dtype=torch.long).reshape(len(rows), n)
+
+
+def predict_size(pool_log_probs: ArrayLike, labels: ArrayLike, params: int, max_n: int | None = None,
+                 small_pool: int = 6, fit_max_n: int = 4, repeats: int = 20, resample: Resample = "bootstrap",
+                 mode: Mode = "before", splits: int = 5, seed: int = 0, objective: Objective = "nll"
+                 ) -> SizePrediction:
+    """The §7 protocol for one member size: pool `[ℓ, N, C]`, labels `[N]` -> `SizePrediction`."""
+    pool, labels = validate_predictions(pool_log_probs, labels)
+    max_n = pool.shape[0] if max_n is None else max_n
+    measured = pool_curve(pool, labels, mode=mode, splits=splits, seed=seed)
+    draws = _small_pools(pool.shape[0], small_pool, repeats, resample, seed)
+    index_sets = [_distinct_ensembles(d, n) for d in draws for n in range(1, fit_max_n + 1)]
+    results = iter(cnll_ttcv_indexed(pool, labels, [ix for ix in index_sets if len(ix)], mode, splits, seed))
+    small = np.array([float(next(results)[0].mean()) if len(ix) else np.nan for ix in index_sets])
+    small = small.reshape(len(draws), fit_max_n)
+    n_grid = np.arange(1, max_n + 1)
+    measured_n = np.array([e.n for e in measured])
+    measured_cnll = np.array([e.mean["cnll"] for e in measured])
+    beyond = measured_n > fit_max_n
+    fits, curves, errors = [], [], []
+    for row in small:
+        known = ~np.isnan(row)
+        if known.sum() < 3:
+            continue  # too few distinct networks in this resample to fit three parameters
+        fit = fit_power_law(np.arange(1, fit_max_n + 1)[known], row[known], objective)
+        fits.append(fit)
+        curves.append(fit.predict(n_grid))
+        if beyond.any():
+            errors.append(float(np.sqrt(np.mean((fit.predict(measured_n[beyond]) - measured_cnll[beyond]) ** 2))))
+    if not fits:
+        raise EnsplitError("no resample of the small pool had enough distinct networks to fit a power law")
+    curves = np.array(curves)
+    return SizePrediction(
+        params=int(params), n=n_grid, predicted=curves.mean(0), std=curves.std(0),
+        lower=np.percentile(curves, 5, axis=0), upper=np.percentile(curves, 95, axis=0),
+        measured_n=measured_n, measured=measured_cnll,
+        rmse=float(np.mean(errors)) if errors else float("nan"), rmse_std=float(np.std(errors)) if errors else 0.0,
+        fits=tuple(fits), small_curves=small)
+
+
+def compare_splits(predictions: tuple[SizePrediction, ...], budgets: list[int] | None = None
+                   ) -> tuple[SplitComparison, ...]:
+    """Predicted OMS (mean predicted plane and per repeat) vs measured OMS for each budget."""
+    measured = [SplitPoint(int(n), p.params, float(y)) for p in predictions for n, y in zip(p.measured_n, p.measured,
+                                                                                              strict=True)]
+    predicted = [SplitPoint(int(n), p.params, float(y)) for p in predictions for n, y in zip(p.n, p.predicted,
+                                                                                              strict=True)]
+    repeats = min(len(p.fits) for p in predictions)
+    per_repeat = [[SplitPoint(int(n), p.params, float(y)) for p in predictions
+                   for n, y in zip(p.n, p.fits[r].predict(p.n), strict=True)] for r in range(repeats)]
+    comparisons = []
+    for budget in default_budgets(measured) if budgets is None else budgets:
+        comparisons.append(SplitComparison(
+            budget=int(budget), predicted=optimal_split(predicted, budget).best,
+            measured=optimal_split(measured, budget).best,
+            predicted_n_per_repeat=tuple(optimal_split(points, budget).best.n for points in per_repeat)))
+    return tuple(comparisons)
+
+
+def predict_memory_splits(pools: Mapping[int, ArrayLike], labels: ArrayLike, max_n: int | None = None,
+                          budgets: list[int] | None = None, **options) -> PredictionResult:
+    """The whole §7 protocol over member sizes: pools `{params per member: [ℓ_s, N, C]}`.
+
+    max_n defaults to the largest pool; `options` go to `predict_size` (small_pool, fit_max_n, repeats,
+    resample, mode, splits, seed, objective).
+    """
+    if not pools:
+        raise EnsplitError("prediction needs at least one pool")
+    max_n = max(len(p) for p in pools.values()) if max_n is None else max_n
+    sizes = tuple(predict_size(pool, labels, params, max_n=max_n, **options) for params, pool in sorted(pools.items()))
+    return PredictionResult(sizes=sizes, splits=compare_splits(sizes, budgets))

@@ -1,0 +1,74 @@
+"""Seed 000 §7 protocol: small-pool estimates vs a loop, extrapolation error, bootstrap bands, OMS comparison."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from ensplit.analysis.powerlaw import PowerLaw
+from ensplit.analysis.prediction import SizePrediction, compare_splits, predict_memory_splits, predict_size
+from ensplit.errors import EnsplitError
+from ensplit.metrics import cnll_ttcv
+
+
+def _pool(networks, objects=150, classes=4, noise=1.0, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, classes, (objects,), generator=torch.Generator().manual_seed(99))
+    signal = torch.randn(objects, classes, generator=torch.Generator().manual_seed(98), dtype=torch.float64)
+    signal += 1.5 * torch.nn.functional.one_hot(labels, classes)
+    member = torch.randn(networks, objects, classes, generator=generator, dtype=torch.float64)
+    return torch.log_softmax(2 * (signal + noise * member), -1), labels
+
+
+def test_small_pool_curve_is_the_mean_over_all_combinations():
+    pool, labels = _pool(5, objects=80)
+    result = predict_size(pool, labels, params=100, small_pool=5, repeats=1, resample="subsets", splits=2)
+    for n in range(1, 5):  # the draw is all 5 networks, so its combinations do not depend on the order
+        combos = [list(c) for c in itertools.combinations(range(5), n)]
+        expected = np.mean([float(cnll_ttcv(pool[c], labels, splits=2)) for c in combos])
+        assert result.small_curves[0, n - 1] == pytest.approx(expected, abs=1e-10)
+
+
+def test_prediction_from_n_up_to_4_extrapolates_and_has_bands():
+    pool, labels = _pool(24)
+    result = predict_size(pool, labels, params=1000, small_pool=6, repeats=8, splits=2)
+    assert result.n.tolist() == list(range(1, 25)) and len(result.fits) == 8
+    assert np.all(result.lower <= result.predicted + 1e-12) and np.all(result.predicted <= result.upper + 1e-12)
+    assert result.std[-1] > 0  # bootstrap resamples differ
+    assert result.measured_n.tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
+    # Error well below the CNLL itself (seed 000: 1–2 orders of magnitude).
+    assert 0 < result.rmse < 0.1 * result.measured.min()
+
+
+def test_compare_splits_exact_when_prediction_equals_measurement():
+    def size(params, c):
+        n = np.arange(1, 9)
+        law = PowerLaw(a=-0.9, b=0.3, c=c, rmse=0.0)
+        curve = law.predict(n)
+        return SizePrediction(params, n, curve, 0 * curve, curve, curve, n, curve, 0.0, 0.0, (law, law),
+                              np.zeros((2, 4)))
+
+    sizes = (size(1_000, 1.0), size(4_000, 0.9), size(16_000, 0.85))
+    comparisons = compare_splits(sizes)
+    assert [c.budget for c in comparisons] == [1_000, 4_000, 16_000]
+    assert all(c.exact for c in comparisons)
+    largest = comparisons[-1]
+    assert largest.measured.n > 1 and largest.predicted_n_per_repeat == (largest.predicted.n,) * 2
+
+
+def test_predict_memory_splits_over_sizes():
+    pools = {500: _pool(12, noise=1.2, seed=1)[0], 2_000: _pool(12, noise=0.8, seed=2)[0]}
+    labels = _pool(1)[1]
+    result = predict_memory_splits(pools, labels, repeats=3, splits=1)
+    assert [s.params for s in result.sizes] == [500, 2_000]
+    assert [c.budget for c in result.splits] == [500, 2_000]
+    assert all(c.measured.total <= c.budget and c.predicted.total <= c.budget for c in result.splits)
+
+
+def test_bad_input():
+    pool, labels = _pool(4, objects=20)
+    with pytest.raises(EnsplitError):
+        predict_size(pool, labels, params=1, small_pool=6)
+    with pytest.raises(EnsplitError):
+        predict_size(pool, labels, params=1, small_pool=4, resample="jackknife")
