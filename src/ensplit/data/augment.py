@@ -48,11 +48,24 @@ def draw_crop_flip(
         mirror = torch.rand(batch, generator=g, device=g.device) < 0.5
         return top, left, mirror if flip else torch.zeros_like(mirror)
 
-    parts = [draw(g) for g in gens]
-    stacked = [torch.stack([p[i].to(device or p[i].device) for p in parts]) for i in range(3)]
+    home = gens[0].device
+    # [3, M, B] in one tensor, so moving the draws to the GPU is one copy per batch, not 3·M
+    packed = torch.stack([torch.stack([t.to(home), s.to(home), f.to(home, torch.int64)])
+                          for t, s, f in (draw(g) for g in gens)], dim=1)
+    if device is not None:
+        packed = _to_device(packed, torch.device(device))
+    top, left, mirror = packed[0], packed[1], packed[2].bool()
     if single:
-        stacked = [s[0] for s in stacked]
-    return CropFlipDraws(*stacked)
+        top, left, mirror = top[0], left[0], mirror[0]
+    return CropFlipDraws(top, left, mirror)
+
+
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host-to-GPU copies from pinned memory run asynchronously; from pageable memory they synchronise
+    the host with the GPU, which the training loop must not do at every step."""
+    if x.device.type == "cpu" and device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
 
 
 def apply_crop_flip(x: torch.Tensor, draws: CropFlipDraws, padding: int = 4) -> torch.Tensor:

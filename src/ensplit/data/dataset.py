@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import torch
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_stats(mean: tuple[float, ...], std: tuple[float, ...],
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std shaped `[C, 1, 1]` on `device`, copied there once: a fresh host-to-GPU
+    copy in every batch would synchronise the host with the GPU at every step."""
+    shape = (len(mean), 1, 1)  # broadcast over [..., C, H, W]
+    return torch.tensor(mean, device=device).view(shape), torch.tensor(std, device=device).view(shape)
 
 
 @dataclass(frozen=True)
@@ -45,9 +55,7 @@ class Dataset:
             return x
         x = x.float().div_(255.0)
         if self.mean is not None:
-            shape = (len(self.mean), 1, 1)  # broadcast over [..., C, H, W]
-            mean = torch.tensor(self.mean, device=x.device).view(shape)
-            std = torch.tensor(self.std, device=x.device).view(shape)
+            mean, std = _channel_stats(tuple(self.mean), tuple(self.std), x.device)
             x = (x - mean) / std
         return x
 

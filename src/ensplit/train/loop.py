@@ -107,6 +107,8 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
         epoch_start = time.perf_counter()
         batches = (index_sampler or (lambda n_, b_, g_: epoch_indices(n_, b_, g_, config.batching)))(
             n, config.batch_size, generators)
+        if device.type == "cuda":  # one burst of index copies per epoch: a pageable copy in the step loop syncs
+            batches = [b.to(device) for b in batches]
         loss_sum = torch.zeros(members, device=device, dtype=torch.float64)
         for idx in batches:
             idx = idx.to(device, non_blocking=True)
