@@ -76,27 +76,39 @@ def ensemble_wins(accuracy: Mapping[str, np.ndarray], which: str = "any", margin
     return combined & ~np.isnan(single)
 
 
-def switchover_staircase(wins: np.ndarray) -> list[int | None]:
-    """For each budget row i, the first epoch column e such that every cell with budget ≥ i and epochs ≥ e
-    is an ensemble win (None if there is none).
+def switchover_staircase(wins: np.ndarray, min_fraction: float = 1.0) -> list[int | None]:
+    """For each budget row i, the first epoch column e such that ensembles win (at least `min_fraction` of)
+    every cell with budget ≥ i and epochs ≥ e; None if there is none.
 
-    This is the boundary of the largest "upper-right" region in which ensembles win: the EST of seed 001
-    is the corner where it starts. The staircase never rises as the budget grows.
+    With the default 1.0 this is the boundary of the largest "upper-right" region in which ensembles win
+    every cell: the EST of seed 001 is the corner where it starts, and the staircase never rises as the
+    budget grows. A fraction below 1 tolerates isolated lost cells (single-seed accuracy is noisy).
     """
+    if not 0.0 < min_fraction <= 1.0:
+        raise ValueError(f"min_fraction must be in (0, 1], got {min_fraction}")
     wins = np.asarray(wins, dtype=bool)
     budgets, epochs = wins.shape
-    stairs: list[int | None] = [None] * budgets
-    # won_from[i, e]: every cell (i' >= i, e' >= e) is won; built from the bottom-right corner.
-    won_from = np.zeros((budgets + 1, epochs + 1), dtype=bool)
-    won_from[budgets, :] = True
-    won_from[:, epochs] = True
-    for i in range(budgets - 1, -1, -1):
-        for e in range(epochs - 1, -1, -1):
-            won_from[i, e] = wins[i, e] and won_from[i + 1, e] and won_from[i, e + 1]
+    # won[i, e] = number of won cells in the quadrant [i:, e:] (suffix sums in both directions)
+    won = wins[::-1, ::-1].cumsum(0).cumsum(1)[::-1, ::-1]
+    cells = np.arange(budgets, 0, -1)[:, None] * np.arange(epochs, 0, -1)[None, :]
+    ok = won >= min_fraction * cells - 1e-9
+    stairs: list[int | None] = []
     for i in range(budgets):
-        columns = np.flatnonzero(won_from[i, :epochs])
-        stairs[i] = int(columns[0]) if columns.size else None
+        columns = np.flatnonzero(ok[i])
+        stairs.append(int(columns[0]) if columns.size else None)
     return stairs
+
+
+def switchover_epochs(wins: np.ndarray) -> list[int | None]:
+    """Per budget row, the first epoch column from which ensembles win every later epoch at that budget
+    (None if they lose the last epoch): the EST read one budget at a time, ignoring larger budgets."""
+    wins = np.asarray(wins, dtype=bool)
+    out: list[int | None] = []
+    for row in wins:
+        lost = np.flatnonzero(~row)
+        first = 0 if lost.size == 0 else int(lost[-1]) + 1
+        out.append(first if first < row.size else None)
+    return out
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,7 @@ class SwitchoverThreshold:
     """The EST: from `params` parameters and `epochs` epochs on, ensembles win every cell of the grid.
 
     budget_index/epoch_index locate it in the table; None everywhere when ensembles never win a corner.
+    min_fraction: the share of the region's cells ensembles had to win (1.0 = every cell).
     """
 
     params: int | None
@@ -111,9 +124,11 @@ class SwitchoverThreshold:
     budget_index: int | None
     epoch_index: int | None
     staircase: tuple[int | None, ...]
+    min_fraction: float = 1.0
 
 
-def switchover_threshold(wins: np.ndarray, params: Sequence[int], epochs: Sequence[int]) -> SwitchoverThreshold:
+def switchover_threshold(wins: np.ndarray, params: Sequence[int], epochs: Sequence[int],
+                         min_fraction: float = 1.0) -> SwitchoverThreshold:
     """Read the EST off a win mask `[budgets, epochs]` (rows sorted by `params`, columns by `epochs`):
     the smallest budget whose staircase step exists, with the first epoch of that step."""
     wins = np.asarray(wins, dtype=bool)
@@ -121,11 +136,11 @@ def switchover_threshold(wins: np.ndarray, params: Sequence[int], epochs: Sequen
         raise ValueError(f"win mask {wins.shape} does not match {len(params)} budgets × {len(epochs)} epochs")
     if list(params) != sorted(params):
         raise ValueError("budgets must be sorted by parameter count")
-    stairs = switchover_staircase(wins)
+    stairs = switchover_staircase(wins, min_fraction)
     for i, e in enumerate(stairs):
         if e is not None:
-            return SwitchoverThreshold(int(params[i]), int(epochs[e]), i, e, tuple(stairs))
-    return SwitchoverThreshold(None, None, None, None, tuple(stairs))
+            return SwitchoverThreshold(int(params[i]), int(epochs[e]), i, e, tuple(stairs), min_fraction)
+    return SwitchoverThreshold(None, None, None, None, tuple(stairs), min_fraction)
 
 
 def epochs_to_reach(accuracy_by_epoch: Sequence[float], target: float) -> int | None:
@@ -205,12 +220,12 @@ def accuracy_tables(records: Sequence[DesignRecord], members: int) -> tuple[dict
     return tables, [p for p, _, _ in rows]
 
 
-def thresholds(records: Sequence[DesignRecord], which: str = "any",
-               margin: float = 0.0) -> dict[int, SwitchoverThreshold]:
-    """The EST for each ensemble size in `records`."""
+def thresholds(records: Sequence[DesignRecord], which: str = "any", margin: float = 0.0,
+               min_fraction: float = 1.0) -> dict[int, SwitchoverThreshold]:
+    """The EST for each ensemble size in `records` (see `switchover_threshold`)."""
     out = {}
     for k in sorted({r.group_members for r in records if r.design_class != SINGLE}):
         tables, params = accuracy_tables(records, k)
         epochs = list(range(1, tables[SINGLE].shape[1] + 1))
-        out[k] = switchover_threshold(ensemble_wins(tables, which, margin), params, epochs)
+        out[k] = switchover_threshold(ensemble_wins(tables, which, margin), params, epochs, min_fraction)
     return out

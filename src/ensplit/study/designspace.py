@@ -54,6 +54,7 @@ class DesignSpaceConfig:
 
     timing_steps: optimiser steps per timed run (None = a whole epoch), scaled to one epoch.
     large_batch: the batch size of the large-batch inference timing.
+    est_fraction: share of the cells beyond the EST that ensembles must win (1.0 = all, seed 001's reading).
     """
 
     family: str
@@ -69,6 +70,7 @@ class DesignSpaceConfig:
     large_batch: int = 1024
     measure_memory: bool = True
     memory_steps: int = 3
+    est_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("widths", "depths", "members"):
@@ -81,6 +83,8 @@ class DesignSpaceConfig:
             raise EnsplitError(f"timing steps must be >= 1, got {self.timing_steps}")
         if self.large_batch < 1 or self.timing_repeats < 1:
             raise EnsplitError("large batch and timing repeats must be >= 1")
+        if not 0.0 < self.est_fraction <= 1.0:
+            raise EnsplitError(f"the EST fraction must be in (0, 1], got {self.est_fraction}")
 
 
 @dataclass
@@ -233,7 +237,8 @@ def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool
             accuracy_by_epoch=list(t.accuracy_by_epoch), member_accuracy=t.member_accuracy, nll=t.nll,
             cnll=t.cnll, **m))
     _fill_time_to_accuracy(records)
-    return DesignSpaceResult(config, dataset.name, str(dataset.x_train.device), records, thresholds(records),
+    est = thresholds(records, min_fraction=config.est_fraction)
+    return DesignSpaceResult(config, dataset.name, str(dataset.x_train.device), records, est,
                              measure.memory_method(dataset.x_train.device), unformable)
 
 
