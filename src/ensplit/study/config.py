@@ -40,11 +40,11 @@ class StudyConfig:
     widths: tuple[int, ...] = (16, 32, 64, 128, 256)
     pool_factor: float = 8.0
     pool_min: int = 8
-    pool_max: int = 64
+    pool_max: int = 32
     members_per_run: int = 32
     seed: int = 0
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=60, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="cosine", batch_size=128))
+        epochs=40, optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine", batch_size=128))
     tune: bool = False
     tune_weight_decays: tuple[float, ...] = (0.0, 1e-4, 1e-3)
     tune_dropouts: tuple[float, ...] = (0.0, 0.1)
@@ -53,7 +53,7 @@ class StudyConfig:
     cnll_splits: int = 5
     predict_max_n: int = 4
     predict_pool: int = 6
-    bootstrap: int = 100
+    bootstrap: int = 40
     device: str = "cpu"
     executor: str = "local"
     workers: int = 2
