@@ -9,7 +9,6 @@ inference and memory are measured separately on fresh copies (see `ensplit.study
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,6 +17,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from ensplit import metrics
 from ensplit.analysis.design_space import (
     DEPTH_EQUIVALENT,
     SINGLE,
@@ -104,8 +104,8 @@ class DesignSpaceResult:
 class _Trained:
     accuracy_by_epoch: list[float]
     member_accuracy: float
-    nll: float | None
-    cnll: float | None
+    nll: float
+    cnll: float
 
 
 def build_network(family: str, seeds: Sequence[int], batched: bool, device: str, **kwargs: object) -> nn.Module:
@@ -123,13 +123,6 @@ def _log(message: str, progress: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _final_metrics(log_probs: torch.Tensor, labels: torch.Tensor) -> tuple[float | None, float | None]:
-    """Ensemble NLL and CNLL (TTCV) from ensplit.metrics, when that stage is available."""
-    try:
-        from ensplit.metrics import cnll_ttcv, ensemble_log_probs, nll
-    except ImportError:
-        return None, None
-    return float(nll(ensemble_log_probs(log_probs), labels)), float(cnll_ttcv(log_probs, labels))
 
 
 def _train_config(family: str, width: int, depth: int, seeds: Sequence[int], dataset: Dataset,
@@ -142,17 +135,16 @@ def _train_config(family: str, width: int, depth: int, seeds: Sequence[int], dat
 
     def on_epoch(epoch: int, trained: nn.Module) -> None:
         lp = predict_log_probs(trained, dataset.x_test, dataset)  # [M, N, C]
-        mean_lp = torch.logsumexp(lp, dim=0) - math.log(lp.shape[0])  # average of probabilities
-        accuracy.append(float((mean_lp.argmax(-1) == dataset.y_test).double().mean()))
+        accuracy.append(float(metrics.accuracy(metrics.ensemble_log_probs(lp), dataset.y_test)))
         last["lp"] = lp
 
     result = train(model, dataset, config, list(seeds), progress=progress, on_epoch=on_epoch, description=label)
     if any(result.failed):
         _log(f"  warning: {label}: {sum(result.failed)} member(s) diverged", progress)
-    lp = last["lp"]
-    member_accuracy = float((lp.argmax(-1) == dataset.y_test).double().mean())
-    nll, cnll = _final_metrics(lp.double().cpu(), dataset.y_test.cpu())
-    return _Trained(accuracy, member_accuracy, nll, cnll)
+    lp, labels = last["lp"].double().cpu(), dataset.y_test.cpu()
+    member_accuracy = float(metrics.accuracy(lp, labels).mean())
+    nll = float(metrics.nll(metrics.ensemble_log_probs(lp), labels))
+    return _Trained(accuracy, member_accuracy, nll, float(metrics.cnll_ttcv(lp, labels)))
 
 
 def _measure(family: str, width: int, depth: int, seeds: Sequence[int], dataset: Dataset,
