@@ -58,7 +58,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     config = config_from_args(args)
     out = Path(args.out)
-    print(f"ensplit study: folder {out}", file=sys.stderr)
     store = run_study(config, out, progress=not args.quiet)
     analysis = analyze_store(store, config)
     if not args.no_report:

@@ -171,9 +171,9 @@ class MemberDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        masks = [torch.rand(x.shape[1:], generator=g, device=x.device, dtype=x.dtype) >= self.p
-                 for g in self.generators]
-        return x * torch.stack(masks) / (1.0 - self.p)
+        masks = [torch.rand(x.shape[1:], generator=g, device=g.device if g is not None else x.device,
+                            dtype=x.dtype) >= self.p for g in self.generators]
+        return x * torch.stack(masks).to(x.device) / (1.0 - self.p)  # per-member CPU generators work on GPU
 
     def extra_repr(self) -> str:
         return f"members={len(self.generators)}, p={self.p}"

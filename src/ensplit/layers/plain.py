@@ -83,7 +83,9 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=x.dtype) >= self.p
+        # draw on the generator's own device (CPU generators stay valid for CUDA activations)
+        device = self.generator.device if self.generator is not None else x.device
+        keep = (torch.rand(x.shape, generator=self.generator, device=device, dtype=x.dtype) >= self.p).to(x.device)
         return x * keep / (1.0 - self.p)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,79 @@
+"""`ensplit study` end to end on a tiny MNIST-1D grid: summary, report, store, refusal of other configs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ensplit.cli import main
+
+TINY = ["--widths", "4,8,16", "--epochs", "2", "--pool-min", "4", "--pool-max", "8", "--train-subset", "400",
+        "--test-subset", "200", "--bootstrap", "3", "--cnll-splits", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "s"
+    return out
+
+
+def test_study_json_report_and_store(study, capsys):
+    assert main(["study", "--out", str(study), *TINY, "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # stdout holds the JSON and nothing else
+    assert {"budgets", "power_laws", "prediction", "sizes"} <= set(result)
+    assert [b["budget"] for b in result["budgets"]] == sorted(b["budget"] for b in result["budgets"])
+    for row in result["budgets"]:
+        assert row["advantage"] == pytest.approx(row["single_cnll"] - row["best_cnll"])
+        assert row["best_n"] * row["best_params"] <= row["budget"]
+    page = (study / "report.html").read_text()
+    assert page.count("<img src='data:image/png;base64,") >= 7
+    assert (study / "config.toml").exists() and (study / "results.sqlite").exists()
+
+
+def test_rerun_trains_nothing_and_reports_the_same(study, capsys):
+    first = (study / "results.sqlite").stat().st_mtime_ns
+    assert main(["study", "--out", str(study), *TINY, "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert main(["report", str(study), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert again["budgets"] == report["budgets"]
+    assert (study / "results.sqlite").stat().st_mtime_ns >= first
+
+
+def test_a_folder_of_another_config_is_refused(study, capsys):
+    args = [a if a != "2" else "3" for a in TINY]  # epochs 2 -> 3
+    assert main(["study", "--out", str(study), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "incompatible config" in err and "train" in err and len(err.splitlines()) == 1
+
+
+def test_tuning_picks_a_grid_cell_per_width(tmp_path, capsys):
+    out = tmp_path / "tuned"
+    args = ["--widths", "4,8,16", "--epochs", "1", "--pool-min", "2", "--pool-max", "2", "--train-subset", "300",
+            "--test-subset", "100", "--bootstrap", "0", "--cnll-splits", "1", "--tune", "true",
+            "--tune-weight-decays", "0,0.01", "--tune-dropouts", "0", "--tune-networks", "1", "--no-report", "--quiet"]
+    assert main(["study", "--out", str(out), *args]) == 0
+    from ensplit.store import ResultStore
+
+    store = ResultStore(out)
+    assert len(store.networks("tune")) == 3 * 2
+    assert store.labels("val").shape[0] > 0 and "weight_decay" in (store.get_meta("tuned") or "")
+
+
+def test_analyze_on_npz_pools_matches_the_study(study, tmp_path, capsys):
+    from ensplit.store import ResultStore
+
+    store = ResultStore(study)
+    for width in (4, 8, 16):
+        log_probs, params = store.pool(width)
+        np.savez(tmp_path / f"w{width}.npz", log_probs=log_probs, labels=store.labels(), params_per_member=params)
+    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "a"), "--bootstrap", "3", "--splits", "2",
+                 "--json"]) == 0
+    analysed = json.loads(capsys.readouterr().out)
+    assert main(["report", str(study), "--json"]) == 0
+    reported = json.loads(capsys.readouterr().out)
+    assert [b["best_cnll"] for b in analysed["budgets"]] == pytest.approx([b["best_cnll"] for b in reported["budgets"]])
+    np.savez(tmp_path / "bad.npz", log_probs=np.zeros((2, 5, 3)), labels=np.zeros(5, int), params_per_member=3)
+    assert main(["analyze", str(tmp_path / "bad.npz"), str(tmp_path / "w4.npz")]) == 2
+    assert "error" in capsys.readouterr().err
