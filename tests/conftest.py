@@ -13,3 +13,14 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
     if "ENSPLIT_CACHE" not in os.environ:
         os.environ["ENSPLIT_CACHE"] = str(tmp_path_factory.mktemp("ensplit-cache"))
+
+
+@pytest.fixture
+def float64_default():
+    """Float64 as torch's default dtype (and one thread) for one test; restored afterwards."""
+    previous, threads = torch.get_default_dtype(), torch.get_num_threads()
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    yield
+    torch.set_default_dtype(previous)
+    torch.set_num_threads(threads)

@@ -10,15 +10,7 @@ from ensplit.ensembles.independent import build_member
 from ensplit.ensembles.methods import build_method, method_param_count
 from ensplit.layers import member, plain
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)  # tiny tensors on 2 shared cores
-    yield
-    torch.set_default_dtype(previous)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def test_block_diagonal_linear_equals_separate_layers() -> None:

@@ -13,14 +13,7 @@ CASES = [("mlp", {"width": 8}, (40,)), ("cnn1d", {"width": 4, "depth": 2}, (40,)
          ("resnet", {"width": 2, "depth": 8, "in_shape": (3, 8, 8)}, (3, 8, 8))]
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)  # tiny tensors on 2 shared cores
-    yield
-    torch.set_default_dtype(previous)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 @pytest.mark.parametrize("family,kw,in_shape", CASES)

@@ -17,15 +17,7 @@ from ensplit.layers import member, plain
 from ensplit.layers.mixture import FlatBank, MixtureLayer, TemplateBank
 from ensplit.models import count_params, create
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)  # tiny tensors on 2 shared cores
-    yield
-    torch.set_default_dtype(previous)
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def naive_templates(layer: MixtureLayer, member_index: int) -> list[torch.Tensor]:
