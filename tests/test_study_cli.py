@@ -1,6 +1,8 @@
 """`ensplit study` end to end on a tiny MNIST-1D grid: summary, report, store, refusal of other configs."""
 
+import io
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -12,15 +14,24 @@ TINY = ["--widths", "4,8,16", "--epochs", "2", "--pool-min", "4", "--pool-max", 
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study_run(tmp_path_factory):
+    """The tiny study, run once for the module: (folder, stdout). Each test can run alone."""
     out = tmp_path_factory.mktemp("study") / "s"
-    return out
+    with pytest.MonkeyPatch.context() as patch:
+        stdout = io.StringIO()
+        patch.setattr(sys, "stdout", stdout)
+        assert main(["study", "--out", str(out), *TINY, "--json"]) == 0
+    return out, stdout.getvalue()
 
 
-def test_study_json_report_and_store(study, capsys):
-    assert main(["study", "--out", str(study), *TINY, "--json"]) == 0
-    captured = capsys.readouterr()
-    result = json.loads(captured.out)  # stdout holds the JSON and nothing else
+@pytest.fixture
+def study(study_run):
+    return study_run[0]
+
+
+def test_study_json_report_and_store(study_run):
+    study, stdout = study_run
+    result = json.loads(stdout)  # stdout holds the JSON and nothing else
     assert {"budgets", "power_laws", "prediction", "sizes"} <= set(result)
     assert [b["budget"] for b in result["budgets"]] == sorted(b["budget"] for b in result["budgets"])
     for row in result["budgets"]:

@@ -17,7 +17,7 @@ from ensplit.layers import plain
 
 
 class MemberLinear(nn.Module):
-    """M linear maps, `y[m] = x[m] @ W[m]^T + b[m]`, computed with one `baddbmm`."""
+    """M linear maps, `y[m] = x[m] @ W[m]^T + b[m]`, computed with one `baddbmm` over the members axis."""
 
     def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
@@ -42,14 +42,18 @@ class MemberLinear(nn.Module):
         return layer.to(first.weight.device, first.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Computed feature-major, y^T = W x^T + b: the weight gradient then comes out of the backward bmm
+        # in the weight's own [M, out, in] layout. The row-major form (x W^T) leaves it transposed and
+        # costs a strided [M, out, in] copy per layer and step (10-15% of an MLP step on CPU; see
+        # benchmarks/results/member_batched.md). The output is a transposed view; the next layer reads
+        # it without a copy.
         lead = x.shape[1:-1]
-        flat = x.reshape(self.members, -1, self.in_features)
-        weight_t = self.weight.transpose(1, 2)
+        flat_t = x.reshape(self.members, -1, self.in_features).transpose(1, 2)  # [M, in, rows]
         if self.bias is None:
-            y = torch.bmm(flat, weight_t)
+            y_t = torch.bmm(self.weight, flat_t)
         else:
-            y = torch.baddbmm(self.bias.unsqueeze(1), flat, weight_t)
-        return y.reshape(self.members, *lead, self.out_features)
+            y_t = torch.baddbmm(self.bias.unsqueeze(2), self.weight, flat_t)
+        return y_t.transpose(1, 2).reshape(self.members, *lead, self.out_features)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, {self.in_features} -> {self.out_features}, bias={self.bias is not None}"
