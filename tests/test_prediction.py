@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ensplit.analysis.powerlaw import PowerLaw
+from ensplit.analysis.powerlaw import PowerLaw, fit_power_law
 from ensplit.analysis.prediction import SizePrediction, compare_splits, predict_memory_splits, predict_size
 from ensplit.errors import EnsplitError
 from ensplit.metrics import cnll_ttcv
@@ -72,3 +72,40 @@ def test_bad_input():
         predict_size(pool, labels, params=1, small_pool=6)
     with pytest.raises(EnsplitError):
         predict_size(pool, labels, params=1, small_pool=4, resample="jackknife")
+
+
+def test_point_prediction_is_the_fit_on_the_first_networks():
+    pool, labels = _pool(24)
+    result = predict_size(pool, labels, params=10, small_pool=6, repeats=2, splits=2)
+    small = [np.mean([float(cnll_ttcv(pool[list(c)], labels, splits=2))
+                      for c in itertools.combinations(range(6), n)]) for n in range(1, 5)]
+    expected = fit_power_law(np.arange(1, 5), np.array(small))
+    assert (result.fit.a, result.fit.b, result.fit.c) == pytest.approx((expected.a, expected.b, expected.c), abs=1e-9)
+    np.testing.assert_allclose(result.point, expected.predict(np.arange(1, 25)), atol=1e-9)
+    assert result.small_pool == 6 and np.array_equal(result.plane, result.point)
+    beyond = result.measured_n > 4
+    assert beyond.any()
+    rmse = np.sqrt(np.mean((expected.predict(result.measured_n[beyond]) - result.measured[beyond]) ** 2))
+    assert result.point_rmse == pytest.approx(rmse, abs=1e-9)
+
+
+def test_no_repeats_collapses_the_band_onto_the_point():
+    pool, labels = _pool(8)
+    result = predict_size(pool, labels, params=10, small_pool=6, repeats=0, splits=2)
+    assert result.fits == ()
+    assert np.array_equal(result.lower, result.point) and np.array_equal(result.upper, result.point)
+
+
+def test_predicted_split_stays_on_measured_cells_unless_asked():
+    def size(params, c, measured_up_to):
+        n = np.arange(1, 33)
+        law = PowerLaw(a=-0.9, b=0.3, c=c, rmse=0.0)
+        measured_n = np.arange(1, measured_up_to + 1)
+        return SizePrediction(params, n, law.predict(n), 0 * n, law.predict(n), law.predict(n), measured_n,
+                              law.predict(measured_n), 0.0, 0.0, (law,), np.zeros((1, 4)))
+
+    sizes = (size(1_000, 0.80, 4), size(8_000, 0.85, 4))
+    inside = compare_splits(sizes, [32_000])[0]
+    anywhere = compare_splits(sizes, [32_000], within_measured=False)[0]
+    assert inside.predicted.n <= 4  # only measured n are candidates
+    assert anywhere.predicted == anywhere.predicted.__class__(32, 1_000, pytest.approx(anywhere.predicted.cnll))

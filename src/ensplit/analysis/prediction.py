@@ -3,12 +3,15 @@
 Per member size s: from a small pool (default 6 networks), CNLL_n for n = 1..4 is the mean over all
 ensembles of n distinct networks of that small pool (every combination: 6, 15, 20, 15 ensembles); a power
 law fitted to those 4 points predicts CNLL_n up to `max_n`. The measured curve comes from the whole pool
-(⌊ℓ/n⌋ disjoint ensembles, ≥ 3 per point). Uncertainty comes from repeating the prediction on resampled
-small pools (seeded):
-- "bootstrap" (default): the small pool (the first `small_pool` networks) drawn with replacement;
-  an ensemble never holds the same network twice (combinations of draws that repeat a network are skipped);
-- "subsets": `small_pool` distinct networks drawn from the whole pool, the paper's repeated independent sets.
-The predicted OMS per budget is taken on the mean predicted (n, s)-plane and compared with the measured OMS.
+(⌊ℓ/n⌋ disjoint ensembles, ≥ 3 per point).
+- The point prediction (`fit`, `point`) uses the first `small_pool` networks: what a user who trained
+  only those networks would predict.
+- Its uncertainty comes from repeating the prediction on resampled small pools (seeded):
+  "bootstrap" (default) draws the small pool with replacement, and an ensemble never holds the same
+  network twice (combinations that repeat a network are skipped); "subsets" draws `small_pool` distinct
+  networks from the whole pool, the paper's repeated independent sets.
+The predicted OMS per budget is taken on the point-predicted (n, s)-plane, by default over the same (n, s)
+cells that were measured (so it can be checked), and compared with the measured OMS.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class SizePrediction:
     rmse: mean over repeats of the RMSE against the measured points with n > fit_max_n (nan if none).
     fits: the power law of each usable repeat; small_curves: CNLL_n, n = 1..fit_max_n, per repeat
     `[repeats, fit_max_n]` (nan where a resample had too few distinct networks).
+    fit, point, point_rmse: the power law fitted on the first `small_pool` networks, its curve `[max_n]`
+    and its RMSE against the measured points with n > fit_max_n (None / nan when not computed).
     """
 
     params: int
@@ -53,6 +58,15 @@ class SizePrediction:
     rmse_std: float
     fits: tuple[PowerLaw, ...]
     small_curves: np.ndarray
+    fit: PowerLaw | None = None
+    point: np.ndarray | None = None
+    point_rmse: float = float("nan")
+    small_pool: int = 0
+
+    @property
+    def plane(self) -> np.ndarray:
+        """The curve the predicted OMS is read from: the point prediction, else the mean over repeats."""
+        return self.predicted if self.point is None else self.point
 
 
 @dataclass(frozen=True)
@@ -96,50 +110,75 @@ def predict_size(pool_log_probs: ArrayLike, labels: ArrayLike, params: int, max_
                  small_pool: int = 6, fit_max_n: int = 4, repeats: int = 20, resample: Resample = "bootstrap",
                  mode: Mode = "before", splits: int = 5, seed: int = 0, objective: Objective = "nll"
                  ) -> SizePrediction:
-    """The §7 protocol for one member size: pool `[ℓ, N, C]`, labels `[N]` -> `SizePrediction`."""
+    """The §7 protocol for one member size: pool `[ℓ, N, C]`, labels `[N]` -> `SizePrediction`.
+
+    `repeats` may be 0: then the bands collapse onto the point prediction.
+    """
     pool, labels = validate_predictions(pool_log_probs, labels)
     max_n = pool.shape[0] if max_n is None else max_n
+    if min(small_pool, fit_max_n) < 3:
+        raise EnsplitError(f"a power law needs n = 1..3 at least: small_pool={small_pool}, fit_max_n={fit_max_n}")
     measured = pool_curve(pool, labels, mode=mode, splits=splits, seed=seed)
-    draws = _small_pools(pool.shape[0], small_pool, repeats, resample, seed)
+    draws = [np.arange(min(small_pool, pool.shape[0]))] + _small_pools(pool.shape[0], small_pool, repeats,
+                                                                        resample, seed)
     index_sets = [_distinct_ensembles(d, n) for d in draws for n in range(1, fit_max_n + 1)]
     results = iter(cnll_ttcv_indexed(pool, labels, [ix for ix in index_sets if len(ix)], mode, splits, seed))
     small = np.array([float(next(results)[0].mean()) if len(ix) else np.nan for ix in index_sets])
     small = small.reshape(len(draws), fit_max_n)
     n_grid = np.arange(1, max_n + 1)
+    fit_n = np.arange(1, fit_max_n + 1)
     measured_n = np.array([e.n for e in measured])
     measured_cnll = np.array([e.mean["cnll"] for e in measured])
     beyond = measured_n > fit_max_n
+
+    def error(fit: PowerLaw) -> float:
+        if not beyond.any():
+            return float("nan")
+        return float(np.sqrt(np.mean((fit.predict(measured_n[beyond]) - measured_cnll[beyond]) ** 2)))
+
+    point_fit = fit_power_law(fit_n, small[0], objective)
     fits, curves, errors = [], [], []
-    for row in small:
+    for row in small[1:]:
         known = ~np.isnan(row)
         if known.sum() < 3:
             continue  # too few distinct networks in this resample to fit three parameters
-        fit = fit_power_law(np.arange(1, fit_max_n + 1)[known], row[known], objective)
+        fit = fit_power_law(fit_n[known], row[known], objective)
         fits.append(fit)
         curves.append(fit.predict(n_grid))
-        if beyond.any():
-            errors.append(float(np.sqrt(np.mean((fit.predict(measured_n[beyond]) - measured_cnll[beyond]) ** 2))))
-    if not fits:
+        errors.append(error(fit))
+    if repeats and not fits:
         raise EnsplitError("no resample of the small pool had enough distinct networks to fit a power law")
-    curves = np.array(curves)
+    point = point_fit.predict(n_grid)
+    curves = np.array(curves) if curves else point[None]
+    errors = [e for e in errors if not np.isnan(e)]
     return SizePrediction(
         params=int(params), n=n_grid, predicted=curves.mean(0), std=curves.std(0),
         lower=np.percentile(curves, 5, axis=0), upper=np.percentile(curves, 95, axis=0),
         measured_n=measured_n, measured=measured_cnll,
         rmse=float(np.mean(errors)) if errors else float("nan"), rmse_std=float(np.std(errors)) if errors else 0.0,
-        fits=tuple(fits), small_curves=small)
+        fits=tuple(fits), small_curves=small[1:], fit=point_fit, point=point, point_rmse=error(point_fit),
+        small_pool=len(draws[0]))
 
 
-def compare_splits(predictions: tuple[SizePrediction, ...], budgets: list[int] | None = None
-                   ) -> tuple[SplitComparison, ...]:
-    """Predicted OMS (mean predicted plane and per repeat) vs measured OMS for each budget."""
+def _plane(prediction: SizePrediction, curve: np.ndarray, within_measured: bool) -> list[SplitPoint]:
+    keep = set(prediction.measured_n.tolist()) if within_measured else None
+    return [SplitPoint(int(n), prediction.params, float(y)) for n, y in zip(prediction.n, curve, strict=True)
+            if keep is None or int(n) in keep]
+
+
+def compare_splits(predictions: tuple[SizePrediction, ...], budgets: list[int] | None = None,
+                   within_measured: bool = True) -> tuple[SplitComparison, ...]:
+    """Predicted OMS (point-predicted plane, and per repeat) vs measured OMS for each budget.
+
+    within_measured: predicted candidates are the measured (n, s) cells only, so the predicted split can
+    be compared with what was measured; False reads the whole predicted plane (n up to max_n).
+    """
     measured = [SplitPoint(int(n), p.params, float(y)) for p in predictions for n, y in zip(p.measured_n, p.measured,
                                                                                               strict=True)]
-    predicted = [SplitPoint(int(n), p.params, float(y)) for p in predictions for n, y in zip(p.n, p.predicted,
-                                                                                              strict=True)]
+    predicted = [point for p in predictions for point in _plane(p, p.plane, within_measured)]
     repeats = min(len(p.fits) for p in predictions)
-    per_repeat = [[SplitPoint(int(n), p.params, float(y)) for p in predictions
-                   for n, y in zip(p.n, p.fits[r].predict(p.n), strict=True)] for r in range(repeats)]
+    per_repeat = [[point for p in predictions for point in _plane(p, p.fits[r].predict(p.n), within_measured)]
+                  for r in range(repeats)]
     comparisons = []
     for budget in default_budgets(measured) if budgets is None else budgets:
         comparisons.append(SplitComparison(
@@ -154,10 +193,11 @@ def predict_memory_splits(pools: Mapping[int, ArrayLike], labels: ArrayLike, max
     """The whole §7 protocol over member sizes: pools `{params per member: [ℓ_s, N, C]}`.
 
     max_n defaults to the largest pool; `options` go to `predict_size` (small_pool, fit_max_n, repeats,
-    resample, mode, splits, seed, objective).
+    resample, mode, splits, seed, objective); `within_measured` to `compare_splits`.
     """
     if not pools:
         raise EnsplitError("prediction needs at least one pool")
+    within_measured = options.pop("within_measured", True)
     max_n = max(len(p) for p in pools.values()) if max_n is None else max_n
     sizes = tuple(predict_size(pool, labels, params, max_n=max_n, **options) for params, pool in sorted(pools.items()))
-    return PredictionResult(sizes=sizes, splits=compare_splits(sizes, budgets))
+    return PredictionResult(sizes=sizes, splits=compare_splits(sizes, budgets, within_measured))

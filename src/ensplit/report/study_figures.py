@@ -78,7 +78,8 @@ def cnll_b(points: Sequence[tuple[int, int, int, float]], envelope: Sequence[tup
     sc = ax.scatter([p[2] for p in points], [p[3] for p in points], c=np.log2(n), cmap="plasma", s=14, alpha=0.8)
     fig.colorbar(sc, ax=ax, label="log2 n")
     eb, ec = zip(*envelope, strict=True)
-    ax.plot(eb, ec, "k-o", ms=3, lw=1.2, label="lower envelope CNLL_B")
+    ax.step(eb, ec, "k-", where="post", lw=1.2, label="lower envelope CNLL_B")
+    ax.plot(eb, ec, "ko", ms=4)
     if fit is not None:
         grid = np.geomspace(min(eb), max(eb), 100)
         ax.plot(grid, fit(grid), "r--", lw=1, label="power-law fit")
@@ -124,11 +125,16 @@ def prediction(measured: Mapping[int, Curve], predicted: Mapping[int, tuple[np.n
 def optimal_splits(rows: Sequence[dict]) -> Figure:
     """Optimal number of members per budget: predicted vs measured.
 
-    rows: dicts with budget, measured_n, predicted_n."""
+    rows: dicts with budget, measured_n, predicted_n and optionally predicted_range (lo, hi) over resamples."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     budgets = [r["budget"] for r in rows]
     ax.plot(budgets, [r["measured_n"] for r in rows], "o-", label="measured optimum")
-    ax.plot(budgets, [r["predicted_n"] for r in rows], "x--", ms=9, label="predicted from small ensembles")
+    predicted = np.array([r["predicted_n"] for r in rows], dtype=float)
+    ranges = [r.get("predicted_range") or (r["predicted_n"], r["predicted_n"]) for r in rows]
+    spread = np.array([[p - lo for p, (lo, _) in zip(predicted, ranges, strict=True)],
+                       [hi - p for p, (_, hi) in zip(predicted, ranges, strict=True)]])
+    ax.errorbar(budgets, predicted, yerr=np.clip(spread, 0, None), fmt="x--", ms=9, capsize=3,
+                label="predicted from small ensembles (5–95% over resamples)")
     ax.set(xscale="log", yscale="log", xlabel="budget B (parameters)", ylabel="optimal n",
            title="Optimal memory split")
     ax.legend()

@@ -23,16 +23,19 @@ def study_sections(analysis: Any) -> list[Section]:
 
     for row in analysis.budgets[1:]:  # the smallest budget has only n = 1
         budget_curves[row.budget] = [(n, float(s.cnll[i])) for n, s, i in budget_candidates(sizes, row.budget)]
-    predicted = {p.params: (p.grid, p.median, p.lower, p.upper) for p in analysis.predictions if p.fit is not None}
+    predicted = {p.params: (p.n, p.plane, p.lower, p.upper) for p in analysis.predictions}
     table = [{"budget B": b.budget, "best n": b.best_n, "member width": b.best_width, "CNLL": b.best_cnll,
               "accuracy": b.best_accuracy, "single CNLL": b.single_cnll, "single accuracy": b.single_accuracy,
-              "MSA (single − best)": b.advantage, "predicted n": b.predicted_n, "predicted width": b.predicted_width}
+              "MSA (single − best)": b.advantage, "predicted n": b.predicted_n,
+              "predicted n, 5–95%": None if b.predicted_n_range is None else "{}–{}".format(*b.predicted_n_range),
+              "predicted width": b.predicted_width, "regret (CNLL)": b.predicted_regret}
              for b in analysis.budgets]
     fit_rows = [{"direction": f"n (s = {s.params:,})", **_fit_row(s.fit)} for s in sizes]
     fit_rows += [{"direction": "s (n = 1)", **_fit_row(analysis.fit_s)},
                  {"direction": "B (envelope)", **_fit_row(analysis.fit_b)}]
-    pred_rows = [{"s": p.params, "fit on networks": p.networks, "RMSE vs measured (n > max)": p.rmse,
-                  **_fit_row(p.fit)} for p in analysis.predictions]
+    pred_rows = [{"s": p.params, "fit on networks": p.small_pool, "RMSE vs measured (n > max)": p.point_rmse,
+                  "RMSE, resampled pools (mean ± std)": f"{p.rmse:.4f} ± {p.rmse_std:.4f}", **_fit_row(p.fit)}
+                 for p in analysis.predictions]
     sections = [
         Section("Optimal memory split", "For each budget B (a member size of the grid), the best ensemble with "
                 "n·s ≤ B against one network of B parameters. A positive memory-split advantage (MSA) means "
@@ -51,11 +54,14 @@ def study_sections(analysis: Any) -> list[Section]:
         sections.append(Section("Memory-split curves", "CNLL against the number of members at fixed budgets.",
                                 figures=[(figures.msa_curves(budget_curves), "MSA curves")]))
     sections.append(Section(
-        "Predicting large ensembles", f"CNLL_n fitted on n ≤ {analysis.predict_max_n} from a few networks per size "
-        "(seed 000 §7), extrapolated and compared with the measured pool curves; bands are 5–95% over "
-        "re-drawn sets of networks.",
+        "Predicting large ensembles", f"CNLL_n fitted on n ≤ {analysis.predict_max_n} from the first few networks "
+        "of each pool (all their combinations, seed 000 §7), extrapolated and compared with the measured pool "
+        "curves; bands are 5–95% over bootstrap-resampled small pools. The predicted optimal split is read "
+        "from the predicted (n, s) plane over the measured cells; regret is the measured CNLL of the predicted "
+        "split minus the best measured one.",
         figures=[(figures.prediction(curves, predicted, analysis.predict_max_n), "predicted vs measured CNLL_n")]
-        + ([(figures.optimal_splits([{"budget": b.budget, "measured_n": b.best_n, "predicted_n": b.predicted_n}
+        + ([(figures.optimal_splits([{"budget": b.budget, "measured_n": b.best_n, "predicted_n": b.predicted_n,
+                                      "predicted_range": b.predicted_n_range}
                                      for b in analysis.budgets if b.predicted_n]), "predicted vs true optimal n")]
            if any(b.predicted_n for b in analysis.budgets) else []),
         table=pred_rows))

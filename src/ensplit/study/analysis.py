@@ -1,9 +1,9 @@
 """From stored pools to the answer: CNLL(n, s), power laws, the memory split, and its prediction.
 
-Budgets (science.md §2): the candidates for a budget B are the ensembles (n, s) of the grid with n·s ≤ B;
-for each member size s the largest measured n with n·s ≤ B is taken. The budgets reported in the summary
-are the member sizes of the grid (so a single network exists at each), and CNLL_B is the lower envelope
-over a geometric grid of budgets up to the largest n·s measured.
+This module only assembles: the measured curves come from `ensplit.metrics.pool_curve`, the optimal split,
+the CNLL_B envelope and the fits from `ensplit.analysis.memory_split`, and the seed-000 §7 prediction from
+`ensplit.analysis.prediction`. Budgets (science.md §2) are the member sizes of the grid, so a single network
+exists at each; the candidates for a budget B are all measured (n, s) with n·s ≤ B.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ensplit.analysis.powerlaw import PowerLaw, fit_power_law
+from ensplit.analysis.memory_split import BudgetSplit, SplitPoint, analyze_memory_split
+from ensplit.analysis.powerlaw import PowerLaw
+from ensplit.analysis.prediction import SizePrediction, SplitComparison, compare_splits, predict_size
 from ensplit.metrics import pool_curve
 
 
@@ -36,31 +38,27 @@ class SizeResult:
 
 @dataclass
 class BudgetResult:
+    """The measured optimal split at one budget, the single network of that budget, and the prediction.
+
+    advantage: single CNLL − best CNLL (> 0: splitting the budget helps). predicted_n_range: 5th and 95th
+    percentile of the predicted n over the resampled small pools. predicted_regret: measured CNLL of the
+    predicted split − measured CNLL of the best split (0 when the prediction is exact).
+    """
+
     budget: int
     best_n: int
     best_width: int | None
     best_params: int
     best_cnll: float
-    best_accuracy: float
+    best_accuracy: float | None
     single_cnll: float | None
     single_accuracy: float | None
-    advantage: float | None  # single CNLL − best CNLL (> 0: splitting the budget helps)
+    advantage: float | None
     predicted_n: int | None = None
     predicted_width: int | None = None
-
-
-@dataclass
-class PredictionResult:
-    """Seed 000 §7: CNLL_n fitted on n ≤ max_n from `networks` networks, extrapolated."""
-
-    params: int
-    networks: int
-    fit: PowerLaw | None
-    grid: np.ndarray
-    median: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    rmse: float | None  # against the measured curve for n > max_n
+    predicted_cnll: float | None = None
+    predicted_regret: float | None = None
+    predicted_n_range: tuple[int, int] | None = None
 
 
 @dataclass
@@ -68,23 +66,13 @@ class StudyAnalysis:
     sizes: list[SizeResult]
     budgets: list[BudgetResult]
     fit_s: PowerLaw | None
-    envelope: list[tuple[int, float]]
+    envelope: list[tuple[int, float]]  # corners of the CNLL_B staircase: (B = n·s, CNLL)
     fit_b: PowerLaw | None
-    predictions: list[PredictionResult]
+    predictions: list[SizePrediction]
     predict_max_n: int
     temperature: str
     failed_networks: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _safe_fit(m: np.ndarray, y: np.ndarray) -> PowerLaw | None:
-    """A power law needs at least 3 distinct points; a failed fit is reported as absent, not invented."""
-    if len(m) < 3 or len(np.unique(m)) < 3:
-        return None
-    try:
-        return fit_power_law(np.asarray(m, float), np.asarray(y, float))
-    except Exception:  # noqa: BLE001 - degenerate data (e.g. flat curves) leave the fit out of the report
-        return None
 
 
 def size_result(pool: torch.Tensor, labels: torch.Tensor, params: int, width: int | None, mode: str,
@@ -93,7 +81,7 @@ def size_result(pool: torch.Tensor, labels: torch.Tensor, params: int, width: in
     n = np.array([e.n for e in curve])
     get = lambda key, stat="mean": np.array([getattr(e, stat)[key] for e in curve])  # noqa: E731
     return SizeResult(width, params, int(pool.shape[0]), n, get("cnll"), get("cnll", "std"), get("accuracy"),
-                      get("nll"), _safe_fit(n, get("cnll")))
+                      get("nll"), None)
 
 
 def budget_candidates(sizes: list[SizeResult], budget: float) -> list[tuple[int, SizeResult, int]]:
@@ -106,70 +94,40 @@ def budget_candidates(sizes: list[SizeResult], budget: float) -> list[tuple[int,
     return out
 
 
-def memory_split_table(sizes: list[SizeResult]) -> list[BudgetResult]:
-    rows = []
-    for single in sizes:
-        candidates = budget_candidates(sizes, single.params)
-        n, best, i = min(candidates, key=lambda c: c[1].cnll[c[2]])
-        single_cnll, single_acc = float(single.cnll[0]), float(single.accuracy[0])
-        rows.append(BudgetResult(single.params, n, best.width, best.params, float(best.cnll[i]),
-                                 float(best.accuracy[i]), single_cnll, single_acc,
-                                 single_cnll - float(best.cnll[i])))
-    return rows
+def _points(sizes: list[SizeResult]) -> list[SplitPoint]:
+    return [SplitPoint(int(n), s.params, float(c), float(a))
+            for s in sizes for n, c, a in zip(s.n, s.cnll, s.accuracy, strict=True)]
 
 
-def lower_envelope(sizes: list[SizeResult], points: int = 24) -> list[tuple[int, float]]:
-    """CNLL_B: the best CNLL reachable with at most B parameters, on a geometric grid of B."""
-    lo = min(s.params for s in sizes)
-    hi = max(float(s.params * s.n.max()) for s in sizes)
+def _budget_row(split: BudgetSplit, widths: dict[int, int | None], comparison: SplitComparison | None,
+                measured: dict[tuple[int, int], float]) -> BudgetResult:
+    best, single = split.best, split.single
+    row = BudgetResult(split.budget, best.n, widths[best.params], best.params, best.cnll, best.accuracy,
+                       None if single is None else single.cnll, None if single is None else single.accuracy,
+                       split.advantage)
+    if comparison is not None:
+        guess = comparison.predicted
+        row.predicted_n, row.predicted_width, row.predicted_cnll = guess.n, widths[guess.params], guess.cnll
+        known = measured.get((guess.n, guess.params))
+        row.predicted_regret = None if known is None else known - best.cnll
+        if comparison.predicted_n_per_repeat:
+            lo, hi = np.percentile(comparison.predicted_n_per_repeat, [5, 95])
+            row.predicted_n_range = (int(round(lo)), int(round(hi)))
+    return row
+
+
+def _predictions(tensors: list[tuple[int | None, int, torch.Tensor]], labels: torch.Tensor, mode: str, splits: int,
+                 small_pool: int, max_n: int, repeats: int) -> list[SizePrediction]:
+    """§7 prediction per size; sizes with fewer than 3 networks cannot be fitted and are left out."""
+    largest = max(len(lp) for _, _, lp in tensors)
     out = []
-    for b in np.unique(np.geomspace(lo, hi, points).astype(np.int64)):
-        candidates = budget_candidates(sizes, float(b))
-        if candidates:
-            out.append((int(b), min(float(s.cnll[i]) for _, s, i in candidates)))
+    for _, params, lp in tensors:
+        pool_small = min(small_pool, len(lp))
+        if pool_small < 3:
+            continue
+        out.append(predict_size(lp, labels, params, max_n=largest, small_pool=pool_small,
+                                fit_max_n=min(max_n, pool_small), repeats=repeats, mode=mode, splits=splits))
     return out
-
-
-def predict_size(pool: torch.Tensor, labels: torch.Tensor, params: int, measured: SizeResult, mode: str,
-                 splits: int, networks: int, max_n: int, bootstrap: int, seed: int = 0) -> PredictionResult:
-    """Fit CNLL_n on n ≤ max_n from `networks` networks, predict up to the pool size, bootstrap the band
-    by drawing other sets of `networks` distinct networks from the pool."""
-    networks = min(networks, pool.shape[0])
-    sizes = list(range(1, min(max_n, networks) + 1))
-    grid = np.arange(1, max(int(measured.n.max()), max_n) + 1)
-
-    def fit_on(index: torch.Tensor) -> PowerLaw | None:
-        curve = pool_curve(pool[index], labels, sizes=sizes, min_ensembles=1, mode=mode, splits=splits, seed=seed)
-        return _safe_fit(np.array([e.n for e in curve]), np.array([e.mean["cnll"] for e in curve]))
-
-    point = fit_on(torch.arange(networks))
-    generator = torch.Generator().manual_seed(seed)
-    draws = [fit_on(torch.randperm(pool.shape[0], generator=generator)[:networks]) for _ in range(bootstrap)]
-    curves = np.array([f.predict(grid) for f in draws if f is not None]) if bootstrap else np.empty((0, len(grid)))
-    median = point.predict(grid) if point is not None else np.full(len(grid), np.nan)
-    lower = np.percentile(curves, 5, axis=0) if len(curves) else median
-    upper = np.percentile(curves, 95, axis=0) if len(curves) else median
-    beyond = measured.n > max_n
-    rmse = None
-    if point is not None and beyond.any():
-        rmse = float(np.sqrt(np.mean((point.predict(measured.n[beyond]) - measured.cnll[beyond]) ** 2)))
-    return PredictionResult(params, networks, point, grid, median, lower, upper, rmse)
-
-
-def attach_predicted_splits(budgets: list[BudgetResult], sizes: list[SizeResult],
-                            predictions: list[PredictionResult]) -> None:
-    """Predicted optimal split per budget, from the fitted small-ensemble power laws alone."""
-    by_params = {p.params: p for p in predictions if p.fit is not None}
-    for row in budgets:
-        best = None
-        for size in sizes:
-            if size.params in by_params and size.params <= row.budget:
-                n = row.budget // size.params
-                value = float(by_params[size.params].fit.predict(np.array([n]))[0])
-                if best is None or value < best[0]:
-                    best = (value, int(n), size.width)
-        if best is not None:
-            row.predicted_n, row.predicted_width = best[1], best[2]
 
 
 def analyze_pools(pools: list[tuple[int | None, int, np.ndarray | torch.Tensor]], labels: np.ndarray | torch.Tensor,
@@ -179,15 +137,21 @@ def analyze_pools(pools: list[tuple[int | None, int, np.ndarray | torch.Tensor]]
     labels_t = torch.as_tensor(np.asarray(labels)).long()
     tensors = [(w, p, torch.as_tensor(np.asarray(lp)).double()) for w, p, lp in sorted(pools, key=lambda t: t[1])]
     sizes = [size_result(lp, labels_t, p, w, mode, splits) for w, p, lp in tensors]
-    budgets = memory_split_table(sizes)
-    params = np.array([s.params for s in sizes], float)
-    fit_s = _safe_fit(params, np.array([s.cnll[0] for s in sizes]))
-    envelope = lower_envelope(sizes)
-    fit_b = _safe_fit(np.array([b for b, _ in envelope], float), np.array([c for _, c in envelope]))
-    predictions = [predict_size(lp, labels_t, p, s, mode, splits, predict_pool, predict_max_n, bootstrap)
-                   for (w, p, lp), s in zip(tensors, sizes, strict=True)]
-    attach_predicted_splits(budgets, sizes, predictions)
-    return StudyAnalysis(sizes, budgets, fit_s, envelope, fit_b, predictions, predict_max_n, mode, failed)
+    points = _points(sizes)
+    split_analysis = analyze_memory_split(points)
+    for size in sizes:
+        size.fit = split_analysis.fit_n.get(size.params)
+    predictions = _predictions(tensors, labels_t, mode, splits, predict_pool, predict_max_n, bootstrap)
+    comparisons = {}
+    if predictions and len(predictions) == len(sizes):  # the predicted plane must cover every size
+        comparisons = {c.budget: c for c in compare_splits(tuple(predictions),
+                                                           [s.budget for s in split_analysis.splits])}
+    widths = {s.params: s.width for s in sizes}
+    measured = {(p.n, p.params): p.cnll for p in points}
+    budgets = [_budget_row(split, widths, comparisons.get(split.budget), measured) for split in split_analysis.splits]
+    envelope = [(p.total, p.cnll) for p in split_analysis.envelope]
+    return StudyAnalysis(sizes, budgets, split_analysis.fit_s, envelope, split_analysis.fit_b, predictions,
+                         predict_max_n, mode, failed)
 
 
 def analyze_store(store: Any, config: Any) -> StudyAnalysis:
@@ -206,35 +170,54 @@ def _fit_dict(fit: PowerLaw | None) -> dict[str, float] | None:
     return None if fit is None else {"a": fit.a, "b": fit.b, "c": fit.c, "rmse": fit.rmse}
 
 
+def _number(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
 def summary_dict(analysis: StudyAnalysis, folder: Path | None = None) -> dict[str, Any]:
     """The machine-readable result of `ensplit study` / `ensplit analyze`."""
     return {
         "folder": None if folder is None else str(folder),
         "temperature": analysis.temperature,
         "failed_networks": analysis.failed_networks,
-        "budgets": [vars(b) for b in analysis.budgets],
+        "budgets": [{**vars(b), "predicted_n_range": None if b.predicted_n_range is None else list(b.predicted_n_range)}
+                    for b in analysis.budgets],
         "power_laws": {
             "n": [{"params": s.params, "width": s.width, **(_fit_dict(s.fit) or {})} for s in analysis.sizes],
             "s": _fit_dict(analysis.fit_s),
             "B": _fit_dict(analysis.fit_b),
         },
-        "prediction": [{"params": p.params, "fit_on_networks": p.networks, "max_n": analysis.predict_max_n,
-                        "rmse_vs_measured": p.rmse, **(_fit_dict(p.fit) or {})} for p in analysis.predictions],
+        "prediction": [{"params": p.params, "fit_on_networks": p.small_pool, "max_n": analysis.predict_max_n,
+                        "rmse_vs_measured": _number(p.point_rmse), "rmse_resampled_mean": _number(p.rmse),
+                        "rmse_resampled_std": _number(p.rmse_std), **(_fit_dict(p.fit) or {})}
+                       for p in analysis.predictions],
         "sizes": [{"params": s.params, "width": s.width, "pool_size": s.pool_size, "n": s.n, "cnll": s.cnll,
                    "accuracy": s.accuracy} for s in analysis.sizes],
     }
+
+
+def _predicted_cell(b: dict[str, Any]) -> str:
+    if b["predicted_n"] is None:
+        return f"{'-':>11} {'-':>6} {'-':>8}"
+    spread = "" if b["predicted_n_range"] is None else "{}–{}".format(*b["predicted_n_range"])
+    regret = "-" if b["predicted_regret"] is None else f"{b['predicted_regret']:+.4f}"
+    return f"{b['predicted_n']:>4} {spread:>6} {b['predicted_width'] or '-':>6} {regret:>8}"
 
 
 def render_summary(result: dict[str, Any]) -> str:
     """Human-readable summary (stdout of `ensplit study` without --json)."""
     lines = [f"Optimal memory split per budget (CNLL, temperature {result['temperature']} averaging):",
              f"{'budget B':>10} {'best n':>7} {'width':>6} {'CNLL':>8} {'acc':>7} | {'single CNLL':>11} "
-             f"{'acc':>7} {'advantage':>9} | {'predicted n':>11} {'width':>6}"]
+             f"{'acc':>7} {'advantage':>9} | {'predicted n':>11} {'width':>6} {'regret':>8}"]
     for b in result["budgets"]:
+        single = ("-", "-", "-") if b["single_cnll"] is None else (
+            f"{b['single_cnll']:.4f}", f"{b['single_accuracy']:.4f}", f"{b['advantage']:+.4f}")
         lines.append(f"{b['budget']:>10,} {b['best_n']:>7} {b['best_width'] or '-':>6} {b['best_cnll']:>8.4f} "
-                     f"{b['best_accuracy']:>7.4f} | {b['single_cnll']:>11.4f} {b['single_accuracy']:>7.4f} "
-                     f"{b['advantage']:>+9.4f} | {b['predicted_n'] or '-':>11} {b['predicted_width'] or '-':>6}")
-    lines.append("(advantage > 0: the best split beats one network of the whole budget)")
+                     f"{b['best_accuracy']:>7.4f} | {single[0]:>11} {single[1]:>7} {single[2]:>9} | "
+                     f"{_predicted_cell(b)}")
+    lines.append("(advantage > 0: the best split beats one network of the whole budget; predicted n: from the "
+                 "first networks of each pool, with its 5–95% range over resampled pools; regret: measured CNLL "
+                 "of the predicted split minus the best)")
     lines.append("\nPower laws CNLL = c + b·m^a:")
 
     def fmt(name: str, fit: dict | None) -> str:

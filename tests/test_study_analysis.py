@@ -1,0 +1,63 @@
+"""`analyze_pools`, the study's answer, checked against a plain loop over the measured (n, s) cells."""
+
+import numpy as np
+import pytest
+import torch
+
+from ensplit.metrics import pool_metrics
+from ensplit.study.analysis import analyze_pools, render_summary, summary_dict
+
+
+def _pool(networks, noise, seed, objects=120, classes=4):
+    labels = torch.randint(0, classes, (objects,), generator=torch.Generator().manual_seed(7))
+    signal = torch.randn(objects, classes, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    signal += 1.5 * torch.nn.functional.one_hot(labels, classes)
+    member = torch.randn(networks, objects, classes, generator=torch.Generator().manual_seed(seed),
+                         dtype=torch.float64)
+    return torch.log_softmax(2 * (signal + noise * member), -1), labels
+
+
+@pytest.fixture(scope="module")
+def pools():
+    # bigger members are better and less diverse: splitting pays at the larger budgets
+    sizes = [(8, 100, 24, 1.6), (16, 400, 18, 1.2), (32, 1_600, 12, 1.0)]
+    labels = _pool(1, 1.0, 0)[1]
+    return [(w, p, _pool(count, noise, seed=w)[0]) for w, p, count, noise in sizes], labels
+
+
+def test_budgets_match_a_brute_force_loop(pools):
+    pools, labels = pools
+    analysis = analyze_pools(pools, labels, splits=2, bootstrap=4)
+    cells = {}
+    for _, params, lp in pools:
+        for n in range(1, len(lp) + 1):
+            if n == 1 or len(lp) // n >= 3:
+                cells[(n, params)] = pool_metrics(lp, labels, n, splits=2).mean["cnll"]
+    assert [b.budget for b in analysis.budgets] == [100, 400, 1_600]
+    for row in analysis.budgets:
+        candidates = {k: v for k, v in cells.items() if k[0] * k[1] <= row.budget}
+        best = min(candidates, key=lambda k: (candidates[k], k[0]))
+        assert (row.best_n, row.best_params) == best
+        assert row.best_cnll == pytest.approx(cells[best], abs=1e-12)
+        assert row.single_cnll == pytest.approx(cells[(1, row.budget)], abs=1e-12)
+        assert row.advantage == pytest.approx(cells[(1, row.budget)] - cells[best], abs=1e-12)
+        assert (row.predicted_n, row.predicted_width) in {(k[0], {100: 8, 400: 16, 1_600: 32}[k[1]])
+                                                          for k in candidates}
+        assert row.predicted_regret == pytest.approx(cells[(row.predicted_n, {8: 100, 16: 400, 32: 1_600}[
+            row.predicted_width])] - cells[best], abs=1e-12)
+        lo, hi = row.predicted_n_range
+        assert 1 <= lo <= hi
+    # the envelope's corners are cells, each better than every cell of smaller or equal total
+    for total, cnll in analysis.envelope:
+        assert cnll == min(v for k, v in cells.items() if k[0] * k[1] <= total)
+
+
+def test_summary_renders_and_sizes_below_three_networks_are_not_predicted(pools):
+    pools, labels = pools
+    tiny = pools + [(64, 6_400, pools[-1][2][:2])]
+    analysis = analyze_pools(tiny, labels, splits=2, bootstrap=2)
+    assert [p.params for p in analysis.predictions] == [100, 400, 1_600]
+    assert all(b.predicted_n is None for b in analysis.budgets)  # the predicted plane misses one size
+    text = render_summary(summary_dict(analysis))
+    assert "6,400" in text and "RMSE vs measured larger n" in text
+    assert np.isfinite(analysis.sizes[0].fit.c)
