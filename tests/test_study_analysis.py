@@ -61,3 +61,14 @@ def test_summary_renders_and_sizes_below_three_networks_are_not_predicted(pools)
     text = render_summary(summary_dict(analysis))
     assert "6,400" in text and "RMSE vs measured larger n" in text
     assert np.isfinite(analysis.sizes[0].fit.c)
+
+
+def test_memory_split_curves_spend_the_budget(pools):
+    from ensplit.report.study_report import _at_budget
+
+    pools, labels = pools
+    analysis = analyze_pools(pools, labels, splits=2, bootstrap=0)
+    curve = dict(_at_budget(analysis.sizes, 1_600))
+    # 1 × 1,600, 4 × 400 and 16 × 100 (measured: pool of 24 keeps n ≤ 8, so 16 × 100 is left out)
+    assert sorted(curve) == [1, 4]
+    assert curve[4] == pytest.approx(float(analysis.sizes[1].cnll[3]))

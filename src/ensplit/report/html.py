@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -44,9 +45,12 @@ def figure_to_data_uri(figure: Figure, dpi: int = 110) -> str:
 
 
 def _cell(value: Any) -> str:
+    """Floats to 4 significant digits, NaN and None as a dash, counts of 10,000 and up with separators."""
     if isinstance(value, float):
-        return f"{value:.4g}"
-    return html.escape("" if value is None else str(value))
+        return "–" if math.isnan(value) else f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return html.escape("–" if value is None else str(value))
 
 
 def table_html(rows: Sequence[dict[str, Any]]) -> str:

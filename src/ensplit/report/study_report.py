@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ensplit.report import study_figures as figures
 from ensplit.report.html import Section, write_report
 
@@ -18,11 +20,8 @@ def study_sections(analysis: Any) -> list[Section]:
     curves = {s.params: (s.n, s.cnll, s.cnll_std) for s in sizes}
     fits = {s.params: _fit_fn(s.fit) for s in sizes}
     points = [(int(n), s.params, int(n) * s.params, float(c)) for s in sizes for n, c in zip(s.n, s.cnll, strict=True)]
-    budget_curves: dict[int, list[tuple[int, float]]] = {}
-    from ensplit.study.analysis import budget_candidates
-
-    for row in analysis.budgets[1:]:  # the smallest budget has only n = 1
-        budget_curves[row.budget] = [(n, float(s.cnll[i])) for n, s, i in budget_candidates(sizes, row.budget)]
+    budget_curves = {row.budget: _at_budget(sizes, row.budget) for row in analysis.budgets}
+    budget_curves = {b: curve for b, curve in budget_curves.items() if len(curve) > 1}
     predicted = {p.params: (p.n, p.plane, p.lower, p.upper) for p in analysis.predictions}
     table = [{"budget B": b.budget, "best n": b.best_n, "member width": b.best_width, "CNLL": b.best_cnll,
               "accuracy": b.best_accuracy, "single CNLL": b.single_cnll, "single accuracy": b.single_accuracy,
@@ -34,7 +33,8 @@ def study_sections(analysis: Any) -> list[Section]:
     fit_rows += [{"direction": "s (n = 1)", **_fit_row(analysis.fit_s)},
                  {"direction": "B (envelope)", **_fit_row(analysis.fit_b)}]
     pred_rows = [{"s": p.params, "fit on networks": p.small_pool, "RMSE vs measured (n > max)": p.point_rmse,
-                  "RMSE, resampled pools (mean ± std)": f"{p.rmse:.4f} ± {p.rmse_std:.4f}", **_fit_row(p.fit)}
+                  "RMSE, resampled pools (mean ± std)": "–" if p.rmse != p.rmse else f"{p.rmse:.4f} ± {p.rmse_std:.4f}",
+                  **_fit_row(p.fit)}
                  for p in analysis.predictions]
     sections = [
         Section("Optimal memory split", "For each budget B (a member size of the grid), the best ensemble with "
@@ -51,7 +51,8 @@ def study_sections(analysis: Any) -> list[Section]:
                 table=fit_rows),
     ]
     if budget_curves:
-        sections.append(Section("Memory-split curves", "CNLL against the number of members at fixed budgets.",
+        sections.append(Section("Memory-split curves", "CNLL against the number of members n at fixed budgets B: "
+                                "n = ⌊B/s⌋ members of each measured size s (where that n was measured).",
                                 figures=[(figures.msa_curves(budget_curves), "MSA curves")]))
     sections.append(Section(
         "Predicting large ensembles", f"CNLL_n fitted on n ≤ {analysis.predict_max_n} from the first few networks "
@@ -66,6 +67,17 @@ def study_sections(analysis: Any) -> list[Section]:
            if any(b.predicted_n for b in analysis.budgets) else []),
         table=pred_rows))
     return sections
+
+
+def _at_budget(sizes: list, budget: int) -> list[tuple[int, float]]:
+    """(n, CNLL) of the ensembles that spend the budget: n = ⌊B/s⌋ members of each size s, where measured."""
+    curve = []
+    for size in sizes:
+        n = budget // size.params
+        hit = np.nonzero(size.n == n)[0]
+        if n >= 1 and len(hit):
+            curve.append((int(n), float(size.cnll[hit[0]])))
+    return curve
 
 
 def _fit_row(fit) -> dict[str, Any]:

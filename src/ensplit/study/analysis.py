@@ -84,16 +84,6 @@ def size_result(pool: torch.Tensor, labels: torch.Tensor, params: int, width: in
                       get("nll"), None)
 
 
-def budget_candidates(sizes: list[SizeResult], budget: float) -> list[tuple[int, SizeResult, int]]:
-    """(n, size, index into the size's curve) of the largest measured n with n·s ≤ budget, per size."""
-    out = []
-    for size in sizes:
-        fits = np.nonzero(size.n * size.params <= budget)[0]
-        if len(fits):
-            out.append((int(size.n[fits[-1]]), size, int(fits[-1])))
-    return out
-
-
 def _points(sizes: list[SizeResult]) -> list[SplitPoint]:
     return [SplitPoint(int(n), s.params, float(c), float(a))
             for s in sizes for n, c, a in zip(s.n, s.cnll, s.accuracy, strict=True)]
