@@ -1,16 +1,19 @@
 """Member-batched convolutions: one grouped conv vs torch.func.vmap vs a Python loop over members.
 
-    python benchmarks/bench_member_conv.py [--device cpu|cuda] [--repeats 5]
+    python benchmarks/bench_member_conv.py [--device cpu|cuda] [--repeats 5] [--write-table PATH]
 
 Times forward + backward of M convolutions on `[M, B, C, *S]` inputs for a few shapes, strategies
 interleaved within each repeat so load on a shared machine hits them alike; reports medians and ratios
 against the grouped conv, writes `benchmarks/results/member_conv_<device>.md`, and prints the rows for
-the table in `ensplit.layers.conv_strategy`.
+the table in `ensplit.layers.conv_strategy`. `--write-table PATH` also writes the choices as JSON rows
+`[device_type, dim, members, channels, spatial, choice]`; point `ENSPLIT_CONV_TABLE` at that file and
+`MemberConv(strategy="auto")` uses them in place of the built-in rows for that device type.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -89,6 +92,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU (default 1)")
+    parser.add_argument("--write-table", metavar="PATH", default=None,
+                        help="also write the choices as JSON rows for ENSPLIT_CONV_TABLE")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -99,6 +104,7 @@ def main() -> None:
              "| dim | members | batch | channels | size | grouped ms | vmap / grouped | loop / grouped "
              "| channels-last / grouped | fastest | table choice |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     table_rows = []
+    json_rows = []
     for shape in SHAPES:
         t = measure(shape, device, args.repeats)
         best = min(t, key=t.get)
@@ -109,11 +115,21 @@ def main() -> None:
                      f"| {t['vmap'] / t['grouped']:.2f} | {t['loop'] / t['grouped']:.2f} | {cl} | {best} | {choice} |")
         print(lines[-1], flush=True)
         table_rows.append(f'    ("{device.type}", {shape[0]}, {shape[1]}, {shape[3]}, {shape[4]}, "{choice}"),')
+        json_rows.append([device.type, shape[0], shape[1], shape[3], shape[4], choice])
     lines += ["", f"Table choice: the loop where it beats the grouped conv by {MARGIN:.0%} or more, else grouped "
               "(MemberConv implements those two; vmap lowers to the same grouped conv)."]
     out = Path(__file__).parent / "results" / f"member_conv_{device.type}.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"\nwritten {out}\nrows for ensplit.layers.conv_strategy.TABLE:\n" + "\n".join(table_rows))
+    if args.write_table:
+        write_table(json_rows, Path(args.write_table))
+        print(f"table written to {args.write_table}; use it with ENSPLIT_CONV_TABLE={args.write_table}")
+
+
+def write_table(rows: list[list], path: Path) -> None:
+    """One JSON row per line: [device_type, dim, members, channels, spatial, choice]."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

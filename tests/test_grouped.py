@@ -26,11 +26,13 @@ def test_block_diagonal_linear_equals_separate_layers() -> None:
         torch.testing.assert_close(y[j], layer(x[j]))
 
 
-def test_grouped_conv_equals_separate_convs() -> None:
+@pytest.mark.parametrize("strategy", ["grouped", "loop", "auto"])
+def test_grouped_conv_equals_separate_convs(strategy: str) -> None:
     torch.manual_seed(0)
     convs = [plain.Conv(2, 3, 4, 3, 1, 1, True, 1) for _ in range(3)]
-    grouped = member.MemberConv.from_modules(convs)
-    assert grouped.strategy == "grouped"
+    grouped = member.MemberConv.from_modules(convs, strategy=strategy)
+    assert grouped.strategy == strategy
+    assert member.MemberConv.from_modules(convs).strategy == "auto"  # the default
     x = torch.randn(3, 2, 3, 6, 6)
     y = grouped(x)
     for j, conv in enumerate(convs):

@@ -30,7 +30,7 @@ def build_member(family: str, seed: int, **kwargs: Any) -> nn.Module:
     return model
 
 
-def stack_members(models: Sequence[nn.Module], conv_strategy: str = "grouped") -> nn.Module:
+def stack_members(models: Sequence[nn.Module], conv_strategy: str = "auto") -> nn.Module:
     """Stack plain networks of one architecture into one member-batched network (a converter)."""
     stacked = copy.deepcopy(models[0])
 
@@ -76,7 +76,7 @@ class MemberBatchedEnsemble(nn.Module):
         return state
 
 
-def deep_ensemble(family: str, seeds: Sequence[int], conv_strategy: str = "grouped",
+def deep_ensemble(family: str, seeds: Sequence[int], conv_strategy: str = "auto",
                   **kwargs: Any) -> MemberBatchedEnsemble:
     """Independent members of `family` (one per seed), member-batched."""
     plains = [build_member(family, seed, **kwargs) for seed in seeds]

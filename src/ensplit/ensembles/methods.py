@@ -27,7 +27,7 @@ from ensplit.models import count_params, create, get_family
 
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "single": {},
-    "deep": {"conv_strategy": "grouped"},
+    "deep": {"conv_strategy": "auto"},
     "batchensemble": {"fast_init": "random_sign", "split_batch": False},
     "mimo": {"input_repetition": 0.5, "batch_repetitions": 4},
     "mixture": {"budget": None, "templates_per_layer": 4, "grouping": "auto", "assignment": "round_robin"},
@@ -92,7 +92,7 @@ def build_method(name: str, family: str, members: int, width: int, depth: int | 
     if name in ("single", "deep", "grouped"):
         m = 1 if name == "single" else members
         plains = [build_member(family, seed + i, **kw) for i in range(m)]
-        net = MemberBatchedEnsemble(stack_members(plains, opts.get("conv_strategy", "grouped")), m, dims)
+        net = MemberBatchedEnsemble(stack_members(plains, opts.get("conv_strategy", "auto")), m, dims)
         if name == "grouped":
             grouped = GroupedEnsemble(net, opts["aggregation"])
             return MethodModel(name, grouped, grouped.output_members, "shared", info={"paths": m, **opts})

@@ -7,6 +7,7 @@ which is how a deep ensemble inherits each member's own seeded initialisation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -14,6 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ensplit.layers import plain
+from ensplit.layers.conv_strategy import choose_strategy
+
+STRATEGIES = ("auto", "grouped", "loop")
 
 
 class MemberLinear(nn.Module):
@@ -60,29 +64,31 @@ class MemberLinear(nn.Module):
 
 
 class MemberConv(nn.Module):
-    """M convolutions run as one grouped convolution (groups = M × groups per member).
+    """M convolutions run as one grouped convolution (groups = M × groups per member) or one by one.
 
     The weight is stored `[M·out, in/groups, *kernel]`, the layout the grouped convolution reads, so no
-    copy is made per step; `strategy="loop"` runs members one by one (for benchmarks).
+    copy is made per step. strategy: "grouped", "loop" (members one by one), or "auto" (the default):
+    per input shape and device type, the choice of `ensplit.layers.conv_strategy.choose_strategy`.
     """
 
     def __init__(self, members: int, dim: int, in_channels: int, out_channels: int, kernel_size: int,
                  stride: int = 1, padding: int = 0, bias: bool = True, groups: int = 1,
-                 strategy: str = "grouped") -> None:
+                 strategy: str = "auto") -> None:
         super().__init__()
-        if strategy not in ("grouped", "loop"):
-            raise ValueError(f"unknown conv strategy {strategy!r}")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown conv strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
         self.members, self.dim = members, dim
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding, self.groups = kernel_size, stride, padding, groups
         self.strategy = strategy
+        self._auto_choices: dict[tuple[str, tuple[int, ...]], str] = {}  # (device type, spatial shape) -> choice
         templates = [plain.Conv(dim, in_channels, out_channels, kernel_size, stride, padding, bias, groups)
                      for _ in range(members)]
         self.weight = nn.Parameter(torch.cat([t.weight.detach() for t in templates]))
         self.bias = nn.Parameter(torch.cat([t.bias.detach() for t in templates])) if bias else None
 
     @classmethod
-    def from_modules(cls, modules: Sequence[plain.Conv], strategy: str = "grouped") -> MemberConv:
+    def from_modules(cls, modules: Sequence[plain.Conv], strategy: str = "auto") -> MemberConv:
         f = modules[0]
         layer = cls(len(modules), f.dim, f.in_channels, f.out_channels, f.kernel_size, f.stride, f.padding,
                     f.bias is not None, f.groups, strategy)
@@ -91,6 +97,20 @@ class MemberConv(nn.Module):
             if layer.bias is not None:
                 layer.bias.copy_(torch.cat([m.bias for m in modules]))
         return layer.to(f.weight.device, f.weight.dtype)
+
+    def resolved_strategy(self, x: torch.Tensor) -> str:
+        """"grouped" or "loop" for input `x` (`[..., C, *spatial]`): "auto" asks the measured table once per
+        device type and spatial shape; non-square images count as the square of the same area."""
+        if self.strategy != "auto":
+            return self.strategy
+        shape = tuple(x.shape[x.dim() - self.dim :])
+        key = (x.device.type, shape)
+        choice = self._auto_choices.get(key)
+        if choice is None:
+            size = max(1, round(math.prod(shape) ** (1 / self.dim)))
+            choice = choose_strategy(x.device.type, self.dim, self.members, self.in_channels, size)
+            self._auto_choices[key] = choice
+        return choice
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int):
         conv = F.conv1d if self.dim == 1 else F.conv2d
@@ -101,7 +121,7 @@ class MemberConv(nn.Module):
         m, spatial = self.members, self.dim
         batch_shape = x.shape[1 : x.dim() - spatial - 1]
         x = x.reshape(m, -1, *x.shape[x.dim() - spatial - 1 :])  # [M, B, C, *S]
-        if self.strategy == "loop":
+        if self.resolved_strategy(x) == "loop":
             w = self.weight.view(m, self.out_channels, *self.weight.shape[1:])
             b = self.bias.view(m, -1) if self.bias is not None else None
             y = torch.stack([self._conv(x[i], w[i], None if b is None else b[i], self.groups)
