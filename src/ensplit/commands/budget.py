@@ -3,65 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import re
 from typing import Any
 
-from ensplit.errors import EnsplitError
-from ensplit.models import count_params, get_family, scaling
+from ensplit.cli_types import family_options, key_value, parse_count
+from ensplit.models import count_params, scaling
 
 NAME = "budget"
 HELP = "parameter counts, FLOPs, widths at a budget, memory splits and width/depth-equivalent ensembles"
-
-_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
-
-
-def parse_count(text: str) -> int:
-    """A positive parameter count: `269722`, `269_722`, `1e6`, `36.5M`, `15k`."""
-    match = re.fullmatch(r"\s*([0-9_]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgb]?)\s*", text.lower())
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a parameter count: {text!r} (e.g. 269722, 1e6, 36.5M)")
-    value = float(match.group(1).replace("_", "")) * _SUFFIX[match.group(2)]
-    if value < 1 or value != int(value):
-        raise argparse.ArgumentTypeError(f"not a positive whole parameter count: {text!r}")
-    return int(value)
-
-
-def _option(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"options are KEY=VALUE, got {text!r}")
-    return key.strip(), value.strip()
-
-
-def _typed_options(family: str, pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """Convert `--option` values to the type of the family's default (bool, int, float or str)."""
-    defaults = get_family(family).options
-    options: dict[str, Any] = {}
-    for key, value in pairs:
-        if key not in defaults:
-            known = ", ".join(sorted(defaults)) or "none"
-            raise EnsplitError(f"unknown option {key!r} for family {family!r} (known: {known})")
-        default = defaults[key]
-        try:
-            if isinstance(default, bool):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                options[key] = value.lower() in ("true", "1", "yes")
-            elif isinstance(default, (int, float, str)):
-                options[key] = type(default)(value)
-            else:
-                options[key] = value
-        except ValueError:
-            raise EnsplitError(f"option {key} needs a {type(default).__name__}, got {value!r}") from None
-    return options
-
 
 def _common(p: argparse.ArgumentParser, depth_required: bool = False) -> None:
     p.add_argument("--family", required=True, help="model family (see the registry)")
     p.add_argument("--depth", type=int, required=depth_required, help="depth (default: the family's)")
     p.add_argument("--classes", type=int, help="number of classes (default: the family's)")
     p.add_argument("--in-shape", type=int, nargs="+", metavar="N", help="input shape, e.g. 3 32 32")
-    p.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="family option, e.g. shortcut=B, norm=true, cardinality=16 (repeatable)")
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                    help="print the machine-readable result to stdout")
@@ -89,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Any:
     kw: dict[str, Any] = dict(in_shape=tuple(args.in_shape) if args.in_shape else None, num_classes=args.classes,
-                              **_typed_options(args.family, args.option))
+                              **family_options(args.family, args.option))
     if args.budget_command == "count":
         return {"params": count_params(args.family, args.width, args.depth, **kw),
                 "flops_per_example": scaling.flops_per_example(args.family, args.width, args.depth, **kw)}

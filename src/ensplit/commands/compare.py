@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ensplit.commands.budget import _typed_options, parse_count
+from ensplit.cli_types import family_options, parse_count
 from ensplit.errors import EnsplitError
 from ensplit.models import count_params
 
@@ -105,7 +105,7 @@ def _setup(args: argparse.Namespace):
     device = "cpu" if device == "auto" else device
     dataset = load_dataset(args.dataset).subset(args.train_subset, args.test_subset, seed=args.seed).to(device)
     spec = CompareSpec(args.family, args.width, args.members, args.depth, args.param_budget,
-                       _typed_options(args.family, [tuple(o.partition("=")[::2]) for o in args.option]),
+                       family_options(args.family, [tuple(o.partition("=")[::2]) for o in args.option]),
                        _method_options(args.method_option, methods), args.seed)
     count_params(spec.family, spec.width, spec.depth, dataset.in_shape, dataset.num_classes, **spec.family_options)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,

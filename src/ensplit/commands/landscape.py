@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ensplit.commands.budget import _option, _typed_options
+from ensplit.cli_types import family_options, key_value
 from ensplit.errors import EnsplitError
 
 NAME = "landscape"
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--family", default="mlp", help="model family (default mlp)")
     parser.add_argument("--width", type=_positive, default=256, help="the family's width knob (default 256)")
     parser.add_argument("--depth", type=int, help="depth (default: the family's)")
-    parser.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="family option, e.g. norm=true for batch norm (repeatable)")
     parser.add_argument("--inits", type=_positive, default=5, help="independent random inits (default 5, >= 2)")
     parser.add_argument("--epochs", type=_positive, default=30, help="training epochs per init (default 30)")
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         trajectories = load_trajectories(args.trajectories)
         _log(f"loaded {trajectories.inits} trajectories from {args.trajectories}")
     else:
-        options = _typed_options(args.family, args.option)
+        options = family_options(args.family, args.option)
         config = TrainConfig(epochs=args.epochs, lr=args.lr)
         seeds = [args.seed + k for k in range(args.inits)]
         _log(f"training {args.inits} inits of {args.family} width {args.width} for {args.epochs}+{args.tail_epochs}"
