@@ -14,44 +14,44 @@ from ensplit.analysis.collegial_montecarlo import AlphaFit, EnsembleConvergence,
 from ensplit.report.html import Section, write_report
 
 
-def primal_figure(curves: DesignCurves) -> Figure:
-    """Primal objective (exp(αΣ) − 1)/m_p(n) vs n (log scale) with m_p(n) on a second axis (Fig. 3a/6a)."""
+def _objective_figure(widths: np.ndarray, values: np.ndarray, best: int, members: np.ndarray, *, log_y: bool,
+                      curve_label: str, best_label: str, reference: float, ylabel: str, members_label: str,
+                      legend_loc: str) -> Figure:
+    """One design objective against the path width n, its optimum marked, the multiplicity on a twin axis."""
     fig = Figure(figsize=(5.6, 3.8))
     ax = fig.add_subplot()
-    n = np.asarray(curves.widths)
-    ax.semilogy(n, curves.primal_variance, color="tab:blue", label="Var(K_e) ∝ (e^{αΣ} − 1)/m_p")
-    i = int(np.argmin(curves.primal_variance))
-    ax.semilogy(n[i], curves.primal_variance[i], "o", color="tab:red",
-                label=f"n = {n[i]}, m_p = {curves.primal_members[i]:.1f}")
-    ax.axhline(curves.baseline_variance, color="gray", ls="--", lw=1, label="baseline variance")
+    (ax.semilogy if log_y else ax.plot)(widths, values, color="tab:blue", label=curve_label)
+    ax.plot(widths[best], values[best], "o", color="tab:red", label=best_label)
+    ax.axhline(reference, color="gray", ls="--", lw=1, label="baseline variance" if log_y else None)
     ax.set_xscale("log")
     ax.set_xlabel("path width n")
-    ax.set_ylabel("variance at the baseline's cost")
+    ax.set_ylabel(ylabel)
     twin = ax.twinx()
-    twin.loglog(n, curves.primal_members, color="tab:green", lw=1)
-    twin.set_ylabel("m_p(n)", color="tab:green")
-    ax.legend(fontsize=8, loc="upper center")
+    twin.loglog(widths, members, color="tab:green", lw=1)
+    twin.set_ylabel(members_label, color="tab:green")
+    ax.legend(fontsize=8, loc=legend_loc)
     return fig
+
+
+def primal_figure(curves: DesignCurves) -> Figure:
+    """Primal objective (exp(αΣ) − 1)/m_p(n) vs n (log scale) with m_p(n) on a second axis (Fig. 3a/6a)."""
+    n, variance = np.asarray(curves.widths), np.asarray(curves.primal_variance)
+    i = int(np.argmin(variance))
+    return _objective_figure(n, variance, i, np.asarray(curves.primal_members), log_y=True,
+                             curve_label="Var(K_e) ∝ (e^{αΣ} − 1)/m_p",
+                             best_label=f"n = {n[i]}, m_p = {curves.primal_members[i]:.1f}",
+                             reference=curves.baseline_variance, ylabel="variance at the baseline's cost",
+                             members_label="m_p(n)", legend_loc="upper center")
 
 
 def dual_figure(curves: DesignCurves) -> Figure:
     """Dual objective ρ(n) = β_s/(m_d β(n)) vs n with m_d(n) on a second axis (Fig. 3b/6b)."""
-    fig = Figure(figsize=(5.6, 3.8))
-    ax = fig.add_subplot()
-    n = np.asarray(curves.widths)
-    rho = np.asarray(curves.dual_efficiency)
-    ax.plot(n, rho, color="tab:blue", label="efficiency ρ(n)")
+    n, rho = np.asarray(curves.widths), np.asarray(curves.dual_efficiency)
     i = int(np.argmax(rho))
-    ax.plot(n[i], rho[i], "o", color="tab:red", label=f"n = {n[i]}, ρ = {rho[i]:.2f}")
-    ax.axhline(1.0, color="gray", ls="--", lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("path width n")
-    ax.set_ylabel("efficiency at the baseline's variance")
-    twin = ax.twinx()
-    twin.loglog(n, curves.dual_members, color="tab:green", lw=1)
-    twin.set_ylabel("m_d(n)", color="tab:green")
-    ax.legend(fontsize=8, loc="upper right")
-    return fig
+    return _objective_figure(n, rho, i, np.asarray(curves.dual_members), log_y=False, curve_label="efficiency ρ(n)",
+                             best_label=f"n = {n[i]}, ρ = {rho[i]:.2f}", reference=1.0,
+                             ylabel="efficiency at the baseline's variance", members_label="m_d(n)",
+                             legend_loc="upper right")
 
 
 def alpha_fit_figure(fit: AlphaFit) -> Figure:
