@@ -32,31 +32,48 @@ def _member_view(v: torch.Tensor, x: torch.Tensor, trailing: int) -> torch.Tenso
     return v.view(v.shape[0], *([1] * (x.dim() - 2 - trailing)), v.shape[1], *([1] * trailing))
 
 
-class BatchEnsembleLinear(nn.Module):
+class _RankOneMembers(nn.Module):
+    """What the linear and conv layers share: the shared weight, fast weights r [M, out] and s [M, in], and a
+    per-member bias [M, out], all taken from a plain `base` layer whose weight is `[out, in, ...]`."""
+
+    def _shared_and_fast(self, base: nn.Module, members: int, fast_init: str,
+                         generator: torch.Generator | None) -> None:
+        out_features, in_features = base.weight.shape[0], self._s_features(base)
+        self.weight = base.weight
+        self.r = nn.Parameter(torch.empty(members, out_features))
+        self.s = nn.Parameter(torch.empty(members, in_features))
+        init_fast_weights(self.r, fast_init, generator)
+        init_fast_weights(self.s, fast_init, generator)
+        self.bias = nn.Parameter(base.bias.detach().expand(members, -1).clone()) if base.bias is not None else None
+
+    def _s_features(self, base: nn.Module) -> int:
+        """Length of s: the full input width (input channels even for grouped convolutions)."""
+        return getattr(base, "in_features", None) or base.in_channels
+
+    def _copy_shared(self, layer: nn.Module):
+        """Take `layer`'s weight as the shared weight and its bias as every member's bias."""
+        with torch.no_grad():
+            self.weight.copy_(layer.weight)
+            if layer.bias is not None:
+                self.bias.copy_(layer.bias.expand(self.members, -1))
+        return self.to(layer.weight.device, layer.weight.dtype)
+
+
+class BatchEnsembleLinear(_RankOneMembers):
     """Shared `weight [out, in]`; per member `r [M, out]`, `s [M, in]`, `bias [M, out]`."""
 
     def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True,
                  fast_init: str = "random_sign", generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.members, self.in_features, self.out_features = members, in_features, out_features
-        base = nn.Linear(in_features, out_features, bias=bias)
-        self.weight = base.weight
-        self.r = nn.Parameter(torch.empty(members, out_features))
-        self.s = nn.Parameter(torch.empty(members, in_features))
-        init_fast_weights(self.r, fast_init, generator)
-        init_fast_weights(self.s, fast_init, generator)
-        self.bias = nn.Parameter(base.bias.detach().expand(members, -1).clone()) if bias else None
+        self._shared_and_fast(nn.Linear(in_features, out_features, bias=bias), members, fast_init, generator)
 
     @classmethod
     def from_linear(cls, layer: nn.Linear, members: int, fast_init: str = "random_sign",
                     generator: torch.Generator | None = None) -> BatchEnsembleLinear:
         """Share `layer`'s weight; every member starts from its bias."""
         new = cls(members, layer.in_features, layer.out_features, layer.bias is not None, fast_init, generator)
-        with torch.no_grad():
-            new.weight.copy_(layer.weight)
-            if layer.bias is not None:
-                new.bias.copy_(layer.bias.expand(members, -1))
-        return new.to(layer.weight.device, layer.weight.dtype)
+        return new._copy_shared(layer)
 
     def member_weight(self, index: int) -> torch.Tensor:
         """W_i = W ∘ (r_i s_iᵀ), `[out, in]` (for tests and analyses)."""
@@ -70,7 +87,7 @@ class BatchEnsembleLinear(nn.Module):
         return f"members={self.members}, {self.in_features} -> {self.out_features}, bias={self.bias is not None}"
 
 
-class BatchEnsembleConv(nn.Module):
+class BatchEnsembleConv(_RankOneMembers):
     """Shared conv weight `[out, in/groups, *k]`; per member `r [M, out]`, `s [M, in]`, `bias [M, out]`.
 
     s scales input channels and r output channels, so member i convolves with W ∘ (r_i s_iᵀ) broadcast
@@ -85,23 +102,14 @@ class BatchEnsembleConv(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding, self.groups = kernel_size, stride, padding, groups
         base = plain.Conv(dim, in_channels, out_channels, kernel_size, stride, padding, bias, groups)
-        self.weight = base.weight
-        self.r = nn.Parameter(torch.empty(members, out_channels))
-        self.s = nn.Parameter(torch.empty(members, in_channels))
-        init_fast_weights(self.r, fast_init, generator)
-        init_fast_weights(self.s, fast_init, generator)
-        self.bias = nn.Parameter(base.bias.detach().expand(members, -1).clone()) if bias else None
+        self._shared_and_fast(base, members, fast_init, generator)
 
     @classmethod
     def from_conv(cls, layer: plain.Conv, members: int, fast_init: str = "random_sign",
                   generator: torch.Generator | None = None) -> BatchEnsembleConv:
         new = cls(members, layer.dim, layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                   layer.padding, layer.bias is not None, layer.groups, fast_init, generator)
-        with torch.no_grad():
-            new.weight.copy_(layer.weight)
-            if layer.bias is not None:
-                new.bias.copy_(layer.bias.expand(members, -1))
-        return new.to(layer.weight.device, layer.weight.dtype)
+        return new._copy_shared(layer)
 
     def member_weight(self, index: int) -> torch.Tensor:
         """W_i = W ∘ (r_i s_iᵀ) over `[out, in/groups, *k]` (s taken per group slice)."""
