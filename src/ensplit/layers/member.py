@@ -20,6 +20,19 @@ from ensplit.layers.conv_strategy import choose_strategy
 STRATEGIES = ("auto", "grouped", "loop")
 
 
+def is_channels_last(weight: torch.Tensor) -> bool:
+    """Whether a 2-d conv weight `[out, in, kh, kw]` is laid out channels-last (NHWC).
+
+    Compares strides, not `is_contiguous(memory_format=torch.channels_last)`: that is also true of
+    ordinary NCHW weights whose size-1 dims make the two layouts coincide (1×1 kernels, one input
+    channel per group), which would switch those convs to NHWC in a model never converted.
+    """
+    if weight.dim() != 4:
+        return False
+    _, c, h, w = weight.shape
+    return weight.stride() == (h * w * c, 1, w * c, c)
+
+
 class MemberLinear(nn.Module):
     """M linear maps, `y[m] = x[m] @ W[m]^T + b[m]`, computed with one `baddbmm` over the members axis."""
 
@@ -128,7 +141,14 @@ class MemberConv(nn.Module):
                              for i in range(m)])
         else:
             b_size = x.shape[1]
-            packed = x.transpose(0, 1).reshape(b_size, m * self.in_channels, *x.shape[3:])
+            if is_channels_last(self.weight):
+                # pack [M, B, C, H, W] as [B, H, W, M·C] (NHWC) so the grouped conv runs channels-last: a view
+                # when x comes from a channels-last grouped MemberConv or a MemberNorm after one, else one copy
+                # (the reshape copies unless it can view; then only an NCHW-packed view is left to convert)
+                packed = x.permute(1, 3, 4, 0, 2).reshape(b_size, *x.shape[3:], m * self.in_channels)
+                packed = packed.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+            else:
+                packed = x.transpose(0, 1).reshape(b_size, m * self.in_channels, *x.shape[3:])
             y = self._conv(packed, self.weight, self.bias, m * self.groups)
             y = y.view(b_size, m, self.out_channels, *y.shape[2:]).transpose(0, 1)
         return y.reshape(m, *batch_shape, *y.shape[2:])

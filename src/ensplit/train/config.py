@@ -14,6 +14,8 @@ class TrainConfig:
     schedule: "cosine" (to zero over all epochs), "step" (× step_gamma at each milestone fraction)
     or "constant". batching: "independent" (each member its own data order, the deep-ensemble
     default) or "shared" (one order for all members, as BatchEnsemble tiles its input).
+    channels_last: for 2-d image models, weights and activations in NHWC layout (same numbers, other
+    kernels; see docs/scale-out.md).
     """
 
     epochs: int = 40
@@ -31,6 +33,7 @@ class TrainConfig:
     augment: bool = True
     batching: str = "independent"
     track_test_accuracy: bool = False
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

@@ -64,6 +64,12 @@ def _augmenter(dataset: Dataset, config: TrainConfig):
     return random_crop_flip
 
 
+def _channels_last_input(x: torch.Tensor) -> torch.Tensor:
+    """A `[B, C, H, W]` image batch in NHWC. Member-batched `[M, B, C, H, W]` batches stay as they are: the
+    first channels-last MemberConv packs them into NHWC with the one copy its packing makes anyway."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 @torch.no_grad()
 def predict_log_probs(model: nn.Module, x: torch.Tensor, dataset: Dataset | None = None,
                       batch_size: int = 1024) -> torch.Tensor:
@@ -87,7 +93,8 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
 
     The loss is the SUM over members of each member's mean cross-entropy, so every member's gradient is
     what it would be if it trained alone. A custom `index_sampler(n, batch_size, generators)` returning
-    `[steps, M or 1, B]` replaces the default batching (MIMO uses this).
+    `[steps, M or 1, B]` replaces the default batching (MIMO uses this). With `config.channels_last` and
+    image inputs `[C, H, W]`, the model is converted to channels-last in place (and stays so).
     """
     members = len(member_seeds)
     generators = member_generators(member_seeds)
@@ -95,6 +102,9 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
     augment = _augmenter(dataset, config)
     device = dataset.x_train.device
     dtype = _model_dtype(model)
+    channels_last = config.channels_last and len(dataset.in_shape) == 3  # 2-d images only
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # 4-d weights only: 1-d convs and linears are untouched
     n = dataset.x_train.shape[0]
     steps_per_epoch = math.ceil(n / config.batch_size)
     optimizer = make_optimizer(model.parameters(), config)
@@ -119,6 +129,8 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
             xb = dataset.prepare(xb).to(dtype)
             if idx.shape[0] == 1:
                 xb, yb = xb[0], yb[0].expand(members, -1)
+            if channels_last:
+                xb = _channels_last_input(xb)
             logits = model(xb)
             per_member = F.cross_entropy(logits.flatten(0, 1), yb.reshape(-1), reduction="none",
                                          label_smoothing=config.label_smoothing).view(members, -1).mean(1)

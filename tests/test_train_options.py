@@ -1,0 +1,108 @@
+"""TrainConfig's GPU-path options on the CPU: channels-last, bf16 autocast and torch.compile change kernels
+and layouts, not what is computed (bf16: only rounding)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from ensplit.data.dataset import Dataset
+from ensplit.ensembles import deep_ensemble
+from ensplit.layers.member import MemberConv, is_channels_last
+from ensplit.train import TrainConfig, predict_log_probs, train
+
+SEEDS = [3, 4]
+TOL64 = 1e-10  # float64: NHWC and NCHW kernels differ only in summation order
+
+
+def tiny_images(n_train: int = 48, n_test: int = 16, seed: int = 0) -> Dataset:
+    """Random uint8 images `[N, 3, 8, 8]` whose class is the brightest channel (learnable, 3 classes)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n_train + n_test, 3, 8, 8), generator=g, dtype=torch.uint8)
+    y = x.double().mean(dim=(2, 3)).argmax(1)
+    return Dataset("tiny-images", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes=3, kind="image",
+                   mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+
+
+def tiny_vectors(n_train: int = 256, n_test: int = 64, features: int = 40, seed: int = 0) -> Dataset:
+    """Gaussian blobs in `features` dims, 4 classes: an MLP or 1-d CNN learns them in a few epochs."""
+    g = torch.Generator().manual_seed(seed)
+    centres = 1.5 * torch.randn(4, features, generator=g)
+    y = torch.randint(0, 4, (n_train + n_test,), generator=g)
+    x = centres[y] + torch.randn(n_train + n_test, features, generator=g)
+    return Dataset("tiny-vectors", x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes=4)
+
+
+def _resnet(strategy: str) -> torch.nn.Module:
+    return deep_ensemble("resnet", SEEDS, conv_strategy=strategy, width=2, depth=8, in_shape=(3, 8, 8),
+                         num_classes=3, shortcut="B")
+
+
+# --- channels_last --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["grouped", "loop", "auto"])
+def test_channels_last_gives_the_same_outputs_and_gradients(float64_default, monkeypatch, strategy):
+    torch.manual_seed(0)
+    nchw = _resnet(strategy)
+    nhwc = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+    convs = [m for m in nhwc.modules() if isinstance(m, MemberConv)]
+    assert convs and all(is_channels_last(m.weight) for m in convs)
+    assert not any(is_channels_last(m.weight) for m in nchw.modules() if isinstance(m, MemberConv))
+    layouts: list[tuple[int, bool]] = []  # (groups, input channels-last?) of every conv2d call
+    conv2d = torch.nn.functional.conv2d
+
+    def recording(x, weight, *args):
+        layouts.append((args[-1], x.is_contiguous(memory_format=torch.channels_last)))
+        return conv2d(x, weight, *args)
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", recording)
+    x = torch.randn(5, 3, 8, 8)
+    out_nchw = nchw(x)
+    plain_layouts, layouts[:] = list(layouts), []
+    out_nhwc = nhwc(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out_nhwc, out_nchw, atol=TOL64, rtol=0)
+    # the grouped conv (groups = members) is fed NHWC-packed input exactly when its weight is channels-last
+    assert len(layouts) == len(plain_layouts) > 0
+    assert not any(cl for groups, cl in plain_layouts if groups == len(SEEDS))
+    assert all(cl for groups, cl in layouts if groups == len(SEEDS))
+    if strategy == "grouped":
+        assert all(groups == len(SEEDS) for groups, _ in layouts)
+    weights = torch.randn_like(out_nchw)
+    (out_nchw * weights).sum().backward()
+    (out_nhwc * weights).sum().backward()
+    for (name, p), q in zip(nchw.named_parameters(), nhwc.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, atol=TOL64, rtol=0, msg=name)
+
+
+def test_training_with_channels_last_matches_and_keeps_the_layout(float64_default):
+    data = tiny_images()
+    results = {}
+    for channels_last in (False, True):
+        model = _resnet("grouped")
+        config = TrainConfig(epochs=2, batch_size=16, lr=0.05, channels_last=channels_last)
+        result = train(model, data, config, SEEDS, progress=False)
+        convs = [m for m in model.modules() if isinstance(m, MemberConv)]
+        assert all(is_channels_last(m.weight) == channels_last for m in convs)
+        results[channels_last] = (result.train_loss, predict_log_probs(model, data.x_test, data))
+    assert results[True][1].dtype == torch.float64
+    torch.testing.assert_close(results[True][1], results[False][1], atol=TOL64, rtol=0)
+    for a, b in zip(results[True][0], results[False][0], strict=True):
+        assert a == pytest.approx(b, abs=TOL64, rel=0)
+
+
+def test_channels_last_leaves_1d_models_alone():
+    data = tiny_vectors(n_train=64, n_test=16)
+    predictions = []
+    for channels_last in (False, True):
+        model = deep_ensemble("cnn1d", SEEDS, width=4, num_classes=4)
+        train(model, data, TrainConfig(epochs=1, batch_size=32, channels_last=channels_last), SEEDS, progress=False)
+        predictions.append(predict_log_probs(model, data.x_test))
+    assert torch.equal(predictions[0], predictions[1])
+    conv = MemberConv(2, 1, 3, 4, 3, padding=1)
+    x = torch.randn(2, 5, 3, 11)
+    before = conv(x)
+    conv.to(memory_format=torch.channels_last)  # a 3-d weight has no channels-last layout: unchanged
+    assert not is_channels_last(conv.weight) and torch.equal(conv(x), before)
