@@ -63,8 +63,8 @@ def run_job(job: TrainJob, device: str = "cpu", progress: bool = False) -> JobRe
     result = train(model, data, config, list(job.seeds), progress=progress,
                    description=f"{job.kind} w={job.width} n={len(job.seeds)}")
     seconds = time.perf_counter() - start
-    test = predict_log_probs(model, data.x_test, data)
-    val = predict_log_probs(model, data.x_val, data) if data.x_val is not None else None
+    test = predict_log_probs(model, data.x_test, data, precision=config.precision)
+    val = predict_log_probs(model, data.x_val, data, precision=config.precision) if data.x_val is not None else None
     failed = [f or not bool(torch.isfinite(test[i]).all()) for i, f in enumerate(result.failed)]
     params = count_params(job.family, job.width, job.depth, data.in_shape, data.num_classes, **options)
     return JobResult(

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from ensplit.errors import EnsplitError
 
+PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -14,8 +16,10 @@ class TrainConfig:
     schedule: "cosine" (to zero over all epochs), "step" (× step_gamma at each milestone fraction)
     or "constant". batching: "independent" (each member its own data order, the deep-ensemble
     default) or "shared" (one order for all members, as BatchEnsemble tiles its input).
-    channels_last: for 2-d image models, weights and activations in NHWC layout (same numbers, other
-    kernels; see docs/scale-out.md).
+    precision: "fp32" (the model's own dtype throughout) or "bf16" (forward pass and loss under bf16
+    autocast; weights, gradients and optimizer state stay in the model's dtype). channels_last: for 2-d
+    image models, weights and activations in NHWC layout (same numbers, other kernels). See
+    docs/scale-out.md.
     """
 
     epochs: int = 40
@@ -33,6 +37,7 @@ class TrainConfig:
     augment: bool = True
     batching: str = "independent"
     track_test_accuracy: bool = False
+    precision: str = "fp32"
     channels_last: bool = False
 
     def __post_init__(self) -> None:
@@ -47,7 +52,7 @@ class TrainConfig:
         if not 0 <= self.dropout < 1:
             raise EnsplitError(f"dropout must be in [0, 1), got {self.dropout}")
         choices = {"optimizer": ("sgd", "adam", "adamw"), "schedule": ("cosine", "step", "constant"),
-                   "batching": ("independent", "shared")}
+                   "batching": ("independent", "shared"), "precision": PRECISIONS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise EnsplitError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

@@ -14,7 +14,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ensplit.data.dataset import Dataset
-from ensplit.train.config import TrainConfig
+from ensplit.errors import EnsplitError
+from ensplit.train.config import PRECISIONS, TrainConfig
 from ensplit.train.optim import make_optimizer, make_schedule
 
 IndexSampler = Callable[[int, int, Sequence[torch.Generator]], torch.Tensor]
@@ -64,6 +65,14 @@ def _augmenter(dataset: Dataset, config: TrainConfig):
     return random_crop_flip
 
 
+def autocast(precision: str, device: torch.device) -> torch.autocast:
+    """The autocast context of a precision: "bf16" runs eligible ops (matmuls, convs) in bfloat16 while the
+    weights stay in their own dtype; "fp32" disables autocast."""
+    if precision not in PRECISIONS:
+        raise EnsplitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def _channels_last_input(x: torch.Tensor) -> torch.Tensor:
     """A `[B, C, H, W]` image batch in NHWC. Member-batched `[M, B, C, H, W]` batches stay as they are: the
     first channels-last MemberConv packs them into NHWC with the one copy its packing makes anyway."""
@@ -72,8 +81,9 @@ def _channels_last_input(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_log_probs(model: nn.Module, x: torch.Tensor, dataset: Dataset | None = None,
-                      batch_size: int = 1024) -> torch.Tensor:
-    """Member log-probabilities `[M, N, C]` of `model` on inputs `x` (eval mode, batched)."""
+                      batch_size: int = 1024, precision: str = "fp32") -> torch.Tensor:
+    """Member log-probabilities `[M, N, C]` of `model` on inputs `x` (eval mode, batched), in the model's
+    dtype; with precision "bf16" the forward pass runs under bf16 autocast, as in training."""
     was_training = model.training
     model.eval()
     dtype = _model_dtype(model)
@@ -81,7 +91,9 @@ def predict_log_probs(model: nn.Module, x: torch.Tensor, dataset: Dataset | None
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size]
         xb = (dataset.prepare(xb) if dataset is not None else xb).to(dtype)
-        outputs.append(torch.log_softmax(model(xb), dim=-1))
+        with autocast(precision, xb.device):
+            logits = model(xb)
+        outputs.append(torch.log_softmax(logits.to(dtype), dim=-1))  # normalised in full precision
     model.train(was_training)
     return torch.cat(outputs, dim=1)
 
@@ -131,9 +143,10 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
                 xb, yb = xb[0], yb[0].expand(members, -1)
             if channels_last:
                 xb = _channels_last_input(xb)
-            logits = model(xb)
-            per_member = F.cross_entropy(logits.flatten(0, 1), yb.reshape(-1), reduction="none",
-                                         label_smoothing=config.label_smoothing).view(members, -1).mean(1)
+            with autocast(config.precision, device):  # bf16: forward and loss; backward and step outside
+                logits = model(xb).to(dtype)  # the loss in full precision whatever autocast's policy for it
+                per_member = F.cross_entropy(logits.flatten(0, 1), yb.reshape(-1), reduction="none",
+                                             label_smoothing=config.label_smoothing).view(members, -1).mean(1)
             optimizer.zero_grad(set_to_none=True)
             per_member.sum().backward()
             optimizer.step()
@@ -146,7 +159,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
         result.train_loss.append(epoch_loss)
         result.failed = [f or not math.isfinite(v) for f, v in zip(result.failed, epoch_loss, strict=True)]
         if config.track_test_accuracy:
-            lp = predict_log_probs(model, dataset.x_test, dataset)
+            lp = predict_log_probs(model, dataset.x_test, dataset, precision=config.precision)
             result.test_accuracy.append((lp.argmax(-1) == dataset.y_test).double().mean(1).tolist())
         if on_epoch is not None:
             on_epoch(epoch, model)
