@@ -152,3 +152,47 @@ def test_an_unknown_precision_is_a_one_line_error(value):
     assert "\n" not in str(error.value)
     with pytest.raises(EnsplitError, match="precision must be one of"):
         predict_log_probs(deep_ensemble("mlp", SEEDS, width=4), torch.randn(3, 40), precision=value)
+
+
+# --- torch.compile --------------------------------------------------------------------------------------
+
+COMPILE_TOL = 1e-5  # float32: inductor's fused kernels sum in another order than eager
+
+
+def _compile_unavailable() -> str | None:
+    """Why torch.compile cannot run here (no working C++ toolchain, unsupported platform), or None."""
+    try:
+        compiled = torch.compile(lambda x: torch.sin(x) * 2 + 1)
+        x = torch.linspace(0, 1, 8)
+        if not torch.allclose(compiled(x), torch.sin(x) * 2 + 1):
+            return "torch.compile runs but computes a trivial function wrongly"
+    except Exception as error:  # any failure of the probe means compilation is unavailable
+        return f"torch.compile unavailable: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return None
+
+
+def test_compiled_training_matches_eager():
+    reason = _compile_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from torch._dynamo.utils import counters
+
+    data = tiny_vectors(n_train=256, n_test=64)
+    runs = {}
+    for compiled in (False, True):
+        model = deep_ensemble("mlp", SEEDS, width=16, num_classes=4)
+        config = TrainConfig(epochs=2, batch_size=64, lr=0.05, compile=compiled)
+        graphs = counters["stats"]["unique_graphs"]
+        result = train(model, data, config, SEEDS, progress=False)
+        assert (counters["stats"]["unique_graphs"] > graphs) == compiled  # dynamo captured the forward
+        assert type(model).__name__ == "MemberBatchedEnsemble"  # the caller's model is never swapped out
+        runs[compiled] = (result.train_loss, predict_log_probs(model, data.x_test), model.state_dict())
+    (eager_loss, eager_lp, eager_state), (comp_loss, comp_lp, comp_state) = runs[False], runs[True]
+    for a, b in zip(comp_loss, eager_loss, strict=True):
+        assert a == pytest.approx(b, abs=COMPILE_TOL, rel=0)
+    torch.testing.assert_close(comp_lp, eager_lp, atol=COMPILE_TOL, rtol=0)
+    assert comp_state.keys() == eager_state.keys()  # no "_orig_mod." prefixes from the compiled wrapper
+    for name, value in eager_state.items():
+        torch.testing.assert_close(comp_state[name], value, atol=COMPILE_TOL, rtol=0, msg=name)
+    assert not torch.equal(comp_lp, predict_log_probs(deep_ensemble("mlp", SEEDS, width=16, num_classes=4),
+                                                      data.x_test))  # training moved the weights

@@ -17,9 +17,9 @@ class TrainConfig:
     or "constant". batching: "independent" (each member its own data order, the deep-ensemble
     default) or "shared" (one order for all members, as BatchEnsemble tiles its input).
     precision: "fp32" (the model's own dtype throughout) or "bf16" (forward pass and loss under bf16
-    autocast; weights, gradients and optimizer state stay in the model's dtype). channels_last: for 2-d
-    image models, weights and activations in NHWC layout (same numbers, other kernels). See
-    docs/scale-out.md.
+    autocast; weights, gradients and optimizer state stay in the model's dtype). compile: the training
+    forward pass through `torch.compile` (prediction stays eager). channels_last: for 2-d image models,
+    weights and activations in NHWC layout (same numbers, other kernels). See docs/scale-out.md.
     """
 
     epochs: int = 40
@@ -38,6 +38,7 @@ class TrainConfig:
     batching: str = "independent"
     track_test_accuracy: bool = False
     precision: str = "fp32"
+    compile: bool = False
     channels_last: bool = False
 
     def __post_init__(self) -> None:

@@ -106,7 +106,9 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
     The loss is the SUM over members of each member's mean cross-entropy, so every member's gradient is
     what it would be if it trained alone. A custom `index_sampler(n, batch_size, generators)` returning
     `[steps, M or 1, B]` replaces the default batching (MIMO uses this). With `config.channels_last` and
-    image inputs `[C, H, W]`, the model is converted to channels-last in place (and stays so).
+    image inputs `[C, H, W]`, the model is converted to channels-last in place (and stays so). With
+    `config.compile` only the training forward pass is compiled; `model` itself (its parameters, state dict
+    and the predictions made from it) is unchanged.
     """
     members = len(member_seeds)
     generators = member_generators(member_seeds)
@@ -117,6 +119,8 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
     channels_last = config.channels_last and len(dataset.in_shape) == 3  # 2-d images only
     if channels_last:
         model.to(memory_format=torch.channels_last)  # 4-d weights only: 1-d convs and linears are untouched
+    # the compiled module shares the model's parameters and buffers; the first step pays for compilation
+    forward = torch.compile(model) if config.compile else model
     n = dataset.x_train.shape[0]
     steps_per_epoch = math.ceil(n / config.batch_size)
     optimizer = make_optimizer(model.parameters(), config)
@@ -144,7 +148,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
             if channels_last:
                 xb = _channels_last_input(xb)
             with autocast(config.precision, device):  # bf16: forward and loss; backward and step outside
-                logits = model(xb).to(dtype)  # the loss in full precision whatever autocast's policy for it
+                logits = forward(xb).to(dtype)  # the loss in full precision whatever autocast's policy for it
                 per_member = F.cross_entropy(logits.flatten(0, 1), yb.reshape(-1), reduction="none",
                                              label_smoothing=config.label_smoothing).view(members, -1).mean(1)
             optimizer.zero_grad(set_to_none=True)
