@@ -88,3 +88,20 @@ def test_analyze_on_npz_pools_matches_the_study(study, tmp_path, capsys):
     np.savez(tmp_path / "bad.npz", log_probs=np.zeros((2, 5, 3)), labels=np.zeros(5, int), params_per_member=3)
     assert main(["analyze", str(tmp_path / "bad.npz"), str(tmp_path / "w4.npz")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_a_bf16_study_runs_from_the_cli(tmp_path, capsys):
+    out = tmp_path / "bf16"
+    args = ["--widths", "4,8,16", "--epochs", "1", "--pool-min", "2", "--pool-max", "3", "--train-subset", "200",
+            "--test-subset", "100", "--bootstrap", "0", "--cnll-splits", "1", "--no-report", "--quiet"]
+    assert main(["study", "--out", str(out), *args, "--precision", "bf16", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"budgets", "power_laws", "sizes"} <= set(result)
+    from ensplit.store import ResultStore
+
+    store = ResultStore(out)
+    jobs = {row["job_id"] for row in store.networks("pool")}
+    assert jobs and all(store.job_train_config(j)["precision"] == "bf16" for j in jobs)
+    log_probs, _ = store.pool(16)
+    assert log_probs.dtype == np.float32 and np.isfinite(log_probs).all()
+    assert 'precision = "bf16"' in (out / "config.toml").read_text()

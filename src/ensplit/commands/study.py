@@ -18,14 +18,19 @@ _SKIP = {"train"}
 
 
 def add_config_overrides(parser: argparse.ArgumentParser) -> None:
-    """One `--field` option per StudyConfig and TrainConfig field (lists as comma-separated values)."""
+    """One `--field` option per StudyConfig and TrainConfig field (lists as comma-separated values; a
+    boolean flag alone means true, so `--compile` and `--compile true` are the same)."""
     group = parser.add_argument_group("config overrides (each beats --config)")
     for f in [*fields(StudyConfig), *fields(TrainConfig)]:
         if f.name in _SKIP:
             continue
         flag = "--" + f.name.replace("_", "-")
-        group.add_argument(flag, dest=f"override_{f.name}", default=None, metavar="VALUE",
-                           help=f"({f.type})".replace("'", ""))
+        kind = f"({f.type})".replace("'", "")
+        if f.type in ("bool", bool):
+            group.add_argument(flag, dest=f"override_{f.name}", default=None, nargs="?", const="true",
+                               metavar="VALUE", help=f"{kind} alone: true")
+        else:
+            group.add_argument(flag, dest=f"override_{f.name}", default=None, metavar="VALUE", help=kind)
 
 
 def config_from_args(args: argparse.Namespace) -> StudyConfig:

@@ -93,6 +93,7 @@ class StudyConfig:
     def fingerprint(self) -> str:
         """Hash of everything that determines what is trained and stored."""
         data = {k: v for k, v in self.to_dict().items() if k not in self.RUNTIME_FIELDS}
+        data["train"] = identifying_train_options(data["train"])
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
     def differences(self, other: StudyConfig) -> list[str]:
@@ -102,6 +103,16 @@ class StudyConfig:
 
 _TRAIN_FIELDS = {f.name: f for f in fields(TrainConfig)}
 _STUDY_FIELDS = {f.name: f for f in fields(StudyConfig)}
+
+# Training fields added after study folders existed. Job ids and fingerprints hash the training options, so
+# these are left out of the hash while at their default: a folder made before they existed still resumes.
+LATER_TRAIN_FIELDS = ("precision", "compile", "channels_last")
+
+
+def identifying_train_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The training options that identify a run: all of them but LATER_TRAIN_FIELDS at their default."""
+    return {k: v for k, v in options.items()
+            if not (k in LATER_TRAIN_FIELDS and v == _TRAIN_FIELDS[k].default)}
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

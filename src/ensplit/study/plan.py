@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ensplit.models import count_params
-from ensplit.study.config import StudyConfig
+from ensplit.study.config import StudyConfig, identifying_train_options
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,9 @@ class TrainJob:
 
     @property
     def job_id(self) -> str:
-        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        data = dataclasses.asdict(self)
+        data["train"] = sorted(identifying_train_options(dict(self.train)).items())
+        payload = json.dumps(data, sort_keys=True, default=list)
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
     @property
