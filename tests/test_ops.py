@@ -1,4 +1,5 @@
-"""Pooling over any leading dims: equal to pooling the folded tensor, and no copy of a permuted view."""
+"""Layer helpers: pooling over any leading dims (equal to pooling the folded tensor, no copy of a permuted
+view) and the device generators behind dropout masks."""
 
 import torch
 import torch.nn.functional as F
@@ -28,3 +29,19 @@ def test_folding_follows_memory_order_without_a_copy():
     out = per_example(probe, base.transpose(0, 1), trailing=2)
     assert seen == [base.data_ptr()]  # the fold was a view
     assert out.shape == (3, 6, 4, 10) and torch.equal(out, 2 * base.transpose(0, 1))
+
+
+def test_masks_for_another_device_come_from_a_device_generator_seeded_once_from_the_member():
+    from ensplit.layers.plain import generator_on
+
+    member = torch.Generator().manual_seed(11)
+    assert generator_on(member, torch.device("cpu"), {}) is member  # its own device: used as is
+    reference = torch.Generator().manual_seed(11)
+    expected_seed = int(torch.randint(0, 2**62, (1,), generator=reference))
+    other = torch.device("cpu", 0)  # stands in for a GPU: a device the generator does not report
+    cache: dict = {}
+    first = generator_on(member, other, cache)
+    assert first is not member and generator_on(member, other, cache) is first  # seeded once, then cached
+    assert torch.equal(torch.rand(5, generator=first), torch.rand(5, generator=torch.Generator().manual_seed(
+        expected_seed)))
+    assert torch.equal(torch.rand(3, generator=member), torch.rand(3, generator=reference))  # drew one seed only

@@ -207,6 +207,7 @@ class MemberDropout(nn.Module):
         super().__init__()
         self.p = p
         self.generators = list(generators)
+        self.device_generators: list[dict[str, torch.Generator]] = [{} for _ in self.generators]
 
     @classmethod
     def from_modules(cls, modules: Sequence[plain.Dropout]) -> MemberDropout:
@@ -215,9 +216,10 @@ class MemberDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        masks = [torch.rand(x.shape[1:], generator=g, device=g.device if g is not None else x.device,
-                            dtype=x.dtype) >= self.p for g in self.generators]
-        return x * torch.stack(masks).to(x.device) / (1.0 - self.p)  # per-member CPU generators work on GPU
+        masks = [torch.rand(x.shape[1:], generator=plain.generator_on(g, x.device, cache), device=x.device,
+                            dtype=x.dtype) >= self.p for g, cache in zip(self.generators, self.device_generators,
+                                                                         strict=True)]
+        return x * torch.stack(masks) / (1.0 - self.p)
 
     def extra_repr(self) -> str:
         return f"members={len(self.generators)}, p={self.p}"

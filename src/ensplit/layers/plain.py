@@ -66,6 +66,24 @@ class Norm(nn.BatchNorm1d):
         return super().forward(folded).reshape(*lead, *folded.shape[1:])
 
 
+def generator_on(generator: torch.Generator | None, device: torch.device,
+                 cache: dict[str, torch.Generator]) -> torch.Generator | None:
+    """The generator to draw masks on `device` with: `generator` itself if it lives there; otherwise one
+    generator on `device`, seeded once from `generator` and kept in `cache`.
+
+    Members carry CPU generators (seeded from their own seeds). On a GPU, drawing masks on the CPU and
+    copying them over would cost a host-to-device copy, and a sync, per layer and step; a device generator
+    keeps the draws on the device and stays reproducible from the member's seed.
+    """
+    if generator is None or generator.device == device:
+        return generator
+    key = str(device)
+    if key not in cache:
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        cache[key] = torch.Generator(device=device).manual_seed(seed)
+    return cache[key]
+
+
 class Dropout(nn.Module):
     """Dropout whose masks come from the global RNG unless a generator is set (`self.generator`).
 
@@ -79,13 +97,13 @@ class Dropout(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {p}")
         self.p = p
         self.generator: torch.Generator | None = None
+        self.device_generators: dict[str, torch.Generator] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        # draw on the generator's own device (CPU generators stay valid for CUDA activations)
-        device = self.generator.device if self.generator is not None else x.device
-        keep = (torch.rand(x.shape, generator=self.generator, device=device, dtype=x.dtype) >= self.p).to(x.device)
+        generator = generator_on(self.generator, x.device, self.device_generators)
+        keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= self.p
         return x * keep / (1.0 - self.p)
 
     def extra_repr(self) -> str:
