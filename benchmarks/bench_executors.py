@@ -63,11 +63,15 @@ def main() -> None:
         workers = 1 if name == "local" else args.workers
         rows.append(f"| {name} | {workers} | {seconds:.1f} | {60 * networks / seconds:.0f} "
                     f"| {seconds / wall[base]:.2f} | {'yes' if same else 'NO'} |")
-    lines = ["# Executors on a small default-like study", "",
+    default = build_config({})
+    same_as_default = all(getattr(config, f) == getattr(default, f) for f in ("widths", "pool_min", "pool_max")) \
+        and config.train.epochs == default.train.epochs
+    title = "the default study" if same_as_default else "a default-like study (fewer epochs or smaller pools)"
+    lines = [f"# Executors on {title}", "",
              f"Widths {list(config.widths)}, {config.family} on {config.dataset}, pool rule with pool_min "
              f"{config.pool_min}, pool_max {config.pool_max}, {args.epochs} epochs: {len(jobs)} jobs, {networks} "
              f"networks. One torch thread per worker. Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
-             "cores while measuring (a shared machine: other benchmarks and tests ran at the same time).", "",
+             "cores while measuring (other jobs may share the machine; the load says how much).", "",
              f"| executor | workers | wall s | networks / min | wall / {base} | predictions identical |",
              "|---|---|---|---|---|---|", *rows]
     if ray_start is not None:
