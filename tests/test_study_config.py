@@ -113,3 +113,14 @@ def test_gpu_path_options_from_toml_and_cli():
     assert (train.precision, train.compile, train.channels_last, train.augment) == ("fp32", False, False, True)
     with pytest.raises(EnsplitError, match="precision must be one of fp32, bf16"):
         study_command.config_from_args(parser.parse_args(["--precision", "fp16"]))
+
+
+def test_every_config_field_has_a_help_line():
+    from dataclasses import fields
+
+    from ensplit.commands.study import _SKIP, FIELD_HELP
+    from ensplit.study.config import StudyConfig
+    from ensplit.train.config import TrainConfig
+
+    names = {f.name for f in (*fields(StudyConfig), *fields(TrainConfig))} - _SKIP
+    assert names == set(FIELD_HELP)

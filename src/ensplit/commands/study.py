@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,42 @@ HELP = "train pools of networks at several widths and find the optimal memory sp
 DEFAULT_OUT = "ensplit-study"
 _SKIP = {"train"}
 
+FIELD_HELP = {
+    "dataset": "mnist1d or a data folder/file (Parquet, image folders, CIFAR binary, IDX)",
+    "num_samples": "MNIST-1D samples generated", "data_seed": "seed of the generated data set",
+    "train_subset": "train on the first N training examples only", "test_subset": "evaluate on N test examples",
+    "validation_fraction": "training fraction held out for validation predictions (and --tune)",
+    "family": "model family (see `ensplit budget`)", "depth": "family depth (family default if unset)",
+    "family_options": "family options (a table in --config)", "widths": "member widths, comma-separated",
+    "pool_factor": "pool size rule ℓ = ⌈pool_factor · s_max / s⌉", "pool_min": "smallest pool per width",
+    "pool_max": "largest pool per width", "members_per_run": "members trained together in one model",
+    "seed": "base seed of all member seeds", "tune": "choose weight decay and dropout per width on validation",
+    "tune_weight_decays": "weight decays tried by --tune", "tune_dropouts": "dropouts tried by --tune",
+    "tune_networks": "networks per grid cell when tuning", "temperature": "calibrate before or after averaging",
+    "cnll_splits": "test-time cross-validation splits", "predict_max_n": "prediction fits on n ≤ this",
+    "predict_pool": "networks the prediction starts from", "bootstrap": "resamples for prediction bands",
+    "device": "cpu, cuda or cuda:N", "executor": "local, process or ray", "workers": "process-pool workers",
+    "address": "Ray cluster address (default: a local instance)", "epochs": "training epochs",
+    "batch_size": "examples per member and step", "optimizer": "sgd, adam or adamw", "lr": "learning rate",
+    "momentum": "SGD momentum", "nesterov": "Nesterov momentum", "weight_decay": "weight decay",
+    "dropout": "dropout rate of the family's dropout layers", "schedule": "cosine, step or constant",
+    "step_milestones": "epoch fractions of the step schedule", "step_gamma": "factor at each milestone",
+    "label_smoothing": "label smoothing of the loss", "augment": "random crop and flip for images",
+    "batching": "independent (own data order per member) or shared", "track_test_accuracy":
+    "record test accuracy after every epoch", "precision": "fp32 or bf16 (autocast)",
+    "compile": "torch.compile the training forward", "channels_last": "channels-last memory for image models",
+}
+
+
+def _default(f: Any) -> Any:
+    if f.default is not MISSING:
+        value = f.default
+    elif f.default_factory is not MISSING:
+        value = f.default_factory()
+    else:
+        return None
+    return ",".join(map(str, value)) if isinstance(value, tuple) else value
+
 
 def add_config_overrides(parser: argparse.ArgumentParser) -> None:
     """One `--field` option per StudyConfig and TrainConfig field (lists as comma-separated values; a
@@ -25,12 +61,14 @@ def add_config_overrides(parser: argparse.ArgumentParser) -> None:
         if f.name in _SKIP:
             continue
         flag = "--" + f.name.replace("_", "-")
-        kind = f"({f.type})".replace("'", "")
+        default = _default(f)
+        text = f"{FIELD_HELP.get(f.name, f.name.replace('_', ' '))} ({f.type}".replace("'", "")
+        text += "" if default in (None, {}) else f", default {default}"
         if f.type in ("bool", bool):
             group.add_argument(flag, dest=f"override_{f.name}", default=None, nargs="?", const="true",
-                               metavar="VALUE", help=f"{kind} alone: true")
+                               metavar="VALUE", help=text + "; alone: true)")
         else:
-            group.add_argument(flag, dest=f"override_{f.name}", default=None, metavar="VALUE", help=kind)
+            group.add_argument(flag, dest=f"override_{f.name}", default=None, metavar="VALUE", help=text + ")")
 
 
 def config_from_args(args: argparse.Namespace) -> StudyConfig:
