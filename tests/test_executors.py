@@ -73,3 +73,17 @@ def test_make_executor_names():
         ProcessPoolJobExecutor(0)
     with pytest.raises(EnsplitError, match="unknown executor"):
         make_executor("dask")
+
+
+def test_gpus_per_job_reaches_the_ray_executor_and_is_checked():
+    pytest.importorskip("ray")
+    from ensplit.study.config import build_config
+
+    config = build_config({"executor": "ray", "device": "cuda", "gpus_per_job": "0.5"})
+    executor = make_executor(config.executor, config.device, config.workers, config.address, False,
+                             config.gpus_per_job)
+    assert executor.gpus_per_job == 0.5  # built without connecting to Ray
+    assert make_executor("ray", device="cpu", gpus_per_job=0.5).gpus_per_job == 0.0  # CPU tasks ask for no GPU
+    assert "gpus_per_job" in config.RUNTIME_FIELDS  # a folder may be rerun with another share
+    with pytest.raises(EnsplitError, match="gpus_per_job must be in"):
+        build_config({"gpus_per_job": 0})

@@ -28,8 +28,9 @@ class LocalExecutor:
 
 
 def make_executor(name: str, device: str = "cpu", workers: int = 2, address: str | None = None,
-                  progress: bool = True) -> Executor:
-    """`local`, `process` (a process pool, one thread per worker) or `ray`."""
+                  progress: bool = True, gpus_per_job: float | None = None) -> Executor:
+    """`local`, `process` (a process pool, one thread per worker) or `ray` (each job a task with one CPU and,
+    on a GPU, `gpus_per_job` of it)."""
     if name == "local":
         return LocalExecutor(device, progress)
     if name == "process":
@@ -43,5 +44,5 @@ def make_executor(name: str, device: str = "cpu", workers: int = 2, address: str
             from ensplit.study.ray_executor import RayExecutor
         except ImportError as error:
             raise EnsplitError(f"the ray executor needs the extra: pip install 'ensplit[ray]' ({error})") from None
-        return RayExecutor(address=address, device=device, workers=workers)
+        return RayExecutor(address=address, device=device, workers=workers, gpus_per_job=gpus_per_job)
     raise EnsplitError(f"unknown executor {name!r}: choose local, process or ray")

@@ -85,7 +85,8 @@ def run_study(config: StudyConfig, directory: str | Path, progress: bool = True,
     store.save_labels("test", data.y_test.cpu().numpy())
     if data.y_val is not None:
         store.save_labels("val", data.y_val.cpu().numpy())
-    executor = executor or make_executor(config.executor, config.device, config.workers, config.address, progress)
+    executor = executor or make_executor(config.executor, config.device, config.workers, config.address, progress,
+                                         config.gpus_per_job)
     overrides = None
     if config.tune:
         execute(plan_tune_jobs(config), store, executor, progress, "tuning")
