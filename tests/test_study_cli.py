@@ -105,3 +105,19 @@ def test_a_bf16_study_runs_from_the_cli(tmp_path, capsys):
     log_probs, _ = store.pool(16)
     assert log_probs.dtype == np.float32 and np.isfinite(log_probs).all()
     assert 'precision = "bf16"' in (out / "config.toml").read_text()
+
+
+def test_threads_option_sets_torch_threads(tmp_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # so that the option has something to change
+    try:
+        args = ["--widths", "4", "--epochs", "1", "--pool-min", "1", "--pool-max", "1", "--train-subset", "100",
+                "--test-subset", "50", "--bootstrap", "0", "--no-report", "--quiet"]
+        assert main(["study", "--out", str(tmp_path / "s"), *args, "--threads", "1", "--json"]) == 0
+        assert torch.get_num_threads() == 1
+        assert main(["study", "--out", str(tmp_path / "t"), *args, "--threads", "0"]) == 2
+        assert "threads must be >= 1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

@@ -59,10 +59,11 @@ class StudyConfig:
     workers: int = 2
     address: str | None = None
     gpus_per_job: float = 0.25
+    threads: int | None = None
 
     # fields that do not change what is trained or stored: a folder may be rerun with other values
-    RUNTIME_FIELDS = ("device", "executor", "workers", "address", "gpus_per_job", "temperature", "cnll_splits",
-                      "predict_max_n", "predict_pool", "bootstrap")
+    RUNTIME_FIELDS = ("device", "executor", "workers", "address", "gpus_per_job", "threads", "temperature",
+                      "cnll_splits", "predict_max_n", "predict_pool", "bootstrap")
 
     def __post_init__(self) -> None:
         if not self.widths:
@@ -80,6 +81,8 @@ class StudyConfig:
             raise EnsplitError("temperature must be 'before' or 'after'")
         if self.executor not in ("local", "process", "ray"):
             raise EnsplitError("executor must be one of local, process, ray")
+        if self.threads is not None and self.threads < 1:
+            raise EnsplitError(f"threads must be >= 1, got {self.threads}")
         if not 0.0 < self.gpus_per_job <= 1.0:
             raise EnsplitError(f"gpus_per_job must be in (0, 1], got {self.gpus_per_job}")
         if not 0.0 <= self.validation_fraction < 1.0:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from ensplit.errors import EnsplitError
@@ -79,7 +80,13 @@ def choose_hyperparameters(store: ResultStore, config: StudyConfig) -> dict[int,
 
 def run_study(config: StudyConfig, directory: str | Path, progress: bool = True,
               executor: Executor | None = None) -> ResultStore:
-    """Train everything the study needs that the folder does not hold yet; return the open store."""
+    """Train everything the study needs that the folder does not hold yet; return the open store.
+
+    `config.threads` sets torch's CPU threads for this process (the local executor trains here; process and
+    Ray workers always use one thread each).
+    """
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     store = open_study(config, directory)
     data = load_job_data(data_spec(config))
     store.save_labels("test", data.y_test.cpu().numpy())
