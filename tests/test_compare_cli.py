@@ -57,3 +57,12 @@ def test_unknown_method_is_a_one_line_error(capsys) -> None:
     assert main([*TINY, "--methods", "deep,nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown method" in err and "\n" not in err
+
+
+def test_bf16_precision_trains_and_evaluates_under_autocast(capsys) -> None:
+    results = {}
+    for precision in ("fp32", "bf16"):
+        assert main([*TINY, "--methods", "deep", "--precision", precision, "--json"]) == 0
+        results[precision] = json.loads(capsys.readouterr().out)[0]
+    fp32, bf16 = results["fp32"]["nll"], results["bf16"]["nll"]
+    assert fp32 != bf16 and abs(fp32 - bf16) < 0.05  # bf16 rounding, not another model

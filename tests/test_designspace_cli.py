@@ -93,3 +93,19 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], tmp_path: Path, capsy
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err and len(err.splitlines()) == 1, err
+
+
+def test_bf16_precision_reaches_training_and_evaluation(tmp_path: Path, capsys) -> None:
+    accuracy = {}
+    for precision in ("fp32", "bf16"):
+        code = main(["designspace", "--family", "mlp", "--members", "2", "--widths", "16", "--depths", "2",
+                     "--epochs", "3", "--optimizer", "adam", "--lr", "0.01", "--train-subset", "1000",
+                     "--test-subset", "500", "--timing-repeats", "1", "--timing-steps", "1", "--large-batch", "32",
+                     "--no-memory", "--precision", precision,
+                     "--out", str(tmp_path / precision), "--quiet", "--json"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        accuracy[precision] = [r["accuracy_by_epoch"] for r in json.loads(captured.out)]
+    assert accuracy["fp32"] != accuracy["bf16"]  # autocast changed the arithmetic
+    assert all(abs(a - b) < 0.1 for fa, fb in zip(accuracy["fp32"], accuracy["bf16"], strict=True)
+               for a, b in zip(fa, fb, strict=True))

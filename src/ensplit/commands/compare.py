@@ -46,6 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", default="adam", choices=("sgd", "adam", "adamw"))
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="bf16: autocast in training and "
+                   "evaluation")
     p.add_argument("--dataset", default="mnist1d", help="'mnist1d' or a path to image data")
     p.add_argument("--train-subset", type=int, default=None, help="use N training objects (quick runs)")
     p.add_argument("--test-subset", type=int, default=None, help="use N test objects (quick runs)")
@@ -109,7 +111,7 @@ def _setup(args: argparse.Namespace):
                        _method_options(args.method_option, methods), args.seed)
     count_params(spec.family, spec.width, spec.depth, dataset.in_shape, dataset.num_classes, **spec.family_options)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                         weight_decay=args.weight_decay)
+                         weight_decay=args.weight_decay, precision=args.precision)
     return methods, dataset, spec, config
 
 

@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: TrainConfig's)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--schedule", default="cosine", choices=("cosine", "step", "constant"))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                        help="bf16: autocast in training and evaluation")
     parser.add_argument("--train-subset", type=int, default=None, help="use N training examples (quick runs)")
     parser.add_argument("--test-subset", type=int, default=None, help="use N test examples (quick runs)")
     parser.add_argument("--timing-steps", type=int, default=None,
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
     train_options = dict(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                         schedule=args.schedule)
+                         schedule=args.schedule, precision=args.precision)
     if args.lr is not None:
         train_options["lr"] = args.lr
     config = DesignSpaceConfig(

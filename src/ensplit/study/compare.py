@@ -96,11 +96,13 @@ def score(log_probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float | No
     return metrics
 
 
-def corrupted_scores(model: MethodModel, dataset: Dataset) -> tuple[float | None, float | None]:
+def corrupted_scores(model: MethodModel, dataset: Dataset,
+                     precision: str = "fp32") -> tuple[float | None, float | None]:
     """Mean ensemble accuracy and NLL over every corruption and severity of the test set (None if none)."""
     accs, nlls = [], []
     for _, _, x in corrupted_test_sets(dataset):
-        m = classification_metrics(ensemble_log_probs(predict_log_probs(model, x, dataset).double()), dataset.y_test)
+        log_probs = predict_log_probs(model, x, dataset, precision=precision).double()
+        m = classification_metrics(ensemble_log_probs(log_probs), dataset.y_test)
         accs.append(float(m["accuracy"]))
         nlls.append(float(m["nll"]))
     return (sum(accs) / len(accs), sum(nlls) / len(nlls)) if accs else (None, None)
@@ -124,9 +126,9 @@ def run_method(method: str, spec: CompareSpec, dataset: Dataset, config: TrainCo
     seeds = [spec.seed + i for i in range(model.members)]
     result = train(model, dataset, replace(config, batching=model.batching), seeds, progress=progress,
                    index_sampler=model.index_sampler, description=f"{method} (w={width})")
-    log_probs = predict_log_probs(model, dataset.x_test, dataset)
+    log_probs = predict_log_probs(model, dataset.x_test, dataset, precision=config.precision)
     scores = score(log_probs.cpu(), dataset.y_test.cpu())
-    corrupted_accuracy, corrupted_nll = corrupted_scores(model, dataset)
+    corrupted_accuracy, corrupted_nll = corrupted_scores(model, dataset, config.precision)
     epochs = result.seconds_per_epoch[1:] or result.seconds_per_epoch  # the first epoch carries warm-up
     row = {
         "method": method, "params": params,

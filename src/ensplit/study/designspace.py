@@ -134,7 +134,7 @@ def _train_config(family: str, width: int, depth: int, seeds: Sequence[int], dat
     last: dict[str, torch.Tensor] = {}
 
     def on_epoch(epoch: int, trained: nn.Module) -> None:
-        lp = predict_log_probs(trained, dataset.x_test, dataset)  # [M, N, C]
+        lp = predict_log_probs(trained, dataset.x_test, dataset, precision=config.precision)  # [M, N, C]
         accuracy.append(float(metrics.accuracy(metrics.ensemble_log_probs(lp), dataset.y_test)))
         last["lp"] = lp
 
