@@ -6,6 +6,15 @@ import torch
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test starts on one torch thread, whatever an earlier test set: tiny tensors on shared cores
+    run erratically (up to 100× slower) with OpenMP threads spinning against other jobs."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep generated and decoded data sets out of the user's cache, but share them across tests."""

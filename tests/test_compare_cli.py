@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-import torch
-
 from ensplit.cli import main
 from ensplit.study.compare import RESULT_KEYS
 
 TINY = ["compare", "--family", "mlp", "--width", "8", "--members", "2", "--epochs", "1", "--train-subset", "200",
         "--test-subset", "100", "--batch-size", "64", "--no-progress",
         "--method-option", "mimo.batch_repetitions=1"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_compare_json_has_one_object_per_method_with_exact_keys(capsys) -> None:

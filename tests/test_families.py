@@ -21,15 +21,6 @@ SMALL: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids oversubscription when the 2 cores are shared (100× faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_config(name: str) -> dict[str, Any]:
     """width, depth, in_shape (spatial 8×8 for images) and options for a fast build of `name`."""
     family = get_family(name)

@@ -20,14 +20,6 @@ SMALL: dict[str, dict[str, Any]] = {  # tiny but structurally complete; other fa
 MEMBERS = 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small(family: str) -> dict[str, Any]:
     spec = get_family(family)
     in_shape = spec.default_in_shape

@@ -4,25 +4,16 @@ import itertools
 
 import numpy as np
 import pytest
-import torch
 
 from ensplit.analysis.powerlaw import PowerLaw, fit_power_law
 from ensplit.analysis.prediction import SizePrediction, compare_splits, predict_memory_splits, predict_size
 from ensplit.errors import EnsplitError
 from ensplit.metrics import cnll_ttcv
-
-
-def _pool(networks, objects=150, classes=4, noise=1.0, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, classes, (objects,), generator=torch.Generator().manual_seed(99))
-    signal = torch.randn(objects, classes, generator=torch.Generator().manual_seed(98), dtype=torch.float64)
-    signal += 1.5 * torch.nn.functional.one_hot(labels, classes)
-    member = torch.randn(networks, objects, classes, generator=generator, dtype=torch.float64)
-    return torch.log_softmax(2 * (signal + noise * member), -1), labels
+from synthetic import synthetic_pool
 
 
 def test_small_pool_curve_is_the_mean_over_all_combinations():
-    pool, labels = _pool(5, objects=80)
+    pool, labels = synthetic_pool(5, objects=80)
     result = predict_size(pool, labels, params=100, small_pool=5, repeats=1, resample="subsets", splits=2)
     for n in range(1, 5):  # the draw is all 5 networks, so its combinations do not depend on the order
         combos = [list(c) for c in itertools.combinations(range(5), n)]
@@ -31,7 +22,7 @@ def test_small_pool_curve_is_the_mean_over_all_combinations():
 
 
 def test_prediction_from_n_up_to_4_extrapolates_and_has_bands():
-    pool, labels = _pool(24)
+    pool, labels = synthetic_pool(24)
     result = predict_size(pool, labels, params=1000, small_pool=6, repeats=8, splits=2)
     assert result.n.tolist() == list(range(1, 25)) and len(result.fits) == 8
     assert np.all(result.lower <= result.predicted + 1e-12) and np.all(result.predicted <= result.upper + 1e-12)
@@ -58,8 +49,8 @@ def test_compare_splits_exact_when_prediction_equals_measurement():
 
 
 def test_predict_memory_splits_over_sizes():
-    pools = {500: _pool(12, noise=1.2, seed=1)[0], 2_000: _pool(12, noise=0.8, seed=2)[0]}
-    labels = _pool(1)[1]
+    pools = {500: synthetic_pool(12, noise=1.2, seed=1)[0], 2_000: synthetic_pool(12, noise=0.8, seed=2)[0]}
+    labels = synthetic_pool(1)[1]
     result = predict_memory_splits(pools, labels, repeats=3, splits=1)
     assert [s.params for s in result.sizes] == [500, 2_000]
     assert [c.budget for c in result.splits] == [500, 2_000]
@@ -67,7 +58,7 @@ def test_predict_memory_splits_over_sizes():
 
 
 def test_bad_input():
-    pool, labels = _pool(4, objects=20)
+    pool, labels = synthetic_pool(4, objects=20)
     with pytest.raises(EnsplitError):
         predict_size(pool, labels, params=1, small_pool=6)
     with pytest.raises(EnsplitError):
@@ -75,7 +66,7 @@ def test_bad_input():
 
 
 def test_point_prediction_is_the_fit_on_the_first_networks():
-    pool, labels = _pool(24)
+    pool, labels = synthetic_pool(24)
     result = predict_size(pool, labels, params=10, small_pool=6, repeats=2, splits=2)
     small = [np.mean([float(cnll_ttcv(pool[list(c)], labels, splits=2))
                       for c in itertools.combinations(range(6), n)]) for n in range(1, 5)]
@@ -90,7 +81,7 @@ def test_point_prediction_is_the_fit_on_the_first_networks():
 
 
 def test_no_repeats_collapses_the_band_onto_the_point():
-    pool, labels = _pool(8)
+    pool, labels = synthetic_pool(8)
     result = predict_size(pool, labels, params=10, small_pool=6, repeats=0, splits=2)
     assert result.fits == ()
     assert np.array_equal(result.lower, result.point) and np.array_equal(result.upper, result.point)

@@ -2,27 +2,20 @@
 
 import numpy as np
 import pytest
-import torch
 
 from ensplit.metrics import pool_metrics
 from ensplit.study.analysis import analyze_pools, render_summary, summary_dict
-
-
-def _pool(networks, noise, seed, objects=120, classes=4):
-    labels = torch.randint(0, classes, (objects,), generator=torch.Generator().manual_seed(7))
-    signal = torch.randn(objects, classes, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
-    signal += 1.5 * torch.nn.functional.one_hot(labels, classes)
-    member = torch.randn(networks, objects, classes, generator=torch.Generator().manual_seed(seed),
-                         dtype=torch.float64)
-    return torch.log_softmax(2 * (signal + noise * member), -1), labels
+from synthetic import synthetic_pool
 
 
 @pytest.fixture(scope="module")
 def pools():
     # bigger members are better and less diverse: splitting pays at the larger budgets
     sizes = [(8, 100, 24, 1.6), (16, 400, 18, 1.2), (32, 1_600, 12, 1.0)]
-    labels = _pool(1, 1.0, 0)[1]
-    return [(w, p, _pool(count, noise, seed=w)[0]) for w, p, count, noise in sizes], labels
+    labels = synthetic_pool(1, objects=120, data_seed=8)[1]
+    pools = [(w, p, synthetic_pool(count, objects=120, noise=noise, seed=w, data_seed=8)[0])
+             for w, p, count, noise in sizes]
+    return pools, labels
 
 
 def test_budgets_match_a_brute_force_loop(pools):

@@ -15,15 +15,6 @@ from ensplit.train import TrainConfig
 CONFIG = TrainConfig(batch_size=64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Other jobs share the cores: two OpenMP threads spinning against them make timings erratic."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class FakeClock:
     """perf_counter that only advances when the timed function says so."""
 
