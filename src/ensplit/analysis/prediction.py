@@ -17,7 +17,7 @@ cells that were measured (so it can be checked), and compared with the measured 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,7 +28,7 @@ from ensplit.analysis.memory_split import SplitPoint, default_budgets, optimal_s
 from ensplit.analysis.powerlaw import Objective, PowerLaw, fit_power_law
 from ensplit.errors import EnsplitError
 from ensplit.metrics.calibration import Mode, cnll_ttcv_indexed
-from ensplit.metrics.pool import pool_curve
+from ensplit.metrics.pool import PoolEstimate, pool_curve
 from ensplit.metrics.validation import ArrayLike, validate_predictions
 
 Resample = Literal["bootstrap", "subsets"]
@@ -108,17 +108,19 @@ def _distinct_ensembles(networks: np.ndarray, n: int) -> torch.Tensor:
 
 def predict_size(pool_log_probs: ArrayLike, labels: ArrayLike, params: int, max_n: int | None = None,
                  small_pool: int = 6, fit_max_n: int = 4, repeats: int = 20, resample: Resample = "bootstrap",
-                 mode: Mode = "before", splits: int = 5, seed: int = 0, objective: Objective = "nll"
-                 ) -> SizePrediction:
+                 mode: Mode = "before", splits: int = 5, seed: int = 0, objective: Objective = "nll",
+                 measured: Sequence[PoolEstimate] | None = None) -> SizePrediction:
     """The §7 protocol for one member size: pool `[ℓ, N, C]`, labels `[N]` -> `SizePrediction`.
 
-    `repeats` may be 0: then the bands collapse onto the point prediction.
+    `repeats` may be 0: then the bands collapse onto the point prediction. `measured`: the pool's
+    `pool_curve` with the same mode, splits and seed, if the caller has it already (else computed here).
     """
     pool, labels = validate_predictions(pool_log_probs, labels)
     max_n = pool.shape[0] if max_n is None else max_n
     if min(small_pool, fit_max_n) < 3:
         raise EnsplitError(f"a power law needs n = 1..3 at least: small_pool={small_pool}, fit_max_n={fit_max_n}")
-    measured = pool_curve(pool, labels, mode=mode, splits=splits, seed=seed)
+    if measured is None:
+        measured = pool_curve(pool, labels, mode=mode, splits=splits, seed=seed)
     draws = [np.arange(min(small_pool, pool.shape[0]))] + _small_pools(pool.shape[0], small_pool, repeats,
                                                                         resample, seed)
     index_sets = [_distinct_ensembles(d, n) for d in draws for n in range(1, fit_max_n + 1)]

@@ -18,7 +18,7 @@ import torch
 from ensplit.analysis.memory_split import BudgetSplit, SplitPoint, analyze_memory_split
 from ensplit.analysis.powerlaw import PowerLaw
 from ensplit.analysis.prediction import SizePrediction, SplitComparison, compare_splits, predict_size
-from ensplit.metrics import pool_curve
+from ensplit.metrics import PoolEstimate, pool_curve
 
 
 @dataclass
@@ -75,13 +75,11 @@ class StudyAnalysis:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def size_result(pool: torch.Tensor, labels: torch.Tensor, params: int, width: int | None, mode: str,
-                splits: int, seed: int = 0) -> SizeResult:
-    curve = pool_curve(pool, labels, mode=mode, splits=splits, seed=seed)
+def size_result(curve: list[PoolEstimate], params: int, width: int | None, pool_size: int) -> SizeResult:
+    """A size's measured pool curve as arrays (its power law in n is attached by `analyze_pools`)."""
     n = np.array([e.n for e in curve])
     get = lambda key, stat="mean": np.array([getattr(e, stat)[key] for e in curve])  # noqa: E731
-    return SizeResult(width, params, int(pool.shape[0]), n, get("cnll"), get("cnll", "std"), get("accuracy"),
-                      get("nll"), None)
+    return SizeResult(width, params, pool_size, n, get("cnll"), get("cnll", "std"), get("accuracy"), get("nll"), None)
 
 
 def _points(sizes: list[SizeResult]) -> list[SplitPoint]:
@@ -106,17 +104,19 @@ def _budget_row(split: BudgetSplit, widths: dict[int, int | None], comparison: S
     return row
 
 
-def _predictions(tensors: list[tuple[int | None, int, torch.Tensor]], labels: torch.Tensor, mode: str, splits: int,
-                 small_pool: int, max_n: int, repeats: int) -> list[SizePrediction]:
+def _predictions(tensors: list[tuple[int | None, int, torch.Tensor]], curves: list[list[PoolEstimate]],
+                 labels: torch.Tensor, mode: str, splits: int, small_pool: int, max_n: int,
+                 repeats: int) -> list[SizePrediction]:
     """§7 prediction per size; sizes with fewer than 3 networks cannot be fitted and are left out."""
     largest = max(len(lp) for _, _, lp in tensors)
     out = []
-    for _, params, lp in tensors:
+    for (_, params, lp), curve in zip(tensors, curves, strict=True):
         pool_small = min(small_pool, len(lp))
         if pool_small < 3:
             continue
         out.append(predict_size(lp, labels, params, max_n=largest, small_pool=pool_small,
-                                fit_max_n=min(max_n, pool_small), repeats=repeats, mode=mode, splits=splits))
+                                fit_max_n=min(max_n, pool_small), repeats=repeats, mode=mode, splits=splits,
+                                measured=curve))
     return out
 
 
@@ -126,12 +126,13 @@ def analyze_pools(pools: list[tuple[int | None, int, np.ndarray | torch.Tensor]]
     """The whole seed-000 analysis from pools given as (width or None, params per member, log-probs [ℓ, N, C])."""
     labels_t = torch.as_tensor(np.asarray(labels)).long()
     tensors = [(w, p, torch.as_tensor(np.asarray(lp)).double()) for w, p, lp in sorted(pools, key=lambda t: t[1])]
-    sizes = [size_result(lp, labels_t, p, w, mode, splits) for w, p, lp in tensors]
+    curves = [pool_curve(lp, labels_t, mode=mode, splits=splits) for _, _, lp in tensors]
+    sizes = [size_result(curve, p, w, len(lp)) for (w, p, lp), curve in zip(tensors, curves, strict=True)]
     points = _points(sizes)
     split_analysis = analyze_memory_split(points)
     for size in sizes:
         size.fit = split_analysis.fit_n.get(size.params)
-    predictions = _predictions(tensors, labels_t, mode, splits, predict_pool, predict_max_n, bootstrap)
+    predictions = _predictions(tensors, curves, labels_t, mode, splits, predict_pool, predict_max_n, bootstrap)
     comparisons = {}
     if predictions and len(predictions) == len(sizes):  # the predicted plane must cover every size
         comparisons = {c.budget: c for c in compare_splits(tuple(predictions),
