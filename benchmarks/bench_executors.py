@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ensplit.study.config import build_config
-from ensplit.study.executors import make_executor
-from ensplit.study.plan import plan_pool_jobs
-from ensplit.study.runner import run_study
+from ensplit.experiments.study import run_study
+from ensplit.experiments.study_config import StudyConfig, plan_pool_jobs
+from ensplit.runs.executors import make_executor
 
 
 def main() -> None:
@@ -36,7 +35,7 @@ def main() -> None:
     parser.add_argument("--out", default="executors.md", help="file name under benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the in-process baseline gets one thread too: the same work per core
-    config = build_config({"epochs": args.epochs, "pool_min": args.pool_min, "pool_max": args.pool_max,
+    config = StudyConfig.from_mapping({"epochs": args.epochs, "pool_min": args.pool_min, "pool_max": args.pool_max,
                            "members_per_run": args.members_per_run})
     jobs = plan_pool_jobs(config)
     networks = sum(len(j.seeds) for j in jobs)
@@ -52,7 +51,7 @@ def main() -> None:
         executor = make_executor(name, workers=args.workers, progress=False)
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
-            store = run_study(config, folder, progress=False, executor=executor)
+            store = run_study(config, folder, progress=False, report=False, executor=executor).store
             wall[name] = time.perf_counter() - start
             pools[name] = {w: store.pool(w)[0] for w in config.widths}
             store.close()
@@ -63,12 +62,13 @@ def main() -> None:
         workers = 1 if name == "local" else args.workers
         rows.append(f"| {name} | {workers} | {seconds:.1f} | {60 * networks / seconds:.0f} "
                     f"| {seconds / wall[base]:.2f} | {'yes' if same else 'NO'} |")
-    default = build_config({})
+    default = StudyConfig()
     same_as_default = all(getattr(config, f) == getattr(default, f) for f in ("widths", "pool_min", "pool_max")) \
-        and config.train.epochs == default.train.epochs
+        and config.recipe.train.epochs == default.recipe.train.epochs
     title = "the default study" if same_as_default else "a default-like study (fewer epochs or smaller pools)"
     lines = [f"# Executors on {title}", "",
-             f"Widths {list(config.widths)}, {config.family} on {config.dataset}, pool rule with pool_min "
+             f"Widths {list(config.widths)}, {config.recipe.family} on {config.recipe.dataset}, pool rule with "
+             f"pool_min "
              f"{config.pool_min}, pool_max {config.pool_max}, {args.epochs} epochs: {len(jobs)} jobs, {networks} "
              f"networks. One torch thread per worker. Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
              "cores while measuring (other jobs may share the machine; the load says how much).", "",

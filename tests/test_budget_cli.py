@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -18,7 +19,7 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str):
 
 def test_count(capsys: pytest.CaptureFixture[str]) -> None:
     out = run_json(capsys, "count", "--family", "resnet", "--width", "4", "--depth", "8",
-                   "--in-shape", "3", "16", "16", "--classes", "7", "--option", "shortcut=B")
+                   "--in-shape", "3", "16", "16", "--classes", "7", "--family-option", "shortcut=B")
     kw = dict(in_shape=(3, 16, 16), num_classes=7, shortcut="B")
     assert out == {"params": count_params("resnet", 4, 8, **kw),
                    "flops_per_example": flops_per_example("resnet", 4, 8, **kw)}
@@ -55,10 +56,25 @@ def test_equivalents(capsys: pytest.CaptureFixture[str]) -> None:
     ["splits", "--family", "mlp", "--params", "20000", "--max-members", "3"],
     ["equivalents", "--family", "vgg16", "--depth", "16", "--width", "64", "--members", "4"],
 ])
-def test_human_output(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+def test_human_output_shows_every_number_of_the_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """The table a person reads carries the same numbers as `--json` (thousands separators aside)."""
+    assert main(["budget", *argv, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
     assert main(["budget", *argv]) == 0
     out = capsys.readouterr().out
-    assert out.strip() and not out.lstrip().startswith(("{", "["))
+    assert not out.lstrip().startswith(("{", "["))
+    numbers = set(re.findall(r"\d[\d,]*", out))
+    rows = result if isinstance(result, list) else [result]
+
+    def leaves(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                yield from leaves(v)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            yield value
+
+    expected = {v for row in rows for v in leaves(row)}
+    assert expected and all(f"{v:,}" in numbers or str(v) in numbers for v in expected)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -67,8 +83,8 @@ def test_human_output(capsys: pytest.CaptureFixture[str], argv: list[str]) -> No
     (["equivalents", "--family", "wrn", "--width", "2", "--depth", "20", "--members", "2"], "valid depths are 6n+4"),
     (["solve", "--family", "resnet", "--params", "500"], "smaller than the smallest member"),
     (["splits", "--family", "wrn", "--params", "1000"], "smaller than the smallest member"),
-    (["count", "--family", "resnet", "--width", "4", "--option", "colour=red"], "unknown option 'colour'"),
-    (["count", "--family", "resnet", "--width", "4", "--option", "shortcut=C"], "shortcut must be one of A, B"),
+    (["count", "--family", "resnet", "--width", "4", "--family-option", "colour=red"], "unknown option 'colour'"),
+    (["count", "--family", "resnet", "--width", "4", "--family-option", "shortcut=C"], "shortcut must be one of A, B"),
     (["count", "--family", "resnet", "--width", "4", "--in-shape", "40"], "needs an image in_shape"),
     (["solve", "--family", "resnet", "--params", "lots"], "not a parameter count"),
     (["count", "--family", "resnet"], "--width"),

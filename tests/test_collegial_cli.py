@@ -10,7 +10,7 @@ import pytest
 from ensplit.cli import main
 
 FC = ["collegial", "--baseline", "mlp", "--input-dim", "748", "--width", "500", "--hidden-layers", "5",
-      "--outputs", "1", "--no-bias"]
+      "--outputs", "1", "--bias", "false"]
 
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
@@ -45,7 +45,9 @@ def test_resnext_block_dual_json(capsys: pytest.CaptureFixture[str]) -> None:
     result = _json(capsys, argv)
     assert (result["width"], round(result["members"], 2), round(result["efficiency"], 2)) == (10, 9.93, 3.28)
     assert result["baseline_params"] == 9 * 128**2 + 516 * 128 + 512
-    assert result["design"] == {"family": "resnext-block", "channels": 256, "cardinality": 10, "bottleneck_width": 10}
+    # one bottleneck block is not a registered family, so the design names it as a block
+    assert result["design"] == {"block": "resnext-bottleneck", "channels": 256, "cardinality": 10,
+                                "bottleneck_width": 10}
 
 
 def test_resnext_whole_network_primal(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,7 +77,7 @@ def test_fit_alpha_json_and_report(capsys: pytest.CaptureFixture[str], tmp_path,
                               angles=9, mean_samples=64, repeats=1)
     monkeypatch.setattr(figures, "ensemble_ntk_convergence", small)
     argv = ["collegial", "--baseline", "resnext-block", "--width", "32", "--fit-alpha", "--samples", "60",
-            "--seed", "3", "--fit-widths", "4,8", "--objective", "dual", "--report", str(tmp_path)]
+            "--seed", "3", "--fit-widths", "4,8", "--objective", "dual", "--out", str(tmp_path)]
     result = _json(capsys, argv)
     assert result["alpha"] > 0 and result["alpha_stderr"] is not None
     page = (tmp_path / "report.html").read_text()
@@ -85,17 +87,18 @@ def test_fit_alpha_json_and_report(capsys: pytest.CaptureFixture[str], tmp_path,
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    ([*FC, "--objective", "primal"], "--alpha is required"),
-    ([*FC, "--alpha", "0"], "--alpha must be positive"),
-    ([*FC, "--alpha", "1", "--fit-alpha"], "not both"),
+    ([*FC, "--objective", "primal"], "give alpha or fit_alpha"),
+    ([*FC, "--alpha", "0"], "alpha = 0.0: must be > 0"),
+    ([*FC, "--alpha", "1e6"], "alpha = 1000000.0: must be <= 100"),
+    ([*FC, "--alpha", "1", "--fit-alpha"], "exactly one"),
     (["collegial", "--baseline", "mlp", "--input-dim", "748", "--width", "0", "--alpha", "1"],
-     "--width must be a positive integer"),
-    (["collegial", "--baseline", "mlp", "--width", "10", "--alpha", "1"], "--input-dim is required"),
-    ([*FC, "--alpha", "1", "--block-channels", "64"], "--block-channels applies to --baseline resnext-block"),
-    (["collegial", "--baseline", "resnext", "--width", "10", "--alpha", "1"], "not --width"),
-    (["collegial", "--baseline", "resnext-block", "--width", "-3", "--alpha", "1"], "positive integer"),
-    ([*FC, "--fit-alpha", "--fit-widths", "4,x"], "comma-separated integers"),
-    ([*FC, "--fit-alpha", "--samples", "3"], "--samples must be at least 10"),
+     "width = 0: must be >= 1"),
+    (["collegial", "--baseline", "mlp", "--width", "10", "--alpha", "1"], "input_dim is required"),
+    ([*FC, "--alpha", "1", "--block-channels", "64"], "block_channels applies to baseline resnext-block"),
+    (["collegial", "--baseline", "resnext", "--width", "10", "--alpha", "1"], "not width"),
+    (["collegial", "--baseline", "resnext-block", "--width", "-3", "--alpha", "1"], "width = -3: must be >= 1"),
+    ([*FC, "--fit-alpha", "--fit-widths", "4,x"], "fit_widths = '4,x': not an integer: 'x'"),
+    ([*FC, "--fit-alpha", "--samples", "3"], "samples = 3: must be >= 10"),
 ])
 def test_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], extra: list[str], message: str) -> None:
     assert main([*extra, "--json"]) == 2

@@ -10,8 +10,9 @@ import pytest
 from ensplit.analysis.design_space import CLASSES, SINGLE, DesignRecord
 from ensplit.cli import main
 from ensplit.data import load_dataset
+from ensplit.experiments.designspace import DesignSpaceConfig, run_design_space
 from ensplit.models import count_params
-from ensplit.study.designspace import DesignSpaceConfig, run_design_space
+from ensplit.recipe import Recipe
 from ensplit.train import TrainConfig
 
 KEYS = ["class", "width", "depth", "members", "params", "accuracy_by_epoch", "seconds_per_epoch",
@@ -21,12 +22,14 @@ KEYS = ["class", "width", "depth", "members", "params", "accuracy_by_epoch", "se
 
 def test_tiny_cli_run_prints_one_object_per_class_and_writes_the_report(tmp_path: Path, capsys) -> None:
     out = tmp_path / "ds"
-    code = main(["designspace", "--family", "mlp", "--members", "2", "--widths", "16", "48", "--depths", "2",
+    code = main(["designspace", "--family", "mlp", "--members", "2", "--widths", "16,48", "--depths", "2",
                  "--epochs", "2", "--train-subset", "256", "--test-subset", "128", "--timing-repeats", "1",
                  "--timing-steps", "1", "--large-batch", "32", "--out", str(out), "--quiet", "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    rows = json.loads(captured.out)
+    result = json.loads(captured.out)
+    assert result["recipe"]["train"]["epochs"] == 2
+    rows = result["records"]
     assert rows and all(list(r) == KEYS for r in rows)
     assert {r["class"] for r in rows} <= set(CLASSES)
     singles = [r for r in rows if r["class"] == SINGLE]
@@ -61,9 +64,8 @@ def _brute_force_planner(family, width, depth, members, in_shape, num_classes):
 
 def test_runner_with_a_reference_planner_and_agreement_with_the_budget_planner() -> None:
     data = load_dataset("mnist1d").subset(train=128, test=64, seed=0)
-    config = DesignSpaceConfig(family="mlp", widths=(64,), depths=(3,), members=(2,),
-                               train=TrainConfig(epochs=1, batch_size=64), timing_repeats=1, timing_steps=1,
-                               large_batch=16, measure_memory=False)
+    config = DesignSpaceConfig(recipe=Recipe(train=TrainConfig(epochs=1, batch_size=64)), widths=(64,), depths=(3,),
+                               members=(2,), timing_repeats=1, timing_steps=1, large_batch=16, measure_memory=False)
     result = run_design_space(config, data, progress=False, planner=_brute_force_planner)
     assert [r.design_class for r in result.records] == list(CLASSES)
     assert all(isinstance(r, DesignRecord) for r in result.records)
@@ -85,7 +87,8 @@ def test_runner_with_a_reference_planner_and_agreement_with_the_budget_planner()
     ["--members", "2", "--widths", "8", "--depths", "1", "--epochs", "1", "--family", "nope"],
     ["--members", "2", "--widths", "8", "--depths", "1", "--epochs", "1", "--dataset", "/no/such/data"],
     ["--members", "2", "--widths", "8", "--depths", "1", "--epochs", "1", "--device", "tpu"],
-    ["--members", "2", "--widths", "8", "--depths", "1"],
+    ["--members", "2", "--widths", "8", "--depths", "1", "--est-fraction", "2"],
+    ["--members", "2,x", "--widths", "8", "--depths", "1"],
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exited:  # argparse errors exit; EnsplitError returns 2
@@ -101,11 +104,11 @@ def test_bf16_precision_reaches_training_and_evaluation(tmp_path: Path, capsys) 
         code = main(["designspace", "--family", "mlp", "--members", "2", "--widths", "16", "--depths", "2",
                      "--epochs", "3", "--optimizer", "adam", "--lr", "0.01", "--train-subset", "1000",
                      "--test-subset", "500", "--timing-repeats", "1", "--timing-steps", "1", "--large-batch", "32",
-                     "--no-memory", "--precision", precision,
+                     "--measure-memory", "false", "--precision", precision,
                      "--out", str(tmp_path / precision), "--quiet", "--json"])
         captured = capsys.readouterr()
         assert code == 0, captured.err
-        accuracy[precision] = [r["accuracy_by_epoch"] for r in json.loads(captured.out)]
+        accuracy[precision] = [r["accuracy_by_epoch"] for r in json.loads(captured.out)["records"]]
     assert accuracy["fp32"] != accuracy["bf16"]  # autocast changed the arithmetic
     assert all(abs(a - b) < 0.1 for fa, fb in zip(accuracy["fp32"], accuracy["bf16"], strict=True)
                for a, b in zip(fa, fb, strict=True))

@@ -6,20 +6,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ensplit.study.config import build_config
-from ensplit.study.runner import run_study
+from ensplit.experiments.study_config import StudyConfig
+from studies import train_study
 
 CIFAR = Path(os.environ.get("ENSPLIT_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "cifar10"
 
 
 @pytest.mark.skipif(not (CIFAR / "train.parquet").exists(), reason=f"shared CIFAR-10 not found at {CIFAR}")
 def test_cifar10_resnet_study_end_to_end(tmp_path):
-    config = build_config({
+    config = StudyConfig.from_mapping({
         "dataset": str(CIFAR), "family": "resnet", "depth": 8, "widths": "4,8", "pool_factor": 1,
         "pool_min": 2, "pool_max": 3, "train_subset": 256, "test_subset": 128, "epochs": 1, "batch_size": 64,
         "optimizer": "sgd", "lr": 0.05,
     })
-    store = run_study(config, tmp_path / "study", progress=False)
+    store = train_study(config, tmp_path / "study", progress=False)
     labels = store.labels()
     assert labels.shape == (128,) and labels.max() < 10
     for width in (4, 8):

@@ -8,15 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import update_bn
 
-from ensplit.analysis.interpolation import (
+from ensplit.data import load_dataset
+from ensplit.ensembles import build_member
+from ensplit.train.evaluation import evaluate_states, recompute_bn_statistics
+from ensplit.train.interpolation import (
     bezier_interpolation,
     bezier_path,
     linear_interpolation,
     linear_path,
 )
-from ensplit.analysis.weights import evaluate_states, recompute_bn_statistics
-from ensplit.data import load_dataset
-from ensplit.ensembles import build_member
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,9 @@ from ensplit.analysis.landscape import (
 )
 from ensplit.data import load_dataset
 from ensplit.ensembles import build_member, deep_ensemble
-from ensplit.study.trajectories import load_trajectories, train_trajectories
+from ensplit.store.trajectories import load_trajectories
 from ensplit.train import TrainConfig, train
+from ensplit.train.trajectories import train_trajectories, trajectory_template
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_trajectories_checkpoint_each_member_as_if_trained_alone(tmp_path, data)
         for t in range(4):
             for name, value in traj.states[k][t].items():
                 assert torch.equal(loaded.states[k][t][name], value)
-    assert len(loaded.tail(0)) == 2 and loaded.template().state_dict().keys() == traj.states[0][0].keys()
+    assert len(loaded.tail(0)) == 2 and trajectory_template(loaded).state_dict().keys() == traj.states[0][0].keys()
 
 
 def test_cosine_can_skip_batch_norm_scales_and_shifts():

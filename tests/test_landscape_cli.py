@@ -9,7 +9,7 @@ import pytest
 from ensplit.cli import main
 
 TINY = ["--width", "8", "--inits", "2", "--epochs", "2", "--every", "1", "--tail-epochs", "2", "--samples", "2",
-        "--bezier-epochs", "1", "--subset", "200", "100", "--threads", "1"]
+        "--bezier-epochs", "1", "--train-subset", "200", "--test-subset", "100", "--threads", "1"]
 
 
 def test_tiny_landscape_run_writes_report_summary_and_checkpoints(tmp_path, capsys):

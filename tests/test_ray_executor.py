@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from ensplit.errors import EnsplitError
+from ensplit.experiments.study_config import StudyConfig, plan_pool_jobs
+from ensplit.runs.executors import LocalExecutor
+from ensplit.runs.jobs import JobResult, run_job
+from ensplit.runs.plan import TrainJob
 from ensplit.store import ResultStore
-from ensplit.study.config import build_config
-from ensplit.study.executors import LocalExecutor
-from ensplit.study.jobs import JobResult, run_job
-from ensplit.study.plan import TrainJob, plan_pool_jobs
-from ensplit.study.runner import run_study
+from studies import train_study
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -39,7 +39,7 @@ def ray_instance():
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict[int, np.ndarray]:
-    store = run_study(build_config(SMALL), tmp_path_factory.mktemp("local"), progress=False,
+    store = train_study(StudyConfig.from_mapping(SMALL), tmp_path_factory.mktemp("local"), progress=False,
                       executor=LocalExecutor())
     return stored_pools(store)
 
@@ -57,34 +57,34 @@ def killing_task(marker: Path):
 
 
 def test_ray_stores_identical_predictions(reference, tmp_path):
-    store = run_study(build_config({**SMALL, "executor": "ray"}), tmp_path, progress=False)
+    store = train_study(StudyConfig.from_mapping({**SMALL, "executor": "ray"}), tmp_path, progress=False)
     for width, pool in stored_pools(store).items():
         assert np.array_equal(pool, reference[width])
 
 
 def test_killed_worker_is_retried_by_ray(reference, tmp_path):
-    from ensplit.study.ray_executor import RayExecutor
+    from ensplit.runs.ray_executor import RayExecutor
 
     executor = RayExecutor(max_retries=2, task=killing_task(tmp_path / "killed"))
-    store = run_study(build_config(SMALL), tmp_path / "study", progress=False, executor=executor)
+    store = train_study(StudyConfig.from_mapping(SMALL), tmp_path / "study", progress=False, executor=executor)
     assert (tmp_path / "killed").exists()  # the worker really died once
     for width, pool in stored_pools(store).items():
         assert np.array_equal(pool, reference[width])
 
 
 def test_killed_worker_without_retries_is_reported_and_a_rerun_completes(reference, tmp_path):
-    from ensplit.study.ray_executor import RayExecutor
+    from ensplit.runs.ray_executor import RayExecutor
 
-    config = build_config(SMALL)
+    config = StudyConfig.from_mapping(SMALL)
     jobs = plan_pool_jobs(config)
     killed = next(j for j in jobs if j.width == 16 and j.first_index == 0)
     executor = RayExecutor(max_retries=0, task=killing_task(tmp_path / "killed"))
     with pytest.raises(EnsplitError, match="1 of 4 jobs failed on Ray") as caught:
-        run_study(config, tmp_path / "study", progress=False, executor=executor)
+        train_study(config, tmp_path / "study", progress=False, executor=executor)
     assert killed.job_id in str(caught.value)
     store = ResultStore(tmp_path / "study")
     assert store.finished_jobs() == {j.job_id for j in jobs} - {killed.job_id}  # no finished run lost
-    run_study(config, tmp_path / "study", progress=False, executor=RayExecutor())  # the rerun completes it
+    train_study(config, tmp_path / "study", progress=False, executor=RayExecutor())  # the rerun completes it
     assert store.finished_jobs() == {j.job_id for j in jobs}
     for width, pool in stored_pools(store).items():
         assert np.array_equal(pool, reference[width])

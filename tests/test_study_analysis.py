@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from ensplit.analysis.study_pools import analyze_pools, summary_dict
 from ensplit.metrics import pool_metrics
-from ensplit.study.analysis import analyze_pools, render_summary, summary_dict
+from ensplit.report.study_text import render_summary
 from synthetic import synthetic_pool
 
 

@@ -1,5 +1,6 @@
 """`ensplit study` end to end on a tiny MNIST-1D grid: summary, report, store, refusal of other configs."""
 
+import ast
 import io
 import json
 import sys
@@ -42,14 +43,26 @@ def test_study_json_report_and_store(study_run):
     assert (study / "config.toml").exists() and (study / "results.sqlite").exists()
 
 
-def test_rerun_trains_nothing_and_reports_the_same(study, capsys):
-    first = (study / "results.sqlite").stat().st_mtime_ns
+def _job_table(folder):
+    from ensplit.store import ResultStore
+
+    store = ResultStore(folder)
+    try:
+        return sorted(store._conn.execute("SELECT job_id, finished_at, seconds FROM jobs"))
+    finally:
+        store.close()
+
+
+def test_rerun_trains_nothing_and_reports_the_same(study_run, capsys):
+    study, first_output = study_run
+    jobs = _job_table(study)
     assert main(["study", "--out", str(study), *TINY, "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
+    assert _job_table(study) == jobs  # no job trained or rewritten: the same rows, the same finishing times
+    assert again["budgets"] == json.loads(first_output)["budgets"]
     assert main(["report", str(study), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert again["budgets"] == report["budgets"]
-    assert (study / "results.sqlite").stat().st_mtime_ns >= first
 
 
 def test_a_folder_of_another_config_is_refused(study, capsys):
@@ -69,7 +82,20 @@ def test_tuning_picks_a_grid_cell_per_width(tmp_path, capsys):
 
     store = ResultStore(out)
     assert len(store.networks("tune")) == 3 * 2
-    assert store.labels("val").shape[0] > 0 and "weight_decay" in (store.get_meta("tuned") or "")
+    labels = store.labels("val")
+    assert labels.shape[0] > 0
+    tuned = ast.literal_eval(store.get_meta("tuned"))
+    for width in (4, 8, 16):  # the chosen cell has the lowest mean validation NLL, recomputed by hand
+        scores = {}
+        for row in store.networks("tune", width, status="ok"):
+            log_probs = store.log_probs([row], "val")[0]
+            nll = -float(np.mean(log_probs[np.arange(len(labels)), labels]))
+            decay = store.job_train_config(row["job_id"])["weight_decay"]
+            scores.setdefault(decay, []).append(nll)
+        best = min(scores, key=lambda d: np.mean(scores[d]))
+        assert tuned[width] == {"weight_decay": best, "dropout": 0.0}
+        pool_jobs = {row["job_id"] for row in store.networks("pool", width)}
+        assert all(store.job_train_config(j)["weight_decay"] == best for j in pool_jobs)
 
 
 def test_analyze_on_npz_pools_matches_the_study(study, tmp_path, capsys):
@@ -79,7 +105,7 @@ def test_analyze_on_npz_pools_matches_the_study(study, tmp_path, capsys):
     for width in (4, 8, 16):
         log_probs, params = store.pool(width)
         np.savez(tmp_path / f"w{width}.npz", log_probs=log_probs, labels=store.labels(), params_per_member=params)
-    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "a"), "--bootstrap", "3", "--splits", "2",
+    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "a"), "--bootstrap", "3", "--cnll-splits", "2",
                  "--json"]) == 0
     analysed = json.loads(capsys.readouterr().out)
     assert main(["report", str(study), "--json"]) == 0
@@ -118,6 +144,6 @@ def test_threads_option_sets_torch_threads(tmp_path, capsys):
         assert main(["study", "--out", str(tmp_path / "s"), *args, "--threads", "1", "--json"]) == 0
         assert torch.get_num_threads() == 1
         assert main(["study", "--out", str(tmp_path / "t"), *args, "--threads", "0"]) == 2
-        assert "threads must be >= 1" in capsys.readouterr().err
+        assert "threads = 0: must be >= 1" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ensplit.experiments.study_config import StudyConfig
+from ensplit.runs.executors import LocalExecutor
 from ensplit.store import ResultStore
-from ensplit.study.config import build_config
-from ensplit.study.executors import LocalExecutor
-from ensplit.study.runner import run_study
+from studies import train_study
 
 # 8 one-network jobs of a few tenths of a second each, so the kill lands between the first and the last
 STUDY = {"widths": "8,16", "pool_min": 4, "pool_max": 4, "members_per_run": 1, "epochs": 4,
@@ -59,7 +59,8 @@ def test_sigkilled_study_resumes_to_the_uninterrupted_result(tmp_path):
     assert len(after) == 8
     assert all(after[job] == t for job, t in before.items())  # stored jobs were kept, not retrained
 
-    reference = run_study(build_config(STUDY), tmp_path / "uninterrupted", progress=False, executor=LocalExecutor())
+    reference = train_study(StudyConfig.from_mapping(STUDY), tmp_path / "uninterrupted", progress=False,
+                            executor=LocalExecutor())
     resumed = ResultStore(out)
     for width in (8, 16):
         assert np.array_equal(resumed.pool(width)[0], reference.pool(width)[0])

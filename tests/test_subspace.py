@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ensplit.analysis.subspace import DiagonalGaussian, DropoutSampler, LowRankGaussian, random_directions
-from ensplit.analysis.weights import flatten_state, parameter_names
 from ensplit.ensembles import build_member
+from ensplit.ensembles.states import flatten_state, parameter_names
 
 SAMPLES = 20_000
 

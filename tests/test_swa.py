@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from ensplit.analysis.weight_averaging import ensemble_subsets, swa_state
-from ensplit.analysis.weights import flatten_state, parameter_names
+from ensplit.analysis.landscape import ensemble_subsets
 from ensplit.data import load_dataset
 from ensplit.ensembles import build_member
+from ensplit.ensembles.states import flatten_state, parameter_names
+from ensplit.train.swa import swa_state
 
 
 def test_swa_average_is_the_mean_of_the_collected_weights():

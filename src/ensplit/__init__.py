@@ -1,3 +1,99 @@
-"""ensplit: one wide network, an ensemble of thinner ones, or a parameter-sharing ensemble?"""
+"""ensplit: one wide network, an ensemble of thinner ones, or a parameter-sharing ensemble?
 
-__version__ = "0.1.0"
+The front door. Every experiment takes a typed config (or keyword settings, spelled like the command-line
+options and the TOML keys) and returns a result whose `to_json()` is exactly what the command prints with
+`--json`:
+
+    import ensplit
+    result = ensplit.study(widths="16,32,64", epochs=20, out="my-study")
+    result = ensplit.compare(methods="single,deep,batchensemble", members=4, param_budget="23k")
+    recipe = ensplit.Recipe(family="cnn1d", train=ensplit.TrainConfig(epochs=20))
+    result = ensplit.compare(recipe=recipe, methods="single,deep")
+
+Experiments: study (memory split, seed 000), compare (sharing methods, seed 003), designspace (EST,
+seed 001), landscape (diversity, seed 002), collegial (NTK design, seed 004). Stored predictions:
+analyze, evaluate, report. The budget planner: count_params, flops_per_example, solve_width,
+memory_splits, equivalents.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ensplit._version import __version__
+from ensplit.errors import EnsplitError
+from ensplit.experiments.collegial import CollegialConfig, CollegialResult, run_collegial
+from ensplit.experiments.compare import CompareConfig, CompareResult, run_compare
+from ensplit.experiments.designspace import DesignSpaceConfig, DesignSpaceResult, run_designspace
+from ensplit.experiments.landscape import LandscapeConfig, LandscapeResult, run_landscape
+from ensplit.experiments.predictions import AnalyzeResult, EvaluateResult
+from ensplit.experiments.predictions import analyze as _analyze
+from ensplit.experiments.predictions import evaluate as _evaluate
+from ensplit.experiments.study import StudyResult, reanalyze, run_study
+from ensplit.experiments.study_config import StudyConfig
+from ensplit.models import count_params
+from ensplit.models.scaling import equivalents, flops_per_example, memory_splits, solve_width
+from ensplit.recipe import Recipe, build_settings
+from ensplit.train.config import TrainConfig
+
+
+def _settings(cls: type, table: str, config: Any, settings: dict[str, Any]) -> Any:
+    if config is not None and settings:
+        raise EnsplitError(f"give a {cls.__name__} or keyword settings, not both")
+    return config if config is not None else build_settings(cls, table, settings)
+
+
+def study(config: StudyConfig | None = None, out: str | Path = "ensplit-study", *, progress: bool = True,
+          report: bool = True, **settings: Any) -> StudyResult:
+    """The memory-split study: pools at each width, CNLL(n, s), power laws, the optimal split per budget and
+    its prediction. Resumable: rerun with the same settings and only missing networks are trained.
+    Settings: any recipe field (`epochs=20`, `dataset=...`, `recipe=Recipe(...)`) or StudyConfig field."""
+    return run_study(_settings(StudyConfig, "study", config, settings), out, progress=progress, report=report)
+
+
+def compare(config: CompareConfig | None = None, out: str | Path | None = None, *, progress: bool = True,
+            **settings: Any) -> CompareResult:
+    """Parameter-sharing methods side by side at a width or `param_budget` (with `out`: a report page).
+    Settings: any recipe field or CompareConfig field (`methods`, `members`, `param_budget`, ...)."""
+    return run_compare(_settings(CompareConfig, "compare", config, settings), out, progress=progress)
+
+
+def designspace(config: DesignSpaceConfig | None = None, out: str | Path = "designspace-out", *,
+                progress: bool = True, **settings: Any) -> DesignSpaceResult:
+    """Single networks against width- and depth-equivalent ensembles over a grid; the EST per K."""
+    return run_designspace(_settings(DesignSpaceConfig, "designspace", config, settings), out, progress=progress)
+
+
+def landscape(config: LandscapeConfig | None = None, out: str | Path = "landscape", *, progress: bool = True,
+              **settings: Any) -> LandscapeResult:
+    """Trajectories of independent inits against subspace samplers and SWA (Fort et al.)."""
+    return run_landscape(_settings(LandscapeConfig, "landscape", config, settings), out, progress=progress)
+
+
+def collegial(config: CollegialConfig | None = None, out: str | Path | None = None, *, progress: bool = True,
+              **settings: Any) -> CollegialResult:
+    """The collegial-ensemble design (width n, multiplicity m) of a baseline from the NTK variance."""
+    return run_collegial(_settings(CollegialConfig, "collegial", config, settings), out, progress=progress)
+
+
+def analyze(inputs: list[str | Path], out: str | Path = "ensplit-analysis", **options: Any) -> AnalyzeResult:
+    """The memory-split analysis of `.npz` pools made by any framework (one file per member size)."""
+    return _analyze(inputs, out, **options)
+
+
+def evaluate(file: str | Path, splits: int = 5, seed: int = 0) -> EvaluateResult:
+    """Metrics of an `.npz` ensemble and of each member: accuracy, NLL, Brier, ECE, CNLL before/after."""
+    return _evaluate(file, splits, seed)
+
+
+def report(folder: str | Path) -> StudyResult:
+    """Analyse an existing study folder again and rewrite its report (no training)."""
+    return reanalyze(folder)
+
+
+__all__ = [
+    "CollegialConfig", "CompareConfig", "DesignSpaceConfig", "EnsplitError", "LandscapeConfig", "Recipe",
+    "StudyConfig", "TrainConfig", "__version__", "analyze", "collegial", "compare", "count_params", "designspace",
+    "equivalents", "evaluate", "flops_per_example", "landscape", "memory_splits", "report", "solve_width", "study",
+]

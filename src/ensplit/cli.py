@@ -1,8 +1,10 @@
 """The `ensplit` command line: subcommands are discovered in `ensplit.commands`.
 
-Each module there defines `NAME`, `HELP`, `add_arguments(parser)`, `run(args) -> result` (a JSON-able
-object) and optionally `render(result) -> str` for humans. With `--json` the result goes to stdout as
-JSON and nothing else does; progress and logs go to stderr. Bad input exits 2 with one line.
+Each module there defines `NAME`, `HELP`, `add_arguments(parser)`, `run(args) -> result` (the experiment's
+result object, whose `to_json()` is the machine-readable answer) and optionally `render(json) -> str` for
+humans, which formats that same JSON, so the printed table and `--json` cannot drift. With `--json` the
+result goes to stdout as JSON and nothing else does; progress and logs go to stderr. Bad input exits 2
+with one line.
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import os
 import pkgutil
 import sys
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import NoReturn
+
+from pydantic import ValidationError
 
 from ensplit.errors import EnsplitError
+from ensplit.jsonable import to_jsonable
+from ensplit.parsing import describe_validation_error
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -42,7 +47,7 @@ def _command_modules() -> list[ModuleType]:
 
 def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
     parser = OneLineParser(prog="ensplit", description=__doc__.splitlines()[0] if __doc__ else None)
-    from ensplit import __version__
+    from ensplit._version import __version__
 
     parser.add_argument("--version", action="version", version=f"ensplit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
@@ -56,23 +61,6 @@ def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
     return parser, by_name
 
 
-def to_jsonable(value: Any) -> Any:
-    """Convert numpy/torch scalars, arrays, tuples and dataclasses to plain JSON; NaN becomes null."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy / torch
-        return to_jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser, commands = build_parser()
     try:
@@ -84,9 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = commands[args.command]
     try:
-        result = module.run(args)
+        result = to_jsonable(module.run(args))
     except EnsplitError as error:
         print(f"ensplit {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:  # a typed config built outside `ensplit.recipe.build`
+        print(f"ensplit {args.command}: error: {describe_validation_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ensplit: interrupted", file=sys.stderr)
@@ -102,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         if getattr(args, "json", False):
-            print(json.dumps(to_jsonable(result), indent=2))
+            print(json.dumps(result, indent=2))
         elif result is not None and hasattr(module, "render"):
             print(module.render(result))
         sys.stdout.flush()

@@ -1,6 +1,6 @@
 """Diversity and loss-landscape analyses of Fort et al. (2019), each a function returning arrays.
 
-Checkpoints are plain-network states (see `ensplit.analysis.weights`), listed init-major with an `inits`
+Checkpoints are plain-network states (see `ensplit.ensembles.states`), listed init-major with an `inits`
 label per checkpoint. Function-space quantities are on the test set; diversity follows science.md §1
 (disagreement = fraction of differing argmaxes; normalised diversity = disagreement / (1 − accuracy of
 the reference member); weight similarity = cosine of the flattened parameters, batch-norm buffers excluded).
@@ -10,22 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 import torch
 from torch import nn
 
-from ensplit.analysis.subspace import Sampler
-from ensplit.analysis.weight_averaging import ensemble_subsets
-from ensplit.analysis.weights import (
-    State,
-    evaluate_states,
-    evaluate_vectors,
-    flatten_states,
-    has_batch_norm,
-    parameter_names,
-)
-from ensplit.data.dataset import Dataset
+from ensplit.ensembles.states import State, flatten_states, parameter_names
 from ensplit.metrics import (
     accuracy,
     cosine_similarity_matrix,
@@ -34,11 +25,6 @@ from ensplit.metrics import (
     normalized_diversity,
     validate_predictions,
 )
-
-
-def checkpoint_log_probs(template: nn.Module, states: Sequence[State], dataset: Dataset) -> torch.Tensor:
-    """Test-set log-probabilities `[S, N, C]` of trained checkpoints (their own batch-norm statistics)."""
-    return evaluate_states(template, states, dataset.x_test, dataset)
 
 
 def checkpoint_cosine(template: nn.Module, states: Sequence[State], skip_norm: bool = False) -> np.ndarray:
@@ -95,36 +81,12 @@ class SamplerSweep:
     diversity: np.ndarray
 
 
-def _accuracy_and_diversity(reference: torch.Tensor, samples: torch.Tensor,
+def accuracy_and_diversity(reference: torch.Tensor, samples: torch.Tensor,
                             labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Accuracy of each sample and its normalised diversity relative to the reference `[N, C]`."""
     stacked = torch.cat([reference.unsqueeze(0), samples])
     diversity = normalized_diversity(stacked, labels)[0, 1:]
     return accuracy(samples, labels).numpy(), diversity.numpy()
-
-
-def sweep_sampler(sampler: Sampler, template: nn.Module, reference_log_probs: torch.Tensor, dataset: Dataset,
-                  scales: Sequence[float] | None = None, samples: int = 8, stop_accuracy: float | None = None,
-                  seed: int = 0) -> SamplerSweep:
-    """Draw `samples` networks per scale (ascending); stop after a scale whose mean accuracy is below
-    `stop_accuracy` (default: halfway from the reference's accuracy down to chance)."""
-    labels = dataset.y_test
-    ref_acc = float(accuracy(reference_log_probs, labels))
-    if stop_accuracy is None:
-        stop_accuracy = (ref_acc + 1.0 / dataset.num_classes) / 2
-    bn_inputs = dataset.x_train if has_batch_norm(template) else None
-    generator = torch.Generator().manual_seed(seed)
-    kept, accs, divs = [], [], []
-    for scale in scales if scales is not None else sampler.default_scales:
-        vectors = sampler.sample(scale, samples, generator)
-        log_probs = evaluate_vectors(template, vectors, dataset.x_test, dataset, bn_inputs)
-        acc, div = _accuracy_and_diversity(reference_log_probs, log_probs, labels)
-        kept.append(scale)
-        accs.append(acc)
-        divs.append(div)
-        if acc.mean() < stop_accuracy:
-            break
-    return SamplerSweep(sampler.name, np.asarray(kept), np.stack(accs), np.stack(divs))
 
 
 def independent_points(solution_log_probs: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -173,3 +135,12 @@ def ensemble_size_curves(pools: dict[str, torch.Tensor], labels: torch.Tensor, l
         per_size = ensemble_metrics(pool, checked, index_sets, seed=seed)
         results[name] = {m: [float(v[m].mean()) for v in per_size] for m in ("accuracy", "nll", "cnll")}
     return sizes, results
+
+
+def ensemble_subsets(pool: int, size: int, limit: int = 20, seed: int = 0) -> list[tuple[int, ...]]:
+    """Up to `limit` distinct `size`-subsets of `range(pool)` (all of them when there are few enough)."""
+    subsets = list(combinations(range(pool), size))
+    if len(subsets) <= limit:
+        return subsets
+    order = np.random.default_rng(seed).permutation(len(subsets))[:limit]
+    return [subsets[i] for i in sorted(order)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ensplit.cli_types import family_options, key_value, parse_count
-from ensplit.models import count_params, scaling
+from ensplit.errors import EnsplitError
+from ensplit.models import count_params, get_family, scaling
+from ensplit.parsing import key_value, parse_count, typed_options
 
 NAME = "budget"
 HELP = "parameter counts, FLOPs, widths at a budget, memory splits and width/depth-equivalent ensembles"
@@ -16,7 +17,7 @@ def _common(p: argparse.ArgumentParser, depth_required: bool = False) -> None:
     p.add_argument("--depth", type=int, required=depth_required, help="depth (default: the family's)")
     p.add_argument("--classes", type=int, help="number of classes (default: the family's)")
     p.add_argument("--in-shape", type=int, nargs="+", metavar="N", help="input shape, e.g. 3 32 32")
-    p.add_argument("--option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--family-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="family option, e.g. shortcut=B, norm=true, cardinality=16 (repeatable)")
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                    help="print the machine-readable result to stdout")
@@ -42,9 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p, depth_required=True)
 
 
+def _check(args: argparse.Namespace) -> None:
+    for name in ("width", "depth", "classes", "members", "max_members"):
+        value = getattr(args, name, None)
+        if value is not None and not 1 <= value <= 10**9:
+            raise EnsplitError(f"{name} = {value}: must be in [1, 1e9]")
+    if args.in_shape and (len(args.in_shape) > 4 or any(not 1 <= n <= 10**6 for n in args.in_shape)):
+        raise EnsplitError(f"in_shape = {args.in_shape}: must be 1 to 4 sizes, each in [1, 1e6]")
+
+
 def run(args: argparse.Namespace) -> Any:
+    _check(args)
+    options = typed_options(get_family(args.family).options, dict(args.family_option), f"family {args.family!r}")
     kw: dict[str, Any] = dict(in_shape=tuple(args.in_shape) if args.in_shape else None, num_classes=args.classes,
-                              **family_options(args.family, args.option))
+                              **options)
     if args.budget_command == "count":
         return {"params": count_params(args.family, args.width, args.depth, **kw),
                 "flops_per_example": scaling.flops_per_example(args.family, args.width, args.depth, **kw)}
@@ -65,14 +77,17 @@ def render(result: Any) -> str:
     if isinstance(result, list):
         rows = [f"{'members':>7}  {'width':>6}  {'params/member':>13}  {'total':>13}  {'slack':>11}"]
         for s in result:
-            rows.append(f"{s.members:>7}  {s.width:>6}  {s.params // s.members:>13,}  {s.params:>13,}  {s.slack:>11,}")
+            rows.append(f"{s['members']:>7}  {s['width']:>6}  {s['params'] // s['members']:>13,}  {s['params']:>13,}  "
+                        f"{s['slack']:>11,}")
         return "\n".join(rows)
-    if isinstance(result, scaling.Equivalents):
-        weq, deq = result.width_equivalent, result.depth_equivalent
+    if "single" in result:
+        weq, deq = result["width_equivalent"], result["depth_equivalent"]
         return "\n".join([
-            f"single network:               {result.single.params:>13,} params",
-            f"width-equivalent ensemble:    {_num(weq.params):>13} params in total, member depth {_num(weq.depth)}",
-            f"depth-equivalent ensemble:    {_num(deq.params):>13} params in total, member width {_num(deq.width)}",
+            f"single network:               {result['single']['params']:>13,} params",
+            f"width-equivalent ensemble:    {_num(weq['params']):>13} params in total, "
+            f"member depth {_num(weq['depth'])}",
+            f"depth-equivalent ensemble:    {_num(deq['params']):>13} params in total, "
+            f"member width {_num(deq['width'])}",
         ])
     if "flops_per_example" in result:
         return (f"params:             {result['params']:,}\n"

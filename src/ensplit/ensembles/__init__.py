@@ -6,8 +6,14 @@
 """
 
 from ensplit.ensembles.convert import replace_layers
-from ensplit.ensembles.independent import MemberBatchedEnsemble, build_member, deep_ensemble, stack_members
+from ensplit.ensembles.independent import (
+    MemberBatchedEnsemble,
+    build_member,
+    deep_ensemble,
+    ensemble_of,
+    stack_members,
+)
 from ensplit.ensembles.methods import MethodModel, build_method, method_names, method_param_count, solve_method_width
 
-__all__ = ["MemberBatchedEnsemble", "MethodModel", "build_member", "build_method", "deep_ensemble", "method_names",
-           "method_param_count", "replace_layers", "solve_method_width", "stack_members"]
+__all__ = ["MemberBatchedEnsemble", "MethodModel", "build_member", "build_method", "deep_ensemble", "ensemble_of",
+           "method_names", "method_param_count", "replace_layers", "solve_method_width", "stack_members"]

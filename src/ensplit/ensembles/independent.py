@@ -16,7 +16,7 @@ from torch import nn
 
 from ensplit.ensembles.convert import modules_with_own_parameters, replace_layers
 from ensplit.layers import member, plain
-from ensplit.models import create
+from ensplit.models import create, get_family
 
 _MEMBER_LAYERS = (member.MemberLinear, member.MemberConv, member.MemberNorm, member.MemberDropout)
 
@@ -76,11 +76,15 @@ class MemberBatchedEnsemble(nn.Module):
         return state
 
 
+def ensemble_of(plains: Sequence[nn.Module], input_dims: int, conv_strategy: str = "auto") -> MemberBatchedEnsemble:
+    """Plain networks of one architecture (trained or fresh) as one member-batched ensemble whose inputs
+    have `input_dims` dimensions per example."""
+    return MemberBatchedEnsemble(stack_members(plains, conv_strategy), len(plains), input_dims)
+
+
 def deep_ensemble(family: str, seeds: Sequence[int], conv_strategy: str = "auto",
                   **kwargs: Any) -> MemberBatchedEnsemble:
     """Independent members of `family` (one per seed), member-batched."""
     plains = [build_member(family, seed, **kwargs) for seed in seeds]
-    from ensplit.models import get_family
-
     in_shape = kwargs.get("in_shape") or get_family(family).default_in_shape
-    return MemberBatchedEnsemble(stack_members(plains, conv_strategy), len(seeds), len(in_shape))
+    return ensemble_of(plains, len(in_shape), conv_strategy)

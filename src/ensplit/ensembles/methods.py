@@ -16,7 +16,7 @@ from torch import nn
 
 from ensplit.ensembles.batchensemble import batchensemble_param_count, to_batchensemble
 from ensplit.ensembles.grouped import GroupedEnsemble
-from ensplit.ensembles.independent import MemberBatchedEnsemble, build_member, stack_members
+from ensplit.ensembles.independent import MemberBatchedEnsemble, build_member, ensemble_of
 from ensplit.ensembles.inventory import Inventory, example_input, family_inventory, inventory_of
 from ensplit.ensembles.mimo import mimo_index_sampler, mimo_param_count, stem_and_head, to_mimo
 from ensplit.ensembles.mixture import to_mixture
@@ -92,7 +92,7 @@ def build_method(name: str, family: str, members: int, width: int, depth: int | 
     if name in ("single", "deep", "grouped"):
         m = 1 if name == "single" else members
         plains = [build_member(family, seed + i, **kw) for i in range(m)]
-        net = MemberBatchedEnsemble(stack_members(plains, opts.get("conv_strategy", "auto")), m, dims)
+        net = ensemble_of(plains, dims, opts.get("conv_strategy", "auto"))
         if name == "grouped":
             grouped = GroupedEnsemble(net, opts["aggregation"])
             return MethodModel(name, grouped, grouped.output_members, "shared", info={"paths": m, **opts})

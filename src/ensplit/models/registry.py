@@ -101,3 +101,13 @@ def count_params(
     """Exact parameter count of `create(...)` with plain layers, from a closed form (no build)."""
     family, depth, in_shape, num_classes, options = _resolve(name, width, depth, in_shape, num_classes, options)
     return int(family.count(width=width, depth=depth, in_shape=in_shape, num_classes=num_classes, **options))
+
+
+def with_dropout(name: str, options: dict[str, Any], dropout: float) -> dict[str, Any]:
+    """Family options with the training recipe's dropout rate: a rate > 0 sets the family's `dropout`
+    option (a family without dropout layers refuses it); 0 leaves the family's own default."""
+    if dropout <= 0:
+        return dict(options)
+    if "dropout" not in get_family(name).options:
+        raise EnsplitError(f"dropout = {dropout}: family {name!r} has no dropout layers")
+    return {**options, "dropout": dropout}

@@ -89,8 +89,9 @@ def _fit_row(fit) -> dict[str, Any]:
 def write_study_report(analysis: Any, path: str | Path, config: Any = None) -> Path:
     subtitle = ""
     if config is not None:
-        subtitle = (f"data {config.dataset}, family {config.family}, widths {list(config.widths)}, "
-                    f"{config.train.epochs} epochs, {config.train.optimizer} lr {config.train.lr}, "
+        recipe = config.recipe
+        subtitle = (f"data {recipe.dataset}, family {recipe.family}, widths {list(config.widths)}, "
+                    f"{recipe.train.epochs} epochs, {recipe.train.optimizer} lr {recipe.train.lr}, "
                     f"temperature {config.temperature} averaging")
     if analysis.failed_networks:
         subtitle += f"; {analysis.failed_networks} diverged network(s) left out"

@@ -1,17 +1,46 @@
-"""Training hyper-parameters (one frozen dataclass; TOML-loadable through the study config)."""
+"""Training hyper-parameters: one frozen, validated dataclass (the `[train]` table of every recipe).
+
+Each field carries its range or choices and a one-line help text, so the command-line options, the TOML
+table and the validation all come from this one declaration (see `ensplit.recipe`). The field names are
+hashed into stored job ids: renaming one would orphan every study folder made before.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
 
 from ensplit.errors import EnsplitError
+from ensplit.parsing import describe_validation_error
 
 PRECISIONS = ("fp32", "bf16")
+STRICT = ConfigDict(strict=True, extra="forbid")
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+def config_class(cls: type[T]) -> type[T]:
+    """A frozen, strictly validated dataclass (pydantic) whose bad values raise one-line EnsplitErrors:
+    `field = value: what is allowed`. Every recipe and experiment config is declared with it."""
+    validated = dataclass(frozen=True, config=STRICT)(cls)
+    init = validated.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as error:
+            raise EnsplitError(describe_validation_error(error)) from None
+
+    validated.__init__ = __init__
+    return validated
+
+
+@config_class
 class TrainConfig:
-    """How every member is trained. The defaults suit MNIST-1D MLPs on a CPU.
+    """How every member is trained. The defaults are the study's measured recipe for MNIST-1D on a CPU.
 
     schedule: "cosine" (to zero over all epochs), "step" (× step_gamma at each milestone fraction)
     or "constant". batching: "independent" (each member its own data order, the deep-ensemble
@@ -22,38 +51,31 @@ class TrainConfig:
     weights and activations in NHWC layout (same numbers, other kernels). See docs/scale-out.md.
     """
 
-    epochs: int = 40
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    dropout: float = 0.0
-    schedule: str = "cosine"
-    step_milestones: tuple[float, ...] = (0.5, 0.75)
-    step_gamma: float = 0.1
-    label_smoothing: float = 0.0
-    augment: bool = True
-    batching: str = "independent"
-    track_test_accuracy: bool = False
-    precision: str = "fp32"
-    compile: bool = False
-    channels_last: bool = False
+    epochs: Annotated[int, Field(ge=1, le=100_000, description="training epochs")] = 40
+    batch_size: Annotated[int, Field(ge=1, le=1 << 20, description="examples per member and step")] = 128
+    optimizer: Annotated[Literal["sgd", "adam", "adamw"], Field(description="sgd, adam or adamw")] = "sgd"
+    lr: Annotated[float, Field(gt=0, le=1e3, allow_inf_nan=False, description="learning rate")] = 0.05
+    momentum: Annotated[float, Field(ge=0, lt=1, description="SGD momentum")] = 0.9
+    nesterov: Annotated[bool, Field(description="Nesterov momentum")] = False
+    weight_decay: Annotated[float, Field(ge=0, le=1, description="weight decay")] = 5e-4
+    dropout: Annotated[float, Field(ge=0, lt=1, description="dropout rate of the family's dropout layers")] = 0.0
+    schedule: Annotated[Literal["cosine", "step", "constant"], Field(description="cosine, step or constant")] = (
+        "cosine")
+    step_milestones: Annotated[tuple[float, ...], Field(description="epoch fractions of the step schedule")] = (
+        0.5, 0.75)
+    step_gamma: Annotated[float, Field(gt=0, le=1, description="factor at each milestone")] = 0.1
+    label_smoothing: Annotated[float, Field(ge=0, lt=1, description="label smoothing of the loss")] = 0.0
+    augment: Annotated[bool, Field(description="random crop and flip for images")] = True
+    batching: Annotated[Literal["independent", "shared"], Field(
+        description="independent (own data order per member) or shared")] = "independent"
+    track_test_accuracy: Annotated[bool, Field(description="record test accuracy after every epoch")] = False
+    precision: Annotated[Literal["fp32", "bf16"], Field(description="fp32 or bf16 (autocast)")] = "fp32"
+    compile: Annotated[bool, Field(description="torch.compile the training forward")] = False
+    channels_last: Annotated[bool, Field(description="channels-last memory for image models")] = False
 
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise EnsplitError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise EnsplitError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise EnsplitError(f"lr must be positive, got {self.lr}")
-        if self.weight_decay < 0:
-            raise EnsplitError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0 <= self.dropout < 1:
-            raise EnsplitError(f"dropout must be in [0, 1), got {self.dropout}")
-        choices = {"optimizer": ("sgd", "adam", "adamw"), "schedule": ("cosine", "step", "constant"),
-                   "batching": ("independent", "shared"), "precision": PRECISIONS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise EnsplitError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+    @field_validator("step_milestones")
+    @classmethod
+    def _milestones(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < m < 1 for m in value) or list(value) != sorted(value):
+            raise ValueError("milestones must be increasing fractions in (0, 1)")
+        return value

@@ -208,7 +208,7 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         # torch._dynamo is what the first optimiser step imports lazily (~800 modules, seconds): preload it.
-        context.set_forkserver_preload(["ensplit.study.measure", "torch._dynamo"])
+        context.set_forkserver_preload(["ensplit.train.measure", "torch._dynamo"])
         return context
     return multiprocessing.get_context("spawn")
 

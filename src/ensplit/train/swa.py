@@ -1,21 +1,20 @@
-"""Weight averaging within a mode (SWA, Izmailov et al. 2018) and ensembles of SWA solutions across modes.
+"""Weight averaging within a mode (SWA, Izmailov et al. 2018).
 
 SWA here averages the checkpoints of one trajectory's tail (constant learning rate, see
-`ensplit.study.trajectories`) with `torch.optim.swa_utils.AveragedModel`, then recomputes batch-norm
+`ensplit.train.trajectories`) with `torch.optim.swa_utils.AveragedModel`, then recomputes batch-norm
 statistics on the training inputs (what `update_bn` does; ours also handles member-batched norms).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import combinations
 
-import numpy as np
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from ensplit.analysis.weights import State, load_plain, recompute_bn_statistics
 from ensplit.data.dataset import Dataset
+from ensplit.ensembles.states import State
+from ensplit.train.evaluation import load_plain, recompute_bn_statistics
 
 
 def swa_state(template: nn.Module, states: Sequence[State], dataset: Dataset | None = None) -> State:
@@ -30,12 +29,3 @@ def swa_state(template: nn.Module, states: Sequence[State], dataset: Dataset | N
     if dataset is not None:
         recompute_bn_statistics(model, dataset.x_train, dataset)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def ensemble_subsets(pool: int, size: int, limit: int = 20, seed: int = 0) -> list[tuple[int, ...]]:
-    """Up to `limit` distinct `size`-subsets of `range(pool)` (all of them when there are few enough)."""
-    subsets = list(combinations(range(pool), size))
-    if len(subsets) <= limit:
-        return subsets
-    order = np.random.default_rng(seed).permutation(len(subsets))[:limit]
-    return [subsets[i] for i in sorted(order)]

@@ -4,17 +4,21 @@ For every single network S(w, d) of the grid and every ensemble size K, the budg
 width-equivalent ensemble (K members of width w, depth d') and the depth-equivalent one (K members of
 width w', depth d). Each distinct network configuration is trained once (member-batched), with the
 ensemble's test accuracy recorded after every epoch, so one run fills the whole epochs axis. Timing,
-inference and memory are measured separately on fresh copies (see `ensplit.study.measure`).
+inference and memory are measured separately on fresh copies (see `ensplit.train.measure`).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from ensplit import metrics
@@ -28,68 +32,65 @@ from ensplit.analysis.design_space import (
     time_to_accuracy,
 )
 from ensplit.data.dataset import Dataset
-from ensplit.ensembles import MemberBatchedEnsemble, build_member, stack_members
+from ensplit.ensembles import build_member, deep_ensemble
 from ensplit.errors import EnsplitError
 from ensplit.models import count_params, get_family
-from ensplit.study import measure
-from ensplit.train import TrainConfig, predict_log_probs, train
+from ensplit.models.scaling import equivalents
+from ensplit.recipe import Recipe, build_settings
+from ensplit.train import measure, predict_log_probs, train
+from ensplit.train.config import config_class
 
+Size = Annotated[int, Field(ge=1, le=1_000_000)]
 # planner(family, width, depth, members, in_shape, num_classes) -> (weq depth or None, deq width or None)
 Planner = Callable[[str, int, int, int, tuple[int, ...], int], tuple[int | None, int | None]]
 
 
 def plan_equivalents(family: str, width: int, depth: int, members: int, in_shape: tuple[int, ...],
-                     num_classes: int) -> tuple[int | None, int | None]:
+                     num_classes: int, **options: Any) -> tuple[int | None, int | None]:
     """The budget planner's width-equivalent depth d' and depth-equivalent width w' (None: does not fit)."""
-    from ensplit.models.scaling import equivalents
-
     plan = equivalents(family, depth=depth, width=width, members=members, in_shape=in_shape,
-                       num_classes=num_classes)
+                       num_classes=num_classes, **options)
     return plan.width_equivalent.depth, plan.depth_equivalent.width
 
 
-@dataclass(frozen=True)
+@config_class
 class DesignSpaceConfig:
-    """The grid and how to measure it.
+    """The grid and how to measure it; the recipe says how every network is trained.
 
     timing_steps: optimiser steps per timed run (None = a whole epoch), scaled to one epoch.
     large_batch: the batch size of the large-batch inference timing.
     est_fraction: share of the cells beyond the EST that ensembles must win (1.0 = all, seed 001's reading).
     """
 
-    family: str
-    widths: tuple[int, ...]
-    depths: tuple[int, ...]
-    members: tuple[int, ...]
-    train: TrainConfig = field(default_factory=TrainConfig)
-    seed: int = 0
-    timing_steps: int | None = None
-    timing_warmup: int = 1
-    timing_repeats: int = 3
-    inference_repeats: int = 5
-    large_batch: int = 1024
-    measure_memory: bool = True
-    memory_steps: int = 3
-    est_fraction: float = 1.0
+    recipe: Recipe = field(default_factory=Recipe)
+    widths: Annotated[tuple[Size, ...], Field(min_length=1, max_length=64, description="widths of the single "
+                                              "networks, comma-separated")] = (32, 64, 128, 256)
+    depths: Annotated[tuple[Size, ...], Field(min_length=1, max_length=64, description="depths of the single "
+                                              "networks, comma-separated")] = (2, 4)
+    members: Annotated[tuple[Annotated[int, Field(ge=2, le=1024)], ...], Field(
+        min_length=1, max_length=64, description="ensemble sizes K (>= 2), comma-separated")] = (2, 4)
+    timing_steps: Annotated[int, Field(ge=1, le=10**7, description="optimiser steps per timed run, scaled to an "
+                                                                   "epoch (default: a whole epoch)")] | None = None
+    timing_warmup: Annotated[int, Field(ge=0, le=1000, description="untimed warm-up runs")] = 1
+    timing_repeats: Annotated[int, Field(ge=1, le=1000, description="timed runs (median)")] = 3
+    inference_repeats: Annotated[int, Field(ge=1, le=1000, description="timed inference runs (median)")] = 5
+    large_batch: Annotated[int, Field(ge=1, le=1 << 20, description="batch size of the large-batch "
+                                                                    "inference")] = 1024
+    measure_memory: Annotated[bool, Field(description="measure peak training memory")] = True
+    memory_steps: Annotated[int, Field(ge=1, le=1000, description="training steps of a memory "
+                                                                  "measurement")] = 3
+    est_fraction: Annotated[float, Field(gt=0, le=1, description="share of the cells beyond the EST that "
+                                                                 "ensembles must win")] = 1.0
 
-    def __post_init__(self) -> None:
-        for name in ("widths", "depths", "members"):
-            values = getattr(self, name)
-            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-                raise EnsplitError(f"{name} must be positive integers, got {list(values)}")
-        if 1 in self.members:
-            raise EnsplitError("--members are ensemble sizes and must be >= 2 (the single network is always trained)")
-        if self.timing_steps is not None and self.timing_steps < 1:
-            raise EnsplitError(f"timing steps must be >= 1, got {self.timing_steps}")
-        if self.large_batch < 1 or self.timing_repeats < 1:
-            raise EnsplitError("large batch and timing repeats must be >= 1")
-        if not 0.0 < self.est_fraction <= 1.0:
-            raise EnsplitError(f"the EST fraction must be in (0, 1], got {self.est_fraction}")
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> DesignSpaceConfig:
+        return build_settings(cls, "designspace", values)
 
 
 @dataclass
 class DesignSpaceResult:
-    """Every record (triples single, weq, deq per (w, d, K), in grid order), the EST per K, and notes."""
+    """Every record (triples single, weq, deq per (w, d, K), in grid order), the EST per K, and notes.
+    `to_json()` is what `ensplit designspace --json` prints."""
 
     config: DesignSpaceConfig
     dataset: str
@@ -98,6 +99,13 @@ class DesignSpaceResult:
     est: dict[int, SwitchoverThreshold]
     memory_method: str
     unformable: list[str] = field(default_factory=list)
+    report: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"recipe": self.config.recipe.to_json(), "dataset": self.dataset, "device": self.device,
+                "est": {str(k): vars(v) for k, v in sorted(self.est.items())}, "memory_method": self.memory_method,
+                "unformable": self.unformable, "records": [r.to_json() for r in self.records],
+                "report": None if self.report is None else str(self.report)}
 
 
 @dataclass
@@ -108,14 +116,12 @@ class _Trained:
     cnll: float
 
 
-def build_network(family: str, seeds: Sequence[int], batched: bool, device: str, **kwargs: object) -> nn.Module:
+def build_network(family: str, seeds: Sequence[int], batched: bool, device: str, **kwargs: Any) -> nn.Module:
     """One plain network (seeds of length 1, not batched) or a member-batched ensemble, on `device`.
     A module-level function so spawned memory workers can unpickle a `partial` of it."""
-    plains = [build_member(family, s, **kwargs) for s in seeds]
     if not batched:
-        return plains[0].to(device)
-    in_dims = len(kwargs.get("in_shape") or get_family(family).default_in_shape)
-    return MemberBatchedEnsemble(stack_members(plains), len(seeds), in_dims).to(device)
+        return build_member(family, seeds[0], **kwargs).to(device)
+    return deep_ensemble(family, list(seeds), **kwargs).to(device)
 
 
 def _log(message: str, progress: bool) -> None:
@@ -123,13 +129,15 @@ def _log(message: str, progress: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def _kwargs(recipe: Recipe, width: int, depth: int, dataset: Dataset) -> dict[str, Any]:
+    return dict(width=width, depth=depth, in_shape=dataset.in_shape, num_classes=dataset.num_classes,
+                **recipe.options)
 
 
-def _train_config(family: str, width: int, depth: int, seeds: Sequence[int], dataset: Dataset,
-                  config: TrainConfig, progress: bool, label: str) -> _Trained:
-    device = dataset.x_train.device
-    model = build_network(family, seeds, True, str(device), width=width, depth=depth, in_shape=dataset.in_shape,
-                          num_classes=dataset.num_classes)
+def _train_config(recipe: Recipe, width: int, depth: int, seeds: Sequence[int], dataset: Dataset,
+                  progress: bool, label: str) -> _Trained:
+    device, config = dataset.x_train.device, recipe.train
+    model = build_network(recipe.family, seeds, True, str(device), **_kwargs(recipe, width, depth, dataset))
     accuracy: list[float] = []
     last: dict[str, torch.Tensor] = {}
 
@@ -147,12 +155,12 @@ def _train_config(family: str, width: int, depth: int, seeds: Sequence[int], dat
     return _Trained(accuracy, member_accuracy, nll, float(metrics.cnll_ttcv(lp, labels)))
 
 
-def _measure(family: str, width: int, depth: int, seeds: Sequence[int], dataset: Dataset,
+def _measure(width: int, depth: int, seeds: Sequence[int], dataset: Dataset,
              config: DesignSpaceConfig, memory_cache: dict[tuple[int, int, int], int | None]) -> dict[str, object]:
     """Per-epoch time (one after another and member-batched), inference ms, peak memory, layer count."""
     device = str(dataset.x_train.device)
-    kwargs = dict(width=width, depth=depth, in_shape=dataset.in_shape, num_classes=dataset.num_classes)
-    train_cfg = config.train
+    family, kwargs = config.recipe.family, _kwargs(config.recipe, width, depth, dataset)
+    train_cfg = config.recipe.train
     k = len(seeds)
     steps_per_epoch = measure.steps_in_epoch(dataset.x_train.shape[0], train_cfg.batch_size)
     steps = min(steps_per_epoch, config.timing_steps or steps_per_epoch)
@@ -185,9 +193,11 @@ def _measure(family: str, width: int, depth: int, seeds: Sequence[int], dataset:
 
 
 def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool = True,
-                     planner: Planner = plan_equivalents) -> DesignSpaceResult:
+                     planner: Planner | None = None) -> DesignSpaceResult:
     """Train and measure every class at every grid point; `dataset` must already sit on the device."""
-    family = get_family(config.family).name
+    recipe = config.recipe
+    family = get_family(recipe.family).name
+    planner = planner or partial(plan_equivalents, **recipe.options)
     in_shape, classes = dataset.in_shape, dataset.num_classes
     grid = [(w, d) for d in config.depths for w in config.widths]
     for _, d in grid:
@@ -207,15 +217,15 @@ def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool
                 else:
                     plans.append((w, d, k, name, member_w, member_d))
     configs = sorted({(mw, md, 1 if c == SINGLE else k) for _, _, k, c, mw, md in plans},
-                     key=lambda t: (t[2], count_params(family, t[0], t[1], in_shape, classes)))
+                     key=lambda t: (t[2], count_params(family, t[0], t[1], in_shape, classes, **recipe.options)))
     trained: dict[tuple[int, int, int], _Trained] = {}
     measured: dict[tuple[int, int, int], dict[str, object]] = {}
     memory_cache: dict[tuple[int, int, int], int | None] = {}
     for i, (mw, md, k) in enumerate(configs, 1):
-        seeds = list(range(config.seed, config.seed + k))
+        seeds = list(range(recipe.seed, recipe.seed + k))
         label = f"[{i}/{len(configs)}] {family} width {mw} depth {md} × {k}"
-        trained[(mw, md, k)] = _train_config(family, mw, md, seeds, dataset, config.train, progress, label)
-        measured[(mw, md, k)] = _measure(family, mw, md, seeds, dataset, config, memory_cache)
+        trained[(mw, md, k)] = _train_config(recipe, mw, md, seeds, dataset, progress, label)
+        measured[(mw, md, k)] = _measure(mw, md, seeds, dataset, config, memory_cache)
         t, m = trained[(mw, md, k)], measured[(mw, md, k)]
         _log(f"{label}: accuracy {t.accuracy_by_epoch[-1]:.4f}, {m['seconds_per_epoch']:.3g} s/epoch "
              f"({m['seconds_per_epoch_batched']:.3g} batched)", progress)
@@ -225,7 +235,7 @@ def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool
         t, m = trained[(mw, md, members)], measured[(mw, md, members)]
         records.append(DesignRecord(
             design_class=name, budget_width=w, budget_depth=d, group_members=k, width=mw, depth=md,
-            members=members, params=members * count_params(family, mw, md, in_shape, classes),
+            members=members, params=members * count_params(family, mw, md, in_shape, classes, **recipe.options),
             accuracy_by_epoch=list(t.accuracy_by_epoch), member_accuracy=t.member_accuracy, nll=t.nll,
             cnll=t.cnll, **m))
     _fill_time_to_accuracy(records)
@@ -241,3 +251,33 @@ def _fill_time_to_accuracy(records: list[DesignRecord]) -> None:
         target = best[(r.budget_width, r.budget_depth)]
         seconds = time_to_accuracy(r.accuracy_by_epoch, target, r.seconds_per_epoch)
         records[i] = replace(r, time_to_single_accuracy=seconds)
+
+
+def run_designspace(config: DesignSpaceConfig | None = None, out: str | Path = "designspace-out",
+                    progress: bool = True) -> DesignSpaceResult:
+    """The whole experiment: load the recipe's data on its device, train and measure the grid, write
+    `out/report.html` and `out/results.json` (every record, with the recipe, version and commit)."""
+    from ensplit._version import __version__
+    from ensplit.jsonable import to_jsonable
+    from ensplit.report.design_space_figures import report_sections
+    from ensplit.report.html import write_report
+    from ensplit.store import git_commit
+
+    config = config or DesignSpaceConfig()
+    dataset = config.recipe.load_data()
+    result = run_design_space(config, dataset, progress)
+    out = Path(out)
+    for k, t in sorted(result.est.items()):
+        where = f"{t.params:,} params, {t.epochs} epochs" if t.params is not None else "not reached in this grid"
+        _log(f"EST for K={k}: {where}", progress)
+    notes = [f"Data: {result.dataset} ({dataset.x_train.shape[0]} train / {dataset.x_test.shape[0]} test), "
+             f"device {result.device}, {torch.get_num_threads()} CPU thread(s), ensplit {__version__}.",
+             f"Training: {config.recipe.train}.", *(f"Not formable: {u}." for u in result.unformable)]
+    result.report = write_report(out / "report.html", f"Design space: {config.recipe.family}, K = "
+                                 f"{', '.join(map(str, config.members))}",
+                                 report_sections(result.records, result.est, result.memory_method, notes),
+                                 subtitle=" ".join(notes[:1]))
+    summary = {**result.to_json(), "ensplit": __version__, "git_commit": git_commit(), "notes": notes,
+               "threads": torch.get_num_threads(), "full_records": [vars(r) for r in result.records]}
+    (out / "results.json").write_text(json.dumps(to_jsonable(summary), indent=1))
+    return result

@@ -1,39 +1,112 @@
-"""All landscape analyses of one set of trajectories, and the summary numbers `ensplit landscape` prints."""
+"""Diversity and the loss landscape (Fort et al. 2019): independent inits against subspace samples and SWA.
+
+`run_landscape(config, out)` trains the inits' trajectories with the recipe (or reuses saved checkpoints),
+then runs every analysis on them: weight cosine and disagreement within and across trajectories, t-SNE of
+the checkpoints' predictions, linear and Bézier interpolation between two solutions, subspace samplers
+(MC dropout, diagonal and low-rank Gaussians of the trajectory tail, random directions) against independent
+inits at equal accuracy, and SWA ensembles across modes. It writes `out/report.html` and
+`out/summary.json`; `LandscapeResult.to_json()` is what `ensplit landscape --json` prints.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field
+from torch import nn
 
-from ensplit.analysis.interpolation import PathCurve, bezier_interpolation, linear_interpolation
 from ensplit.analysis.landscape import (
     SamplerSweep,
+    accuracy_and_diversity,
     accuracy_at_diversity,
     checkpoint_cosine,
     checkpoint_disagreement,
-    checkpoint_log_probs,
     diversity_at_accuracy,
     ensemble_size_curves,
     independent_points,
-    sweep_sampler,
     to_final,
     tsne_embedding,
     within_across,
 )
-from ensplit.analysis.subspace import DiagonalGaussian, DropoutSampler, LowRankGaussian, random_directions
-from ensplit.analysis.weight_averaging import swa_state
-from ensplit.analysis.weights import flatten_state, flatten_states, has_batch_norm, parameter_names
+from ensplit.analysis.subspace import DiagonalGaussian, DropoutSampler, LowRankGaussian, Sampler, random_directions
 from ensplit.data.dataset import Dataset
+from ensplit.ensembles.states import State, flatten_state, flatten_states, has_batch_norm, parameter_names
+from ensplit.errors import EnsplitError
 from ensplit.metrics import accuracy, mean_pairwise_kl
+from ensplit.recipe import Recipe, build_settings
+from ensplit.store.trajectories import Trajectories, load_trajectories
+from ensplit.train.config import config_class
+from ensplit.train.evaluation import evaluate_states, evaluate_vectors
+from ensplit.train.interpolation import PathCurve, bezier_interpolation, linear_interpolation
+from ensplit.train.swa import swa_state
+from ensplit.train.trajectories import train_trajectories, trajectory_template
 
-if TYPE_CHECKING:  # the trajectories are the training stage's product, read like a store
-    from ensplit.study.trajectories import Trajectories
+Count = Annotated[int, Field(ge=1, le=100_000)]
+
+
+@config_class
+class LandscapeConfig:
+    """Which network, how many inits, and how much of each analysis. Init k starts from `recipe.seed + k`."""
+
+    recipe: Recipe = field(default_factory=Recipe)
+    width: Annotated[int, Field(ge=1, le=1_000_000, description="the family's width knob")] = 256
+    inits: Annotated[int, Field(ge=2, le=1024, description="independent random inits (>= 2)")] = 5
+    every: Annotated[Count, Field(description="checkpoint every N epochs")] = 5
+    tail_epochs: Annotated[int, Field(ge=0, le=100_000, description="constant-rate epochs after training, "
+                                      "checkpointed each epoch, for SWA and the tail Gaussians (0 skips them)")] = 10
+    tail_lr: Annotated[float, Field(gt=0, le=1e3, description="learning rate of the tail (default: lr / 2)")] | None = (
+        None)
+    samples: Annotated[int, Field(ge=2, le=10_000, description="networks per sampler scale")] = 8
+    rank: Annotated[int, Field(ge=1, le=10_000, description="rank of the low-rank samplers")] = 5
+    bezier_epochs: Annotated[int, Field(ge=0, le=100_000, description="epochs to fit the Bezier curve "
+                                                                     "(0: skip)")] = 10
+    trajectories: Annotated[str, Field(description="reuse checkpoints saved by an earlier run (its "
+                                                   "checkpoints/ folder)")] | None = None
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> LandscapeConfig:
+        return build_settings(cls, "landscape", values)
+
+
+def _log(message: str) -> None:
+    print(f"[landscape] {message}", file=sys.stderr, flush=True)
+
+
+def checkpoint_log_probs(template: nn.Module, states: Sequence[State], dataset: Dataset) -> torch.Tensor:
+    """Test-set log-probabilities `[S, N, C]` of trained checkpoints (their own batch-norm statistics)."""
+    return evaluate_states(template, states, dataset.x_test, dataset)
+
+
+def sweep_sampler(sampler: Sampler, template: nn.Module, reference_log_probs: torch.Tensor, dataset: Dataset,
+                  scales: Sequence[float] | None = None, samples: int = 8, stop_accuracy: float | None = None,
+                  seed: int = 0) -> SamplerSweep:
+    """Draw `samples` networks per scale (ascending); stop after a scale whose mean accuracy is below
+    `stop_accuracy` (default: halfway from the reference's accuracy down to chance)."""
+    labels = dataset.y_test
+    ref_acc = float(accuracy(reference_log_probs, labels))
+    if stop_accuracy is None:
+        stop_accuracy = (ref_acc + 1.0 / dataset.num_classes) / 2
+    bn_inputs = dataset.x_train if has_batch_norm(template) else None
+    generator = torch.Generator().manual_seed(seed)
+    kept, accs, divs = [], [], []
+    for scale in scales if scales is not None else sampler.default_scales:
+        vectors = sampler.sample(scale, samples, generator)
+        log_probs = evaluate_vectors(template, vectors, dataset.x_test, dataset, bn_inputs)
+        acc, div = accuracy_and_diversity(reference_log_probs, log_probs, labels)
+        kept.append(scale)
+        accs.append(acc)
+        divs.append(div)
+        if acc.mean() < stop_accuracy:
+            break
+    return SamplerSweep(sampler.name, np.asarray(kept), np.stack(accs), np.stack(divs))
 
 
 @dataclass
@@ -57,9 +130,9 @@ class LandscapeResult:
     ensemble_curves: dict[str, dict[str, list[float]]]
     summary: dict[str, Any] = field(default_factory=dict)
 
-
-def _log(message: str) -> None:
-    print(f"[landscape] {message}", file=sys.stderr, flush=True)
+    def to_json(self) -> dict[str, Any]:
+        """The summary numbers (what `ensplit landscape --json` prints and `summary.json` holds)."""
+        return self.summary
 
 
 def _samplers(trajectories: Trajectories, template: torch.nn.Module, rank: int, seed: int) -> list[Any]:
@@ -82,7 +155,7 @@ def analyse_trajectories(trajectories: Trajectories, dataset: Dataset, samples: 
     if trajectories.inits < 2:
         raise ValueError("the landscape analysis needs at least 2 inits")
     clock: dict[str, float] = {}
-    template = trajectories.template()
+    template = trajectory_template(trajectories)
     labels = dataset.y_test
     start = time.perf_counter()
 
@@ -182,3 +255,41 @@ def _summary(trajectories: Trajectories, template: torch.nn.Module, r: Landscape
         "ensembles": {"sizes": r.ensemble_sizes, **r.ensemble_curves},
         "seconds": {k: round(v, 2) for k, v in clock.items()},
     }
+
+
+def run_landscape(config: LandscapeConfig | None = None, out: str | Path = "landscape",
+                  progress: bool = True) -> LandscapeResult:
+    """Train (or load) the trajectories, run every analysis, write `out/report.html` and `out/summary.json`."""
+    from ensplit.report import write_report
+    from ensplit.report.landscape_figures import landscape_sections
+
+    config = config or LandscapeConfig()
+    recipe = config.recipe
+    log = _log if progress else (lambda message: None)
+    out = Path(out)
+    start = time.perf_counter()
+    dataset = recipe.load_data()
+    if config.trajectories:
+        trajectories = load_trajectories(config.trajectories)
+        if trajectories.inits < 2:
+            raise EnsplitError(f"trajectories = {config.trajectories!r}: holds {trajectories.inits} init; need >= 2")
+        log(f"loaded {trajectories.inits} trajectories from {config.trajectories}")
+    else:
+        seeds = [recipe.seed + k for k in range(config.inits)]
+        log(f"training {config.inits} inits of {recipe.family} width {config.width} for {recipe.train.epochs}"
+            f"+{config.tail_epochs} epochs")
+        trajectories = train_trajectories(dataset, recipe.family, config.width, seeds, recipe.train, depth=recipe.depth,
+                                          every=config.every, tail_epochs=config.tail_epochs, tail_lr=config.tail_lr,
+                                          out=out / "checkpoints", progress=progress, **recipe.options)
+    train_seconds = time.perf_counter() - start
+    result = analyse_trajectories(trajectories, dataset, samples=config.samples, rank=config.rank,
+                                  bezier_epochs=config.bezier_epochs, seed=recipe.seed, log=log)
+    result.summary = {**result.summary, "out": str(out), "recipe": recipe.to_json()}
+    result.summary["seconds"] = {"training": round(train_seconds, 2), **result.summary["seconds"]}
+    log("writing the report")
+    write_report(out / "report.html", "Loss landscape: independent inits vs subspace samples",
+                 landscape_sections(result), subtitle=f"ensplit landscape, {result.summary['family']} width "
+                 f"{result.summary['width']}")
+    result.summary["seconds"]["total"] = round(time.perf_counter() - start, 2)
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2))
+    return result

@@ -6,8 +6,8 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from ensplit.errors import EnsplitError
-from ensplit.study.jobs import JobResult, run_job
-from ensplit.study.plan import TrainJob
+from ensplit.runs.jobs import JobResult, run_job
+from ensplit.runs.plan import TrainJob
 
 
 class Executor(Protocol):
@@ -35,13 +35,13 @@ def make_executor(name: str, device: str = "cpu", workers: int = 2, address: str
         return LocalExecutor(device, progress)
     if name == "process":
         try:
-            from ensplit.study.process_executor import ProcessPoolJobExecutor
+            from ensplit.runs.process_executor import ProcessPoolJobExecutor
         except ImportError as error:
             raise EnsplitError(f"the process executor is unavailable: {error}") from None
         return ProcessPoolJobExecutor(workers=workers, device=device)
     if name == "ray":
         try:
-            from ensplit.study.ray_executor import RayExecutor
+            from ensplit.runs.ray_executor import RayExecutor
         except ImportError as error:
             raise EnsplitError(f"the ray executor needs the extra: pip install 'ensplit[ray]' ({error})") from None
         return RayExecutor(address=address, device=device, workers=workers, gpus_per_job=gpus_per_job)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ensplit import __version__
+from ensplit._version import __version__
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

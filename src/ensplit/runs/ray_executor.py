@@ -14,9 +14,9 @@ from typing import Any
 import ray
 
 from ensplit.errors import EnsplitError
-from ensplit.study.jobs import JobResult
-from ensplit.study.plan import TrainJob
-from ensplit.study.process_executor import default_task, describe, failure_message, pin_one_thread
+from ensplit.runs.jobs import JobResult
+from ensplit.runs.plan import TrainJob
+from ensplit.runs.process_executor import default_task, describe, failure_message, pin_one_thread
 
 JobTask = Callable[[TrainJob, str], JobResult]
 

@@ -19,8 +19,8 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from ensplit.errors import EnsplitError
-from ensplit.study.jobs import JobResult, run_job
-from ensplit.study.plan import TrainJob
+from ensplit.runs.jobs import JobResult, run_job
+from ensplit.runs.plan import TrainJob
 
 JobTask = Callable[[TrainJob, str], JobResult]
 

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ensplit.analysis.weights import State, evaluate_vectors, flatten_state, has_batch_norm, parameter_names
 from ensplit.data.dataset import Dataset
+from ensplit.ensembles.states import State, flatten_state, has_batch_norm, parameter_names
+from ensplit.train.evaluation import evaluate_vectors
 
 
 @dataclass

@@ -1,0 +1,117 @@
+"""Command-line options generated from the typed settings, so every command speaks one dialect.
+
+Every training command gets the same recipe options (data, model, training, runtime), spelled after the
+recipe's fields: `--dataset`, `--train-subset`, `--family-option KEY=VALUE`, `--epochs`, `--lr`,
+`--device auto`, `--threads`, ... An experiment's own settings become options the same way. Lists are
+comma-separated (`--widths 16,32,64`); a boolean option alone means true (`--compile`), or takes a value
+(`--augment false`); a dictionary option is repeated `KEY=VALUE`. Values reach the typed settings as text
+and are converted and validated there, in one place; a command-line value beats the `--config` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any
+
+from ensplit.parsing import key_value
+from ensplit.recipe import Recipe, build_settings, field_annotations, field_help, load_toml
+from ensplit.train.config import TrainConfig
+
+PREFIX = "setting__"
+RECIPE_GROUPS = {
+    "data": ("dataset", "num_samples", "data_seed", "train_subset", "test_subset", "validation_fraction"),
+    "model": ("family", "depth", "family_options"),
+    "runtime": ("seed", "device", "threads"),
+}
+
+
+def _flag(name: str, annotation: Any) -> str:
+    if typing.get_origin(annotation) is dict or annotation is dict:
+        name = name.removesuffix("s")  # repeated KEY=VALUE: --family-option, --method-option
+    return "--" + name.replace("_", "-")
+
+
+def _default_text(cls: type, name: str) -> str:
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if field.default is not dataclasses.MISSING:
+        value = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        value = field.default_factory()
+    else:
+        return ""
+    if value in (None, {}, ()):
+        return ""
+    if isinstance(value, tuple):
+        value = ",".join(map(str, value))
+    if isinstance(value, bool):
+        value = str(value).lower()
+    return f"; default {value}"
+
+
+def _add(group: argparse._ArgumentGroup, cls: type, names: typing.Iterable[str], where: str) -> None:
+    annotations, helps = field_annotations(cls), field_help(cls)
+    for name in names:
+        annotation = annotations[name][0]
+        flag, dest = _flag(name, annotation), f"{PREFIX}{where}{name}"
+        text = helps[name] + _default_text(cls, name)
+        if annotation is bool:
+            group.add_argument(flag, dest=dest, default=None, nargs="?", const="true", metavar="BOOL",
+                               help=text + "; alone: true")
+        elif typing.get_origin(annotation) is dict:
+            group.add_argument(flag, dest=dest, default=None, action="append", type=key_value,
+                               metavar="KEY=VALUE", help=text)
+        else:
+            group.add_argument(flag, dest=dest, default=None, metavar="VALUE", help=text)
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The recipe's options, in four groups: data, model, training and runtime."""
+    for title, names in RECIPE_GROUPS.items():
+        _add(parser.add_argument_group(f"recipe: {title}"), Recipe, names, "recipe.")
+    _add(parser.add_argument_group("recipe: training"), TrainConfig, field_annotations(TrainConfig), "train.")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, cls: type, title: str,
+                           skip: typing.Iterable[str] = ()) -> None:
+    """One option per field of an experiment's settings (all but `recipe` and `skip`)."""
+    names = [n for n in field_annotations(cls) if n != "recipe" and n not in set(skip)]
+    _add(parser.add_argument_group(title), cls, names, "own.")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, out: str | None = None) -> None:
+    """--config and --quiet for every training command, and --out where it writes a folder."""
+    parser.add_argument("--config", metavar="FILE", help="TOML file: recipe fields, a [train] table and a table "
+                        "per experiment (command-line options beat it)")
+    if out is not None:
+        parser.add_argument("--out", default=out, help=f"output folder (default: ./{out})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or progress lines on stderr")
+
+
+def given_values(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The options given on the command line: (recipe fields, training fields, experiment fields)."""
+    recipe: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    own: dict[str, Any] = {}
+    targets = {"recipe.": recipe, "train.": train, "own.": own}
+    for dest, value in vars(args).items():
+        if not dest.startswith(PREFIX) or value is None:
+            continue
+        where, _, name = dest.removeprefix(PREFIX).partition(".")
+        targets[where + "."][name] = dict(value) if isinstance(value, list) else value
+    return recipe, train, own
+
+
+def settings_from_args(cls: type, table: str, args: argparse.Namespace) -> Any:
+    """The experiment's settings from `--config` and the options given (options win)."""
+    values: dict[str, Any] = load_toml(args.config) if getattr(args, "config", None) else {}
+    recipe, train, own = given_values(args)
+    values.update(recipe)
+    file_train = values.get("train", {})
+    if train and isinstance(file_train, dict):  # a malformed [train] is left for the validation to refuse
+        values["train"] = {**file_train, **train}
+    file_own = values.get(table, {})
+    if own and isinstance(file_own, dict):
+        values[table] = {**file_own, **own}
+    return build_settings(cls, table, values)

@@ -1,0 +1,133 @@
+"""The memory-split study (seed 000): pools of networks at each width, then CNLL(n, s), power laws, the
+optimal split per budget and its prediction from a few networks.
+
+`run_study(config, folder)` trains what the folder lacks (resumable; any executor), analyses the stored
+predictions and writes the report; `reanalyze(folder)` does the last two for an existing folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ensplit.analysis.study_pools import StudyAnalysis, analyze_pools, summary_dict
+from ensplit.data.spec import load_data
+from ensplit.errors import EnsplitError
+from ensplit.experiments.study_config import StudyConfig, plan_pool_jobs, plan_tune_jobs
+from ensplit.metrics import nll
+from ensplit.recipe import load_toml
+from ensplit.runs.executors import Executor, make_executor
+from ensplit.runs.folder import CONFIG_FILE, execute, open_folder
+from ensplit.store import ResultStore
+
+DEFAULT_OUT = "ensplit-study"
+
+
+@dataclass
+class StudyResult:
+    """A study folder's analysis. `to_json()` is exactly what `ensplit study --json` prints."""
+
+    config: StudyConfig
+    folder: Path
+    analysis: StudyAnalysis
+    trained_jobs: int = 0
+    report: Path | None = None
+    _store: ResultStore | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**summary_dict(self.analysis, self.folder), "recipe": self.config.recipe.to_json()}
+
+    @property
+    def store(self) -> ResultStore:
+        """The folder's store (opened on first use)."""
+        if self._store is None:
+            self._store = ResultStore(self.folder)
+        return self._store
+
+
+def choose_hyperparameters(store: ResultStore, config: StudyConfig) -> dict[int, dict[str, Any]]:
+    """Per width, the tuning cell with the lowest mean validation NLL of its networks."""
+    labels = store.labels("val")
+    choice: dict[int, dict[str, Any]] = {}
+    for width in config.widths:
+        by_job: dict[str, list[dict]] = defaultdict(list)
+        for row in store.networks("tune", width, status="ok"):
+            by_job[row["job_id"]].append(row)
+        scores = []
+        for job_id, rows in by_job.items():
+            score = float(nll(store.log_probs(rows, "val"), labels).mean())
+            train = store.job_train_config(job_id)
+            scores.append((score, {"weight_decay": train["weight_decay"], "dropout": train["dropout"]}))
+        if scores:
+            choice[width] = min(scores, key=lambda s: s[0])[1]
+    return choice
+
+
+def analyze_store(store: ResultStore, config: StudyConfig) -> StudyAnalysis:
+    """Analyse every width of a study folder's store (failed networks are left out and counted)."""
+    pools = []
+    for width in sorted(config.widths):
+        log_probs, params = store.pool(width)
+        if len(log_probs):
+            pools.append((width, params, log_probs))
+    failed = len(store.networks("pool", status="failed"))
+    return analyze_pools(pools, store.labels(), config.temperature, config.cnll_splits, config.predict_max_n,
+                         config.predict_pool, config.bootstrap, failed)
+
+
+def _report(analysis: StudyAnalysis, folder: Path, config: StudyConfig) -> Path:
+    from ensplit.report.study_report import write_study_report
+
+    path = write_study_report(analysis, folder / "report.html", config)
+    print(f"ensplit study: report written to {path}", file=sys.stderr)
+    return path
+
+
+def run_study(config: StudyConfig | None = None, folder: str | Path = DEFAULT_OUT, progress: bool = True,
+              report: bool = True, executor: Executor | None = None) -> StudyResult:
+    """Train everything the study needs that the folder does not hold yet, then analyse and report.
+
+    `config.recipe.threads` sets torch's CPU threads of this process (the local executor trains here;
+    process and Ray workers always use one thread each).
+    """
+    config = config or StudyConfig()
+    folder = Path(folder)
+    recipe = config.recipe
+    recipe.apply_threads()
+    device = str(recipe.torch_device())
+    store = open_folder(config, folder, "study")
+    data = load_data(recipe.data)
+    store.save_labels("test", data.y_test.cpu().numpy())
+    if data.y_val is not None:
+        store.save_labels("val", data.y_val.cpu().numpy())
+    executor = executor or make_executor(config.executor, device, config.workers, config.address, progress,
+                                         config.gpus_per_job)
+    overrides = None
+    trained = 0
+    if config.tune:
+        trained += execute(plan_tune_jobs(config), store, executor, progress, "tuning")
+        overrides = choose_hyperparameters(store, config)
+        store.set_meta("tuned", repr(overrides))
+    trained += execute(plan_pool_jobs(config, overrides, data), store, executor, progress, "training pools")
+    analysis = analyze_store(store, config)
+    path = _report(analysis, folder, config) if report else None
+    return StudyResult(config, folder, analysis, trained, path, store)
+
+
+def reanalyze(folder: str | Path, report: bool = True) -> StudyResult:
+    """Analyse an existing study folder again (no training) and rewrite its report."""
+    folder = Path(folder)
+    if not (folder / CONFIG_FILE).exists() or not (folder / "results.sqlite").exists():
+        raise EnsplitError(f"{folder} is not a study folder (no {CONFIG_FILE} and results.sqlite)")
+    config = StudyConfig.from_mapping(load_toml(folder / CONFIG_FILE))
+    config.recipe.apply_threads()
+    store = ResultStore(folder)
+    if not store.networks("pool", status="ok"):
+        raise EnsplitError(f"{folder} holds no finished networks yet; run `ensplit study` first")
+    analysis = analyze_store(store, config)
+    path = _report(analysis, folder, config) if report else None
+    return StudyResult(config, folder, analysis, 0, path, store)
+

@@ -1,0 +1,254 @@
+"""The recipe: what is trained and how, shared by every training command and every experiment.
+
+One typed, validated object: the data set and its subsets, the model family and its options, the training
+hyper-parameters (`TrainConfig`, the `[train]` table), the base seed, the device and the CPU threads. Its
+defaults are the study's measured recipe (SGD with momentum 0.9, lr 0.05, weight decay 5e-4, cosine, 40
+epochs, batch 128), so `study`, `compare`, `designspace`, `landscape` and `recommend` train the same way
+unless told otherwise.
+
+Config files and Python mappings share one layout, read by `build_settings`:
+- recipe fields at the top level (`dataset = "mnist1d"`, `family = "mlp"`, `seed = 0`, ...);
+- training fields in a `[train]` table (or at the top level);
+- an experiment's own fields in a table named after it (`[study]`, `[compare]`, ...) or at the top level;
+  tables of other experiments are ignored, so one file serves every command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+from pydantic import Field
+
+from ensplit.data.dataset import Dataset
+from ensplit.data.spec import DataSpec, load_data
+from ensplit.errors import EnsplitError
+from ensplit.models import count_params, get_family, with_dropout
+from ensplit.parsing import from_config, typed_options
+from ensplit.train.config import TrainConfig, config_class
+from ensplit.train.device import check_device_name, resolve_device
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+EXPERIMENT_TABLES = ("study", "compare", "designspace", "landscape", "collegial", "recommend")
+MAX_SEED = 2**31 - 1
+
+
+@config_class
+class Recipe:
+    """What is trained and how (see the module docstring). Build one from a mapping with `Recipe.from_mapping`,
+    or directly: `Recipe(family="cnn1d", train=TrainConfig(epochs=20))`."""
+
+    dataset: Annotated[str, Field(min_length=1, description="mnist1d or a data folder/file (Parquet, image "
+                                                             "folders, CIFAR binary, IDX)")] = "mnist1d"
+    num_samples: Annotated[int, Field(ge=50, le=10_000_000, description="MNIST-1D samples generated")] = 5000
+    data_seed: Annotated[int, Field(ge=0, le=MAX_SEED, description="seed of the generated data and of the "
+                                                                   "subsets")] = 42
+    train_subset: Annotated[int, Field(ge=1, description="train on N seeded training examples")] | None = None
+    test_subset: Annotated[int, Field(ge=1, description="evaluate on N seeded test examples")] | None = None
+    validation_fraction: Annotated[float, Field(ge=0, le=0.9, description="training share held out as a "
+                                                                          "validation split")] = 0.0
+    family: Annotated[str, Field(description="model family (see `ensplit budget`)")] = "mlp"
+    depth: Annotated[int, Field(ge=1, le=10_000, description="family depth (family default if unset)")] | None = None
+    family_options: Annotated[dict[str, Any], Field(description="family option KEY=VALUE (repeatable)")] = (
+        dataclasses.field(default_factory=dict))
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED, description="base seed of every member's initialisation")] = 0
+    device: Annotated[str, Field(description="auto (CUDA when available), cpu, cuda or cuda:N")] = "auto"
+    threads: Annotated[int, Field(ge=1, le=4096, description="torch CPU threads of this process (1 avoids "
+                                                             "oversubscription on a busy machine)")] | None = None
+
+    def __post_init__(self) -> None:
+        check_device_name(self.device)
+        family = get_family(self.family)
+        if self.depth is not None and not family.valid_depth(self.depth):
+            raise EnsplitError(f"depth = {self.depth}: family {self.family!r} needs {family.depth_rule}")
+        object.__setattr__(self, "family_options", typed_options(family.options, dict(self.family_options),
+                                                                 f"family {self.family!r}"))
+        with_dropout(self.family, self.family_options, self.train.dropout)
+        if self.dataset != "mnist1d" and not Path(self.dataset).exists():
+            raise EnsplitError(f"dataset = {self.dataset!r}: neither 'mnist1d' nor an existing file or folder")
+
+    # -- views ------------------------------------------------------------------------------------------
+    @property
+    def data(self) -> DataSpec:
+        """The data part, as stored in job identities."""
+        return DataSpec(self.dataset, self.num_samples, self.data_seed, self.train_subset, self.test_subset,
+                        self.validation_fraction)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The family options the networks are built with: the given ones plus the training dropout."""
+        return with_dropout(self.family, self.family_options, self.train.dropout)
+
+    def model_kwargs(self, dataset: Dataset | None = None) -> dict[str, Any]:
+        """Family keyword arguments (depth, input shape, classes, options with the training dropout) for
+        `create` and `count_params`."""
+        kwargs: dict[str, Any] = {"depth": self.depth, **self.options}
+        if dataset is not None:
+            kwargs.update(in_shape=tuple(dataset.in_shape), num_classes=dataset.num_classes)
+        return kwargs
+
+    def params(self, width: int, dataset: Dataset | None = None) -> int:
+        """Parameters of one network of the recipe's family at `width` (exact, closed form)."""
+        return count_params(self.family, width, **self.model_kwargs(dataset))
+
+    def with_train(self, **changes: Any) -> Recipe:
+        """A copy with some training fields changed (validated)."""
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, **changes))
+
+    def to_json(self) -> dict[str, Any]:
+        """Flat recipe fields plus the `train` table: what every stored result records."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=list))
+
+    # -- running ----------------------------------------------------------------------------------------
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def apply_threads(self) -> None:
+        """Set torch's CPU threads of this process when the recipe says how many."""
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+
+    def load_data(self) -> Dataset:
+        """Threads applied, device resolved, the data set loaded (cached) and moved to the device."""
+        self.apply_threads()
+        device = self.torch_device()
+        return load_data(self.data).to(device)
+
+    # -- building ---------------------------------------------------------------------------------------
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Recipe:
+        """A recipe from recipe keys and a `train` table (or flat training keys); other keys are errors."""
+        recipe, rest = split_recipe(values)
+        if rest:
+            raise EnsplitError(f"unknown recipe field {sorted(rest)[0]!r}; known: {', '.join(recipe_names())}")
+        return recipe
+
+
+def field_annotations(cls: type) -> dict[str, tuple[Any, tuple[Any, ...]]]:
+    """Field name -> (resolved annotation, constraint metadata) of a validated config dataclass."""
+    return {name: (info.annotation, tuple(info.metadata)) for name, info in cls.__pydantic_fields__.items()}
+
+
+def field_help(cls: type) -> dict[str, str]:
+    return {name: info.description or name.replace("_", " ") for name, info in cls.__pydantic_fields__.items()}
+
+
+def recipe_names() -> list[str]:
+    return [n for n in field_annotations(Recipe) if n != "train"] + list(field_annotations(TrainConfig))
+
+
+def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
+    """`cls(**values)` with config-file or command-line values converted to each field's type and every
+    failure turned into one line naming the field, the value and what is allowed."""
+    annotations = field_annotations(cls)
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in annotations:
+            known = ", ".join(n for n in annotations if n not in ("recipe", "train"))
+            raise EnsplitError(f"unknown field {where}{name!r}; known: {known}")
+        try:
+            kwargs[name] = from_config(value, *annotations[name])
+        except (ValueError, TypeError) as error:
+            raise EnsplitError(f"{where}{name} = {value!r}: {error}") from None
+    return cls(**kwargs)
+
+
+def split_recipe(values: Mapping[str, Any]) -> tuple[Recipe, dict[str, Any]]:
+    """The recipe of a flat mapping (recipe keys, a `train` table, flat or `train.`-prefixed training keys)
+    and the keys left over for the experiment."""
+    recipe_fields = set(field_annotations(Recipe)) - {"train"}
+    train_fields = set(field_annotations(TrainConfig))
+    recipe_values: dict[str, Any] = {}
+    train_values: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "train":
+            if isinstance(value, TrainConfig):
+                train_values.update(dataclasses.asdict(value))
+                continue
+            if not isinstance(value, Mapping):
+                raise EnsplitError(f"train = {value!r}: must be a table of training fields ([train] in TOML)")
+            train_values.update(value)
+        elif key in recipe_fields:
+            recipe_values[key] = value
+        elif key.removeprefix("train.") in train_fields:
+            train_values[key.removeprefix("train.")] = value
+        else:
+            rest[key] = value
+    train = build(TrainConfig, train_values, "train.")
+    return build(Recipe, {**recipe_values, "train": train}), rest
+
+
+def build_settings(cls: type, table: str, values: Mapping[str, Any]) -> Any:
+    """An experiment's settings (a validated dataclass with a `recipe` field) from a config mapping: the
+    recipe from its keys, the experiment's fields from the `table` table or the top level."""
+    values = dict(values)
+    own = values.pop(table, {}) or {}
+    if not isinstance(own, Mapping):
+        raise EnsplitError(f"{table} = {own!r}: must be a table of {table} fields ([{table}] in TOML)")
+    for other in EXPERIMENT_TABLES:
+        if other != table and isinstance(values.get(other), Mapping):
+            values.pop(other)
+    recipe = values.pop("recipe", None)
+    if not isinstance(recipe, Recipe):
+        recipe, rest = split_recipe(values)
+    else:
+        rest = values
+    return build(cls, {**rest, **own, "recipe": recipe})
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML config file as a mapping; a missing, unreadable or malformed file is a one-line error."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise EnsplitError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise EnsplitError(f"config file {path} is a folder, not a TOML file") from None
+    except UnicodeDecodeError:
+        raise EnsplitError(f"config file {path} is not UTF-8 text") from None
+    except OSError as error:
+        raise EnsplitError(f"config file {path} cannot be read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise EnsplitError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in value.items()) + "}"
+    return json.dumps(str(value))
+
+
+def settings_to_toml(settings: Any, table: str) -> str:
+    """A config file for `settings` (recipe at the top, `[train]`, then `[table]`); None values are left out."""
+    recipe = settings.recipe if hasattr(settings, "recipe") else settings
+    data = dataclasses.asdict(recipe)
+    train = data.pop("train")
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if v is not None]
+    lines += ["", "[train]"] + [f"{k} = {_toml_value(v)}" for k, v in train.items() if v is not None]
+    if settings is not recipe:
+        own = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name != "recipe"}
+        lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in own.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["EXPERIMENT_TABLES", "Recipe", "TrainConfig", "build", "build_settings", "field_annotations",
+           "field_help", "load_toml", "recipe_names", "settings_to_toml", "split_recipe"]

@@ -1,0 +1,105 @@
+"""Run one training job anywhere (this process, a pool worker, a Ray worker) and return arrays."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ensplit.data.dataset import Dataset
+from ensplit.data.spec import DataSpec, load_data
+from ensplit.ensembles import build_method, deep_ensemble
+from ensplit.models import count_params, with_dropout
+from ensplit.runs.plan import TrainJob
+from ensplit.train import predict_log_probs, train
+from ensplit.train.device import resolve_device
+
+
+@dataclass
+class JobResult:
+    """What a worker sends back to the driver: predictions and bookkeeping, no weights.
+
+    For a "deep" job each seed is one network; for a sharing method each seed is one ensemble whose
+    `members` predictions follow each other. params_per_member: parameters of one network (deep) or of
+    one whole ensemble (sharing methods).
+    """
+
+    job_id: str
+    test_log_probs: np.ndarray  # [outputs, N_test, C] float32
+    val_log_probs: np.ndarray | None  # [outputs, N_val, C] or None
+    failed: list[bool]
+    train_loss: list[float]  # final epoch, per output
+    seconds: float
+    seconds_per_epoch: list[float]
+    params_per_member: int
+
+
+def load_job_data(spec: DataSpec, device: str | torch.device = "cpu") -> Dataset:
+    """The job's data set on `device` (decoded once per process, then cached)."""
+    return load_data(spec).to(device)
+
+
+def _finite(values: list[float]) -> list[float]:
+    return [v if math.isfinite(v) else float("nan") for v in values]
+
+
+def _predict(model: torch.nn.Module, data: Dataset, precision: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    test = predict_log_probs(model, data.x_test, data, precision=precision)
+    val = predict_log_probs(model, data.x_val, data, precision=precision) if data.x_val is not None else None
+    return test, val
+
+
+def _run_deep(job: TrainJob, data: Dataset, device: torch.device, progress: bool) -> JobResult:
+    config = job.train_config()
+    options = with_dropout(job.family, dict(job.family_options), config.dropout)
+    model = deep_ensemble(job.family, list(job.seeds), width=job.width, depth=job.depth, in_shape=data.in_shape,
+                          num_classes=data.num_classes, **options).to(device)
+    start = time.perf_counter()
+    result = train(model, data, config, list(job.seeds), progress=progress,
+                   description=f"{job.kind} w={job.width} n={len(job.seeds)}")
+    seconds = time.perf_counter() - start
+    test, val = _predict(model, data, config.precision)
+    failed = [f or not bool(torch.isfinite(test[i]).all()) for i, f in enumerate(result.failed)]
+    params = count_params(job.family, job.width, job.depth, data.in_shape, data.num_classes, **options)
+    return JobResult(job.job_id, test.float().cpu().numpy(), None if val is None else val.float().cpu().numpy(),
+                     failed, _finite(result.train_loss[-1]), seconds, result.seconds_per_epoch, params)
+
+
+def _run_method(job: TrainJob, data: Dataset, device: torch.device, progress: bool) -> JobResult:
+    """One ensemble of the job's method per seed, trained one after another."""
+    config = job.train_config()
+    tests, vals, failed, losses, per_epoch = [], [], [], [], []
+    seconds, params = 0.0, 0
+    for seed in job.seeds:
+        options = with_dropout(job.family, dict(job.family_options), config.dropout)
+        model = build_method(job.method, job.family, job.members, job.width, job.depth, data.in_shape,
+                             data.num_classes, seed, options, **dict(job.method_options))
+        params = sum(p.numel() for p in model.parameters())
+        model = model.to(device)
+        start = time.perf_counter()
+        result = train(model, data, replace(config, batching=model.batching), [seed + i for i in range(model.members)],
+                       progress=progress, index_sampler=model.index_sampler,
+                       description=f"{job.method} w={job.width} m={job.members}")
+        seconds += time.perf_counter() - start
+        test, val = _predict(model, data, config.precision)
+        tests.append(test.float().cpu())
+        vals.append(None if val is None else val.float().cpu())
+        failed += [f or not bool(torch.isfinite(test[i]).all()) for i, f in enumerate(result.failed)]
+        losses += _finite(result.train_loss[-1])
+        per_epoch.append(result.seconds_per_epoch)
+    mean_epochs = [float(np.mean(column)) for column in zip(*per_epoch, strict=True)]
+    return JobResult(job.job_id, torch.cat(tests).numpy(),
+                     None if vals[0] is None else torch.cat(vals).numpy(), failed, losses, seconds, mean_epochs,
+                     params)
+
+
+def run_job(job: TrainJob, device: str = "cpu", progress: bool = False) -> JobResult:
+    """Train the job's networks and predict on the test (and validation) split."""
+    torch_device = resolve_device(device)
+    data = load_job_data(job.data, torch_device)
+    if job.method == "deep":
+        return _run_deep(job, data, torch_device, progress)
+    return _run_method(job, data, torch_device, progress)
