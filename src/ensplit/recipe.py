@@ -97,9 +97,13 @@ class Recipe:
             kwargs.update(in_shape=tuple(dataset.in_shape), num_classes=dataset.num_classes)
         return kwargs
 
-    def params(self, width: int, dataset: Dataset | None = None) -> int:
-        """Parameters of one network of the recipe's family at `width` (exact, closed form)."""
-        return count_params(self.family, width, **self.model_kwargs(dataset))
+    def params(self, width: int, dataset: Dataset | None = None, depth: int | None = None) -> int:
+        """Parameters of one network of the recipe's family at `width` (and `depth`, default the recipe's):
+        exact, from the family's closed form."""
+        kwargs = self.model_kwargs(dataset)
+        if depth is not None:
+            kwargs["depth"] = depth
+        return count_params(self.family, width, **kwargs)
 
     def with_train(self, **changes: Any) -> Recipe:
         """A copy with some training fields changed (validated)."""

@@ -134,6 +134,7 @@ class CollegialResult:
     baseline: MLPBaseline | BottleneckBaseline
     design: CollegialDesign
     fit: AlphaFit | None = None
+    config: CollegialConfig | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.values
@@ -170,7 +171,7 @@ def run_collegial(config: CollegialConfig, out: str | Path | None = None, progre
         values["design"] = {"family": "resnext", "width": whole.bottleneck_width, "depth": 29,
                             "cardinality": whole.cardinality, "bottleneck_width": whole.bottleneck_width,
                             "num_classes": classes, "options": {"cardinality": whole.cardinality}}
-    result = CollegialResult(values, baseline, design, fit)
+    result = CollegialResult(values, baseline, design, fit, config)
     if out is not None:
         from ensplit.report.collegial_figures import write_collegial_report
 

@@ -34,7 +34,7 @@ from ensplit.analysis.design_space import (
 from ensplit.data.dataset import Dataset
 from ensplit.ensembles import build_member, deep_ensemble
 from ensplit.errors import EnsplitError
-from ensplit.models import count_params, get_family
+from ensplit.models import get_family
 from ensplit.models.scaling import equivalents
 from ensplit.recipe import Recipe, build_settings
 from ensplit.train import measure, predict_log_probs, train
@@ -217,7 +217,7 @@ def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool
                 else:
                     plans.append((w, d, k, name, member_w, member_d))
     configs = sorted({(mw, md, 1 if c == SINGLE else k) for _, _, k, c, mw, md in plans},
-                     key=lambda t: (t[2], count_params(family, t[0], t[1], in_shape, classes, **recipe.options)))
+                     key=lambda t: (t[2], recipe.params(t[0], dataset, t[1])))
     trained: dict[tuple[int, int, int], _Trained] = {}
     measured: dict[tuple[int, int, int], dict[str, object]] = {}
     memory_cache: dict[tuple[int, int, int], int | None] = {}
@@ -235,7 +235,7 @@ def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool
         t, m = trained[(mw, md, members)], measured[(mw, md, members)]
         records.append(DesignRecord(
             design_class=name, budget_width=w, budget_depth=d, group_members=k, width=mw, depth=md,
-            members=members, params=members * count_params(family, mw, md, in_shape, classes, **recipe.options),
+            members=members, params=members * recipe.params(mw, dataset, md),
             accuracy_by_epoch=list(t.accuracy_by_epoch), member_accuracy=t.member_accuracy, nll=t.nll,
             cnll=t.cnll, **m))
     _fill_time_to_accuracy(records)

@@ -129,6 +129,7 @@ class LandscapeResult:
     ensemble_sizes: list[int]
     ensemble_curves: dict[str, dict[str, list[float]]]
     summary: dict[str, Any] = field(default_factory=dict)
+    config: LandscapeConfig | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The summary numbers (what `ensplit landscape --json` prints and `summary.json` holds)."""
@@ -284,6 +285,7 @@ def run_landscape(config: LandscapeConfig | None = None, out: str | Path = "land
     train_seconds = time.perf_counter() - start
     result = analyse_trajectories(trajectories, dataset, samples=config.samples, rank=config.rank,
                                   bezier_epochs=config.bezier_epochs, seed=recipe.seed, log=log)
+    result.config = config
     result.summary = {**result.summary, "out": str(out), "recipe": recipe.to_json()}
     result.summary["seconds"] = {"training": round(train_seconds, 2), **result.summary["seconds"]}
     log("writing the report")
