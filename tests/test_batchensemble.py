@@ -112,3 +112,72 @@ def test_split_batch_sampler_gives_each_member_its_own_slice() -> None:
     assert all(b.shape == (4, 8) for b in batches)
     flat = torch.cat([b.flatten() for b in batches])
     assert flat.unique().numel() == flat.numel()
+
+
+def _be_mlp(member_norms: bool, members: int = 3) -> nn.Module:
+    return build_method("batchensemble", "mlp", members, 8, depth=2, num_classes=3, seed=0, fast_init="normal",
+                        member_norms=member_norms, family_options={"norm": True})
+
+
+def test_param_count_without_member_norms_keeps_one_norm_for_all_members() -> None:
+    m, w = 3, 8
+    layers = [(40, 8), (8, 8), (8, 3)]  # 40 -> 8 -> 8 -> 3 with a norm after each hidden layer
+    base = sum(i * o + o for i, o in layers) + 2 * (2 * w)
+    fast = sum(m * (i + o) + (m - 1) * o for i, o in layers)
+    shared, per_member = _be_mlp(False), _be_mlp(True)
+    kw = {"depth": 2, "num_classes": 3, "family_options": {"norm": True}}
+    assert sum(p.numel() for p in shared.parameters()) == base + fast == method_param_count(
+        "batchensemble", "mlp", m, w, member_norms=False, **kw)
+    assert sum(p.numel() for p in per_member.parameters()) == base + fast + (m - 1) * 2 * (2 * w) == \
+        method_param_count("batchensemble", "mlp", m, w, **kw)
+    norms = [shared.network.network.get_submodule(n) for n in ("body.1", "body.4")]
+    assert all(type(norm) is plain.Norm for norm in norms)
+
+
+def _randomise_norms(model: nn.Module) -> None:
+    with torch.no_grad():
+        for norm in (m for m in model.modules() if isinstance(m, plain.Norm)):
+            for t in (norm.weight, norm.bias, norm.running_mean):
+                t.normal_()
+            norm.running_var.uniform_(0.5, 2.0)
+
+
+def test_without_member_norms_each_member_in_eval_equals_its_plain_network() -> None:
+    model = _be_mlp(False).eval()
+    _randomise_norms(model)
+    net = model.network.network
+    x = torch.randn(5, 40, generator=torch.Generator().manual_seed(0))
+    out = model(x)
+    for i in range(3):
+        ref = create("mlp", 8, 2, num_classes=3, norm=True).eval()
+        with torch.no_grad():
+            for name, module in net.named_modules():
+                if isinstance(module, BatchEnsembleLinear):
+                    ref.get_submodule(name).weight.copy_(module.member_weight(i))
+                    ref.get_submodule(name).bias.copy_(module.bias[i])
+                elif isinstance(module, plain.Norm):  # the one shared norm, running statistics included
+                    ref.get_submodule(name).load_state_dict(module.state_dict())
+        torch.testing.assert_close(out[i], ref(x))
+
+
+def test_without_member_norms_training_statistics_pool_every_member() -> None:
+    """Train mode, written out: y_i = r_i ∘ (W (s_i ∘ x)) + b_i per member, then one batch norm whose mean and
+    (biased) variance run over all members' rows together."""
+    model = _be_mlp(False).train()
+    _randomise_norms(model)
+    net = model.network.network
+    x = torch.randn(5, 40, generator=torch.Generator().manual_seed(1))
+
+    def rank_one(layer: BatchEnsembleLinear, h: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [(h[i] * layer.s[i]) @ layer.weight.T * layer.r[i] + layer.bias[i] for i in range(3)]
+
+    def pooled_norm(norm: plain.Norm, h: list[torch.Tensor]) -> list[torch.Tensor]:
+        rows = torch.cat(h)  # [M·B, C]
+        mean, var = rows.mean(0), ((rows - rows.mean(0)) ** 2).mean(0)
+        return [(hi - mean) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias for hi in h]
+
+    h = [x] * 3
+    for index in (0, 3):
+        h = [torch.relu(v) for v in pooled_norm(net.body[index + 1], rank_one(net.body[index], h))]
+    expected = torch.stack(rank_one(net.head, h))
+    torch.testing.assert_close(model(x), expected)

@@ -58,6 +58,27 @@ def test_forward_backward_and_count(method: str, family: str) -> None:
         assert model(per_member).shape == out.shape
 
 
+VARIANTS = [("mixture", {"singletons": "templates"}), ("mixture", {"grouping": "shape"}),
+            ("batchensemble", {"member_norms": False})]
+
+
+@pytest.mark.parametrize("family", family_names())
+@pytest.mark.parametrize("method,variant", VARIANTS, ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items())
+                         if isinstance(v, dict) else v)
+def test_variants_forward_backward_and_count(method: str, variant: dict[str, Any], family: str) -> None:
+    """The method options that change the construction (Thin mixture, shape groups with plain one-layer
+    shapes, BatchEnsemble with shared norms) keep the battery's guarantees."""
+    config = small(family)
+    options = {**method_options(method, family, config), **variant}
+    model = build_method(method, family, MEMBERS, seed=0, **config, **options).train()
+    out = model(torch.randn(3, *config["in_shape"], generator=torch.Generator().manual_seed(0)))
+    assert out.shape == (MEMBERS, 3, config["num_classes"])
+    out.square().sum().backward()
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
+    assert sum(p.numel() for p in model.parameters()) == method_param_count(method, family, MEMBERS, **config,
+                                                                            **options)
+
+
 def test_multihead_split_at_a_resnet_stage() -> None:
     config = small("resnet")
     model = build_method("multihead", "resnet", 3, split_at="stages.2", **config)

@@ -1,5 +1,6 @@
 """MixtureEnsembles: member weights are Σ α T over the assigned templates (float64), the budget lands within
-one template, fallback and single-group regimes, and the converter on a nested ResNet."""
+one template, fallback and single-group regimes, one-layer shapes plain (paper default) or templated (Thin),
+and the converter on a nested ResNet."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ensplit.ensembles.inventory import family_inventory
 from ensplit.ensembles.methods import build_method, method_param_count
 from ensplit.ensembles.mixture import to_mixture
 from ensplit.ensembles.mixture_plan import layer_assignment, mixture_plan
+from ensplit.errors import EnsplitError
 from ensplit.layers import member, plain
 from ensplit.layers.mixture import FlatBank, MixtureLayer, TemplateBank
 from ensplit.models import count_params, create
@@ -35,7 +37,7 @@ def naive_templates(layer: MixtureLayer, member_index: int) -> list[torch.Tensor
 def test_member_weights_are_alpha_weighted_sums_of_templates(grouping: str, assignment: str) -> None:
     base = create("mlp", width=6, depth=3, num_classes=3)
     budget = 3 * count_params("mlp", width=6, depth=3, num_classes=3)
-    net, plan, _ = to_mixture(base, 3, budget, 2, grouping, assignment, seed=0)
+    net, plan, _ = to_mixture(base, 3, budget, 2, grouping, assignment, seed=0, singletons="templates")
     x = torch.randn(3, 4, 40)
     layers = [m for m in net.modules() if isinstance(m, MixtureLayer)]
     assert layers
@@ -120,3 +122,94 @@ def test_converter_on_nested_resnet_replaces_every_layer() -> None:
     assert all(isinstance(net.get_submodule(n), member.MemberNorm) for n in norms)
     banks = {id(m) for m in net.modules() if isinstance(m, FlatBank)}
     assert len(banks) == 1
+
+
+# An MLP with one hidden shape repeated (body.3, body.6: [6, 6]) and two unique ones (body.0: [6, 40], head: [3, 6]),
+# with norms so members also differ there. Body: linear, norm, relu (× 3), then the head.
+SINGLETON_MLP = {"width": 6, "depth": 3, "num_classes": 3, "family_options": {"norm": True}}
+
+
+def _mlp_mixture(singletons: str, members: int = 3) -> tuple[nn.Module, int]:
+    budget = 3 * count_params("mlp", 6, 3, num_classes=3, norm=True)
+    model = build_method("mixture", "mlp", members, budget=budget, grouping="shape", singletons=singletons, seed=1,
+                         **SINGLETON_MLP)
+    return model, budget
+
+
+def _closed_form(singletons: str, budget: int, members: int) -> int:
+    """Σ over the plan's groups of templates × template size, M·c α and M·out biases per templated layer,
+    whole ordinary layers for fallback ones, and M·2C per norm (three norms of 6 channels)."""
+    inv = family_inventory("mlp", 6, 3, num_classes=3, norm=True)
+    plan = mixture_plan(inv, members, budget, grouping="shape", singletons=singletons)
+    shapes = {"body.0": (6, 40), "body.3": (6, 6), "body.6": (6, 6), "head": (3, 6)}
+    total = members * 2 * 6 * 3
+    for group in plan.groups:
+        layers, t, c = group.layers, group.templates, group.per_layer
+        out, fan_in = shapes[layers[0]]
+        if t == 0:
+            total += len(layers) * (out * fan_in + out)
+        else:
+            total += t * out * fan_in + len(layers) * members * (c + out)
+    return total
+
+
+def _member_as_plain(model: nn.Module, index: int) -> nn.Module:
+    """Member `index` written into a plain MLP: θ = Σ α T read from the bank, its own bias and norm slice;
+    fallback layers copied as they are."""
+    net = model.network.network
+    ref = create("mlp", 6, 3, num_classes=3, norm=True)
+    with torch.no_grad():
+        for name, module in net.named_modules():
+            if not isinstance(module, (MixtureLayer, nn.Linear, member.MemberNorm)):
+                continue
+            target = ref.get_submodule(name)
+            if isinstance(module, MixtureLayer):
+                target.weight.copy_(sum(a * t for a, t in zip(module.alpha[index], naive_templates(module, index),
+                                                               strict=True)))
+                target.bias.copy_(module.bias[index])
+            elif isinstance(module, nn.Linear):
+                target.load_state_dict(module.state_dict())
+            elif isinstance(module, member.MemberNorm):
+                rows = slice(index * 6, (index + 1) * 6)
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(target, key).copy_(getattr(module, key)[rows])
+    return ref
+
+
+def test_one_layer_shapes_are_plain_by_default_and_templated_in_the_thin_variant() -> None:
+    model, budget = _mlp_mixture("plain")
+    net = model.network.network
+    assert model.info["singletons"] == "plain"
+    assert type(net.get_submodule("body.0")) is nn.Linear and type(net.get_submodule("head")) is nn.Linear
+    assert all(isinstance(net.get_submodule(name), MixtureLayer) for name in ("body.3", "body.6"))
+    assert set(model.info["fallback_layers"]) == {"body.0", "head"}
+    assert len([m for m in net.modules() if isinstance(m, TemplateBank)]) == 1
+
+    thin, _ = _mlp_mixture("templates")
+    thin_net = thin.network.network
+    assert all(isinstance(thin_net.get_submodule(n), MixtureLayer) for n in ("body.0", "body.3", "body.6", "head"))
+    assert thin.info["fallback_layers"] == [] and len([m for m in thin_net.modules()
+                                                       if isinstance(m, TemplateBank)]) == 3
+    for built in (model, thin):
+        count = sum(p.numel() for p in built.parameters())
+        assert count == _closed_form(built.info["singletons"], budget, 3) == method_param_count(
+            "mixture", "mlp", 3, budget=budget, grouping="shape", singletons=built.info["singletons"], **SINGLETON_MLP)
+        assert count <= budget
+
+
+@pytest.mark.parametrize("singletons", ["plain", "templates"])
+def test_every_member_equals_its_own_plain_network(singletons: str) -> None:
+    model, _ = _mlp_mixture(singletons)
+    x = torch.randn(5, 40, generator=torch.Generator().manual_seed(0))
+    out = model.train()(x)  # train mode: each member's norms see that member's batch
+    for i in range(3):
+        torch.testing.assert_close(out[i], _member_as_plain(model, i).train()(x))
+
+
+def test_auto_grouping_of_a_two_layer_mlp_uses_the_single_bank_when_every_shape_is_unique() -> None:
+    inv = family_inventory("mlp", width=32)
+    budget = 4 * count_params("mlp", width=32)
+    assert mixture_plan(inv, 4, budget).grouping == "single"  # every layer plain: no ensemble left in shape
+    assert mixture_plan(inv, 4, budget, singletons="templates").grouping == "shape"
+    with pytest.raises(EnsplitError, match="singletons"):
+        mixture_plan(inv, 4, budget, singletons="thin")

@@ -17,40 +17,63 @@ from torch import nn
 from ensplit.ensembles.batchensemble import batchensemble_param_count, to_batchensemble
 from ensplit.ensembles.grouped import GroupedEnsemble
 from ensplit.ensembles.independent import MemberBatchedEnsemble, build_member, ensemble_of
-from ensplit.ensembles.inventory import Inventory, example_input, family_inventory, inventory_of
+from ensplit.ensembles.inventory import NORM_TYPES, Inventory, example_input, family_inventory, inventory_of
 from ensplit.ensembles.mimo import mimo_index_sampler, mimo_param_count, stem_and_head, to_mimo
 from ensplit.ensembles.mixture import to_mixture
 from ensplit.ensembles.mixture_plan import mixture_plan
 from ensplit.ensembles.multihead import multihead_param_count, split_layers, to_multihead
 from ensplit.errors import EnsplitError
+from ensplit.layers import member
+from ensplit.layers.mixture import MixtureLayer
 from ensplit.models import count_params, create, get_family
 
+# weight_decay_norms / weight_decay_alpha: whether the optimiser decays norm parameters / mixture coefficients
+# (False puts them in a weight_decay = 0 parameter group, see MethodModel.no_weight_decay). The mixture's
+# defaults are the paper's recipe (seed 003 appendix A); every other method keeps decaying everything.
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
-    "single": {},
-    "deep": {"conv_strategy": "auto"},
-    "batchensemble": {"fast_init": "random_sign", "split_batch": False},
-    "mimo": {"input_repetition": 0.5, "batch_repetitions": 4},
-    "mixture": {"budget": None, "templates_per_layer": 4, "grouping": "auto", "assignment": "round_robin"},
-    "grouped": {"aggregation": "collegial"},
-    "multihead": {"split_at": None},
+    "single": {"weight_decay_norms": True},
+    "deep": {"conv_strategy": "auto", "weight_decay_norms": True},
+    "batchensemble": {"fast_init": "random_sign", "split_batch": False, "member_norms": True,
+                      "weight_decay_norms": True},
+    "mimo": {"input_repetition": 0.5, "batch_repetitions": 4, "weight_decay_norms": True},
+    "mixture": {"budget": None, "templates_per_layer": 4, "grouping": "auto", "assignment": "round_robin",
+                "singletons": "plain", "weight_decay_alpha": False, "weight_decay_norms": False},
+    "grouped": {"aggregation": "collegial", "weight_decay_norms": True},
+    "multihead": {"split_at": None, "weight_decay_norms": True},
 }
+NORM_MODULES = (*NORM_TYPES, member.MemberNorm, nn.LayerNorm, nn.GroupNorm)
 
 
 class MethodModel(nn.Module):
     """An ensemble method's network plus how to train it.
 
     members: members in the output (1 for the collegial read-out); batching: "independent" or "shared"
-    (see TrainConfig); index_sampler: a custom batch sampler for `ensplit.train.train`, or None.
+    (see TrainConfig); index_sampler: a custom batch sampler for `ensplit.train.train`, or None;
+    decay_norms / decay_alpha: whether weight decay reaches norm parameters / mixture coefficients α.
     """
 
     def __init__(self, method: str, network: nn.Module, members: int, batching: str,
-                 index_sampler: Callable | None = None, info: dict[str, Any] | None = None) -> None:
+                 index_sampler: Callable | None = None, info: dict[str, Any] | None = None,
+                 decay_norms: bool = True, decay_alpha: bool = True) -> None:
         super().__init__()
         self.method, self.network, self.members, self.batching = method, network, members, batching
         self.index_sampler, self.info = index_sampler, dict(info or {})
+        self.decay_norms, self.decay_alpha = decay_norms, decay_alpha
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
+
+    def no_weight_decay(self) -> set[str]:
+        """Qualified names of the parameters weight decay must skip (`make_optimizer` gives them a
+        weight_decay = 0 group): norm weights and biases unless decay_norms, mixture α unless decay_alpha."""
+        names: set[str] = set()
+        for prefix, module in self.named_modules():
+            own = [f"{prefix}.{name}" for name, _ in module.named_parameters(recurse=False)]
+            if not self.decay_norms and isinstance(module, NORM_MODULES):
+                names.update(own)
+            if not self.decay_alpha and isinstance(module, MixtureLayer):
+                names.add(f"{prefix}.alpha")
+        return names
 
 
 def method_names() -> list[str]:
@@ -89,34 +112,36 @@ def build_method(name: str, family: str, members: int, width: int, depth: int | 
     kw = dict(width=width, depth=depth, in_shape=in_shape, num_classes=num_classes, **(family_options or {}))
     in_shape = tuple(in_shape or get_family(family).default_in_shape)
     dims = len(in_shape)
+    decay = {"decay_norms": opts["weight_decay_norms"], "decay_alpha": opts.get("weight_decay_alpha", True)}
     if name in ("single", "deep", "grouped"):
         m = 1 if name == "single" else members
         plains = [build_member(family, seed + i, **kw) for i in range(m)]
         net = ensemble_of(plains, dims, opts.get("conv_strategy", "auto"))
         if name == "grouped":
             grouped = GroupedEnsemble(net, opts["aggregation"])
-            return MethodModel(name, grouped, grouped.output_members, "shared", info={"paths": m, **opts})
-        return MethodModel(name, net, m, "independent")
+            return MethodModel(name, grouped, grouped.output_members, "shared", info={"paths": m, **opts}, **decay)
+        return MethodModel(name, net, m, "independent", **decay)
     if name == "multihead":
         network, heads = to_multihead([build_member(family, seed + i, **kw) for i in range(members)], in_shape,
                                       opts["split_at"])
-        return MethodModel(name, network, members, "shared", info={"per_member_layers": heads})
+        return MethodModel(name, network, members, "shared", info={"per_member_layers": heads}, **decay)
     base = build_member(family, seed, **kw)
     if name == "batchensemble":
-        network, _ = to_batchensemble(base, members, opts["fast_init"], seed)
+        network, _ = to_batchensemble(base, members, opts["fast_init"], seed, opts["member_norms"])
         sampler = _split_sampler(members) if opts["split_batch"] else None
-        return MethodModel(name, MemberBatchedEnsemble(network, members, dims), members, "shared", sampler, opts)
+        return MethodModel(name, MemberBatchedEnsemble(network, members, dims), members, "shared", sampler, opts,
+                           **decay)
     if name == "mimo":
         torch.manual_seed(seed + 1)  # the widened stem and head
         network, _ = to_mimo(base, members, in_shape)
         sampler = mimo_index_sampler(members, opts["input_repetition"], opts["batch_repetitions"])
-        return MethodModel(name, network, members, "independent", sampler, opts)
+        return MethodModel(name, network, members, "independent", sampler, opts, **decay)
     budget = opts["budget"] or count_params(family, **kw)
     network, plan, _ = to_mixture(base, members, int(budget), opts["templates_per_layer"], opts["grouping"],
-                                  opts["assignment"], seed)
+                                  opts["assignment"], seed, singletons=opts["singletons"])
     info = {**opts, "budget": int(budget), "grouping_used": plan.grouping,
             "templates": {g.key: g.templates for g in plan.groups}, "fallback_layers": list(plan.fallback_layers)}
-    return MethodModel(name, MemberBatchedEnsemble(network, members, dims), members, "shared", info=info)
+    return MethodModel(name, MemberBatchedEnsemble(network, members, dims), members, "shared", info=info, **decay)
 
 
 def _traced(family: str, kw: dict[str, Any], in_shape: tuple[int, ...]) -> tuple[nn.Module, Inventory]:
@@ -138,11 +163,11 @@ def method_param_count(name: str, family: str, members: int, width: int, depth: 
     if name in ("deep", "grouped"):
         return members * count_params(family, **kw)
     if name == "batchensemble":
-        return batchensemble_param_count(family_inventory(family, **kw), members)
+        return batchensemble_param_count(family_inventory(family, **kw), members, opts["member_norms"])
     if name == "mixture":
         budget = opts["budget"] or count_params(family, **kw)
         plan = mixture_plan(family_inventory(family, **kw), members, int(budget), opts["templates_per_layer"],
-                            opts["grouping"])
+                            opts["grouping"], singletons=opts["singletons"])
         return plan.total_params
     model, inv = _traced(family, kw, shape)
     with torch.device("meta"):

@@ -1,7 +1,8 @@
 """`mixture`: convert any family to a MixtureEnsemble (seed 003) at a total-parameter budget.
 
 Weight layers become `MixtureLayer`s that mix templates from their group's bank (or stay one ordinary
-layer shared by all members when the plan says fallback); norms become per member. Templates start at
+layer shared by all members when the plan says fallback: starved groups and, by default, layers whose
+shape occurs once); norms become per member. Templates start at
 the layer's own init scale and α ~ N(0, 1/c), so every member's θ starts at the family's init variance.
 """
 
@@ -26,14 +27,15 @@ def _rms_std(modules: list[nn.Module]) -> float:
 
 def to_mixture(model: nn.Module, members: int, budget: int, templates_per_layer: int = 4,
                grouping: str = "auto", assignment: str = "round_robin", seed: int = 0,
-               plan: MixturePlan | None = None) -> tuple[nn.Module, MixturePlan, list[str]]:
+               plan: MixturePlan | None = None, singletons: str = "plain") -> tuple[nn.Module, MixturePlan, list[str]]:
     """A member-batched MixtureEnsemble copy of plain `model` with `budget` parameters in all.
 
+    singletons: "plain" (seed 003 §3.1) or "templates" (Thin variant), see `mixture_plan`.
     Returns the network (input `[M, B, ...]`), its plan, and the qualified names replaced.
     """
     converted = copy.deepcopy(model)
     inv = inventory_of(converted)
-    plan = plan or mixture_plan(inv, members, budget, templates_per_layer, grouping)
+    plan = plan or mixture_plan(inv, members, budget, templates_per_layer, grouping, singletons=singletons)
     generator = torch.Generator().manual_seed(seed)
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     modules = dict(converted.named_modules())

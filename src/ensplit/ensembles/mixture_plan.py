@@ -3,6 +3,10 @@ becomes parameter groups, template banks, per-layer template assignments and fal
 
 Costs, with M members: a templated layer costs M·c coefficients (α) and M·out biases; a fallback layer is
 one ordinary layer shared by all members; each norm costs M·2C; a bank costs templates × template size.
+
+A layer whose shape occurs once is, by the paper's default construction (§3.1), one ordinary layer shared by
+all members ("plain"); "templates" gives it a bank of its own like any group, as the paper's Thin
+MixtureEnsembles do (appendix A.1).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from ensplit.errors import EnsplitError
 
 GROUPINGS = ("auto", "shape", "single")
 ASSIGNMENTS = ("round_robin", "disjoint")
+SINGLETONS = ("plain", "templates")
 
 
 @dataclass(frozen=True)
@@ -52,13 +57,16 @@ def _fixed(inv: Inventory, members: int, templated: list[WeightLayer], fallback:
     return inv.other + norms + biases + sum(layer.numel for layer in fallback)
 
 
-def _shape_plan(inv: Inventory, members: int, budget: int, k: int, min_templates: int) -> MixturePlan | None:
+def _shape_plan(inv: Inventory, members: int, budget: int, k: int, min_templates: int,
+                singletons: str = "plain") -> MixturePlan | None:
     groups: dict[str, list[WeightLayer]] = {}
     for layer in inv.layers:
         groups.setdefault(f"{layer.kind}{list(layer.weight_shape)}", []).append(layer)
     size = {key: layers[0].weight_numel for key, layers in groups.items()}
     weight = {key: sum(layer.weight_numel for layer in layers) for key, layers in groups.items()}
-    fallback: set[str] = set()
+    # seed 003 §3.1: a shape that occurs once is one ordinary layer, never templated (nor revived below)
+    plain = {key for key, layers in groups.items() if len(layers) == 1} if singletons == "plain" else set()
+    fallback: set[str] = set(plain)
 
     def total(t: dict[str, int]) -> int:  # groups missing from t are fallback layers
         templated = [x for key in t for x in groups[key]]
@@ -96,7 +104,7 @@ def _shape_plan(inv: Inventory, members: int, budget: int, k: int, min_templates
             t[key] += 1
 
     fill(t)
-    for key in sorted(fallback, key=lambda key: -weight[key]):  # revive fallback groups the rest can now afford
+    for key in sorted(fallback - plain, key=lambda key: -weight[key]):  # revive groups the rest can now afford
         if total({**t, key: min_templates}) <= budget:
             t[key] = min_templates
             fill(t)
@@ -128,20 +136,25 @@ def minimum_budget(inv: Inventory, members: int, templates_per_layer: int = 4) -
 
 
 def mixture_plan(inv: Inventory, members: int, budget: int, templates_per_layer: int = 4,
-                 grouping: str = "auto", min_templates: int = 2) -> MixturePlan:
+                 grouping: str = "auto", min_templates: int = 2, singletons: str = "plain") -> MixturePlan:
     """Plan a MixtureEnsemble of `members` at `budget` total parameters (lands within one template).
 
     grouping: "shape" (groups of equal-shaped layers, starved groups fall back to one shared ordinary
     layer), "single" (one flat bank for every layer) or "auto" (shape, unless it fails or leaves more than
     half of the layer weights as fallback layers: then single, the low-budget regime of seed 003 §5.1).
+    singletons (shape grouping): "plain" (the paper's default: a one-layer group is one ordinary shared
+    layer) or "templates" (it gets templates too, as in the paper's Thin variant). Plain singletons count
+    as fallback layers for "auto".
     """
     if grouping not in GROUPINGS:
         raise EnsplitError(f"mixture grouping must be one of {', '.join(GROUPINGS)}, got {grouping!r}")
+    if singletons not in SINGLETONS:
+        raise EnsplitError(f"mixture singletons must be one of {', '.join(SINGLETONS)}, got {singletons!r}")
     if templates_per_layer < 1:
         raise EnsplitError(f"templates per layer must be >= 1, got {templates_per_layer}")
     plan = None
     if grouping in ("auto", "shape"):
-        plan = _shape_plan(inv, members, budget, templates_per_layer, min_templates)
+        plan = _shape_plan(inv, members, budget, templates_per_layer, min_templates, singletons)
         if grouping == "auto" and plan is not None:
             by_name = {layer.name: layer for layer in inv.layers}
             fallen = sum(by_name[name].weight_numel for name in plan.fallback_layers)
