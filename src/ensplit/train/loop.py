@@ -123,7 +123,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
     forward = torch.compile(model) if config.compile else model
     n = dataset.x_train.shape[0]
     steps_per_epoch = math.ceil(n / config.batch_size)
-    optimizer = make_optimizer(model.parameters(), config)
+    optimizer = make_optimizer(model, config)  # the model's parameter groups (e.g. no decay on α)
     schedule = make_schedule(optimizer, config, steps_per_epoch)
     result = TrainResult(members=members, seconds=0.0, failed=[False] * members)
     bar = tqdm(range(config.epochs), desc=description, file=sys.stderr, disable=not progress, leave=False)
