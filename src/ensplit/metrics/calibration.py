@@ -15,6 +15,8 @@ from typing import Literal
 import torch
 
 from ensplit.errors import EnsplitError
+from ensplit.metrics.averaging import Gaps, MemberSums, average_ensembles
+from ensplit.metrics.temperature_after import fit_after_averaging
 from ensplit.metrics.temperature_search import minimise_temperature
 from ensplit.metrics.validation import ArrayLike, as_float_tensor
 
@@ -67,31 +69,40 @@ def split_masks(num_objects: int, splits: int = 5, seed: int = 0) -> torch.Tenso
     return masks
 
 
-def _searchable(pool: torch.Tensor, index_sets: Sequence[torch.Tensor], mode: Mode
-                ) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
-    """(members, index sets) problems: one shared problem before averaging, one per set after it."""
+def _held_out(fits: list[tuple[torch.Tensor, torch.Tensor]], splits: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(log τ* `[E, H]`, F of every mask at it `[E, H, H]`) -> (CNLL `[E]`, τ `[E, splits, 2]`) per set."""
+    partner = torch.arange(2 * splits) ^ 1  # half A <-> half B of the same split
+    results = []
+    for log_tau, values in fits:
+        held_out = values[:, partner, torch.arange(2 * splits)]  # fitted on h, measured on partner(h)
+        results.append((held_out.mean(-1), log_tau.exp().reshape(-1, splits, 2)))
+    return results
+
+
+def _fit(pool: torch.Tensor, labels: torch.Tensor, sums: MemberSums, masks: torch.Tensor, mode: Mode,
+         gaps: Gaps | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(log τ* `[E_k, H]`, F of every mask at it `[E_k, H, H]`) per index set of `sums`."""
     if mode == "before":
-        return [(pool, list(index_sets))]
-    return [(mean_log_probs(pool[index]), [torch.arange(len(index)).unsqueeze(1)]) for index in index_sets]
+        return minimise_temperature(pool, labels, sums.index_sets, masks, sums)
+    if gaps is None:
+        gaps = average_ensembles(pool, labels, sums, keep_gaps=True).gaps
+    log_tau, values = fit_after_averaging(gaps, masks)
+    return list(zip(sums.split(log_tau), sums.split(values), strict=True))
 
 
 def cnll_ttcv_indexed(pool_log_probs: torch.Tensor, labels: torch.Tensor, index_sets: Sequence[torch.Tensor],
-                      mode: Mode = "before", splits: int = 5, seed: int = 0
-                      ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                      mode: Mode = "before", splits: int = 5, seed: int = 0, *, sums: MemberSums | None = None,
+                      gaps: Gaps | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """CNLL of many ensembles drawn from one pool, all at once.
 
     pool_log_probs `[M, N, C]`, labels `[N]`, index_sets: member indices `[E_k, n_k]` per set.
     Returns per set (CNLL `[E_k]`, fitted τ `[E_k, splits, 2]`). Inputs must already be validated.
+    `sums` and `gaps` (after averaging) may be passed when the caller has them for these sets.
     """
     _check_mode(mode)
     masks = split_masks(pool_log_probs.shape[1], splits, seed)
-    partner = torch.arange(2 * splits) ^ 1  # half A <-> half B of the same split
-    results = []
-    for members, sets in _searchable(pool_log_probs, index_sets, mode):
-        for log_tau, values in minimise_temperature(members, labels, sets, masks):
-            held_out = values[:, partner, torch.arange(2 * splits)]  # fitted on h, measured on partner(h)
-            results.append((held_out.mean(-1), log_tau.exp().reshape(-1, splits, 2)))
-    return results
+    sums = MemberSums(index_sets, pool_log_probs.shape[0]) if sums is None else sums
+    return _held_out(_fit(pool_log_probs, labels, sums, masks, mode, gaps), splits)
 
 
 def _flatten_ensembles(member_log_probs: ArrayLike) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
@@ -121,8 +132,7 @@ def optimal_temperature(member_log_probs: ArrayLike, labels: ArrayLike, mode: Mo
     pool, index, leading = _flatten_ensembles(member_log_probs)
     labels = torch.as_tensor(labels).long()
     everything = torch.ones(1, pool.shape[1], dtype=torch.bool)
-    (members, sets), = _searchable(pool, [index], mode)
-    (log_tau, _), = minimise_temperature(members, labels, sets, everything)
+    (log_tau, _), = _fit(pool, labels, MemberSums([index], pool.shape[0]), everything, mode)
     return log_tau[:, 0].exp().to(pool.dtype).reshape(leading)
 
 

@@ -54,12 +54,15 @@ def ece(log_probs: ArrayLike, labels: ArrayLike, bins: int = ECE_BINS) -> torch.
     """
     log_probs, labels = _inputs(log_probs, labels)
     confidence, predicted = log_probs.max(-1)
-    confidence = confidence.exp()
-    correct = (predicted == labels).to(log_probs.dtype)
+    return ece_from_confidence(confidence.exp(), (predicted == labels).to(log_probs.dtype), bins)
+
+
+def ece_from_confidence(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> torch.Tensor:
+    """ECE in percent from top-label confidences and 0/1 correctness, both `[..., N]` -> `[...]`."""
     bin_index = (torch.ceil(confidence * bins).long() - 1).clamp(0, bins - 1)
     batch_shape, num_objects = confidence.shape[:-1], confidence.shape[-1]
     flat_bins = bin_index.reshape(-1, num_objects)
-    zeros = torch.zeros(flat_bins.shape[0], bins, dtype=log_probs.dtype)
+    zeros = torch.zeros(flat_bins.shape[0], bins, dtype=confidence.dtype)
     # Σ over a bin of (confidence − correct); |.| of the sum is |B|·|conf − acc|.
     gap = zeros.scatter_add(1, flat_bins, (confidence - correct).reshape(-1, num_objects))
     return (100.0 * gap.abs().sum(-1) / num_objects).reshape(batch_shape)

@@ -1,7 +1,9 @@
 """Pool-based estimates: metrics of ⌊ℓ/n⌋ disjoint n-ensembles from a pool of ℓ networks (science.md §1).
 
-All ensembles of one n, and all n of a curve, are scored at once: member gathers and one batched temperature
-search per pool (the per-member softmax work is shared across n, see temperature_search.py).
+All ensembles of one n, and all n of a curve, are scored at once: every ensemble's averaged probabilities
+are computed once (averaging.py) and shared by the uncalibrated metrics and, after averaging, by the
+temperature search (temperature_after.py); before averaging, one batched grid search per pool shares the
+per-member softmax work across n (temperature_search.py).
 
 Result type: `PoolEstimate`, a frozen dataclass per ensemble size n with `mean` and `std` dicts keyed by
 METRICS ('accuracy', 'nll', 'brier', 'ece', 'cnll'); accuracy/nll/brier/ece are of the uncalibrated
@@ -17,8 +19,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ensplit.errors import EnsplitError
-from ensplit.metrics.calibration import Mode, cnll_ttcv_indexed, ensemble_log_probs
-from ensplit.metrics.classification import classification_metrics
+from ensplit.metrics.averaging import MemberSums, average_ensembles
+from ensplit.metrics.calibration import Mode, cnll_ttcv_indexed
 from ensplit.metrics.validation import ArrayLike, validate_predictions
 
 METRICS = ("accuracy", "nll", "brier", "ece", "cnll")
@@ -56,13 +58,12 @@ def ensemble_metrics(pool_log_probs: torch.Tensor, labels: torch.Tensor, index_s
 
     Returns one dict per set: metric name -> `[E_k]`.
     """
-    cnll = cnll_ttcv_indexed(pool_log_probs, labels, index_sets, mode, splits, seed)
-    results = []
-    for index, (cnll_values, _) in zip(index_sets, cnll, strict=True):
-        metrics = classification_metrics(ensemble_log_probs(pool_log_probs[index]), labels)
-        metrics["cnll"] = cnll_values.to(pool_log_probs.dtype)
-        results.append(metrics)
-    return results
+    sums = MemberSums(index_sets, pool_log_probs.shape[0])
+    averaged = average_ensembles(pool_log_probs, labels, sums, keep_gaps=mode == "after")
+    cnll = cnll_ttcv_indexed(pool_log_probs, labels, index_sets, mode, splits, seed, sums=sums, gaps=averaged.gaps)
+    per_set = {name: sums.split(values.to(pool_log_probs.dtype)) for name, values in averaged.metrics.items()}
+    return [{**{name: per_set[name][k] for name in per_set}, "cnll": cnll_values.to(pool_log_probs.dtype)}
+            for k, (cnll_values, _) in enumerate(cnll)]
 
 
 def _summarise(n: int, values: dict[str, torch.Tensor]) -> PoolEstimate:

@@ -24,11 +24,14 @@ from dataclasses import dataclass
 
 import torch
 
+from ensplit.metrics.averaging import LOG_PROB_FLOOR, MemberSums
+
 LOG_TAU_MIN, LOG_TAU_MAX = math.log(1e-2), math.log(1e2)
 COARSE_POINTS = 37
 REFINE = 8
-_LOG_PROB_FLOOR = -1e4  # −inf log-probabilities (p = 0) are floored so that 0·(−inf) never appears
-_CHUNK_ELEMENTS = 1 << 22  # grid × members × objects × classes elements per chunk of objects
+_CHUNK_ELEMENTS = 1 << 20  # grid × members (or ensembles) × objects × classes elements per chunk
+_EXP_FLOOR = {torch.float32: -80.0, torch.float64: -700.0}  # e^x underflows to subnormals below these
+_UNDERFLOW = 1e-290  # float64 ensemble sums below this are redone in log space of objects
 
 
 @dataclass(frozen=True)
@@ -45,56 +48,78 @@ def _member_tables(gaps: torch.Tensor, true_gap: torch.Tensor, u: torch.Tensor) 
     (classes outermost, so class sums are sums of contiguous slabs) and d_y `[M, objects]`: `[G, M, objects]`.
 
     With β = e^{−u}, S = Σ_c e^{β d_c}, T = Σ_c d_c e^{β d_c}: a = β d_y − log S, da/du = β (T/S − d_y).
+    Exponent arguments are clamped where the result would be subnormal (exp is ~70× slower there, and
+    S ≥ 1 makes such terms vanish anyway).
     """
     beta = torch.exp(-u).to(gaps.dtype).view(1, -1, 1, 1)
-    terms = torch.exp(gaps.unsqueeze(1) * beta)  # [C, G, M, objects]
+    scaled = gaps.unsqueeze(1) * beta  # [C, G, M, objects]
+    terms = torch.exp(scaled.clamp_(min=_EXP_FLOOR[gaps.dtype]))
     total = terms.sum(0)
-    weighted = (terms * gaps.unsqueeze(1)).sum(0)
+    weighted = terms.mul_(gaps.unsqueeze(1)).sum(0)
     beta = beta.view(-1, 1, 1)
-    return beta * true_gap - torch.log(total), beta * (weighted / total - true_gap)
+    return beta * true_gap - torch.log(total), beta * (weighted.div_(total) - true_gap)
 
 
-def _ensemble_loss(a: torch.Tensor, da: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-object ensemble NLL log n − logsumexp_i a_i and its u-derivative −Σ_i w_i a_i', w = softmax_i(a),
-    for `[G, E, n, objects]` -> `[G, E, objects]`."""
-    if a.shape[2] == 1:
-        return -a.squeeze(2), -da.squeeze(2)
-    top = a.max(2, keepdim=True).values
-    weight = torch.exp(a - top)
-    total = weight.sum(2)
-    loss = math.log(a.shape[2]) - top.squeeze(2) - torch.log(total)
-    return loss, -(weight * da).sum(2) / total
+def _ensemble_loss(log_true: torch.Tensor, d_log_true: torch.Tensor, sums: MemberSums
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-object ensemble NLL −log((1/n) Σ_{i∈e} e^{a_i}) and its u-derivative −Σ_i w_i a_i', w = softmax_i(a),
+    of every ensemble of `sums` from member tables `[G, M, objects]` -> `[E, G, objects]` (float64).
+
+    In probability space: e^{a_i − s}, s the pool's largest a per point and object, summed over each
+    ensemble's members (one `MemberSums` pass instead of a max and an exponential per member of every
+    ensemble). Sums that underflow (every member of an ensemble ~660 nats below the pool's best: extreme τ)
+    are redone as a log-sum-exp over the ensemble's members.
+    """
+    a = log_true.double().transpose(0, 1)  # [M, G, objects]
+    shift = a.amax(0)  # [G, objects]
+    probs = torch.exp((a - shift).clamp_(min=_EXP_FLOOR[torch.float64]))
+    weighted = probs * d_log_true.double().transpose(0, 1)
+    total, slope_total = sums(probs), sums(weighted)  # [E, G, objects]
+    log_n = sums.members.double().log().view(-1, 1, 1)
+    loss = log_n - shift - torch.log(total)
+    slope = slope_total.div_(total).neg_()
+    low = total < _UNDERFLOW
+    if bool(low.any()):
+        e, g, j = low.nonzero(as_tuple=True)
+        for n in sums.members[e].unique().tolist():
+            pick = torch.nonzero(sums.members[e] == n).squeeze(1)
+            members = sums.member_table[e[pick], :n]  # [K, n]
+            a_k = a[members, g[pick].unsqueeze(1), j[pick].unsqueeze(1)]
+            da_k = d_log_true.double()[g[pick].unsqueeze(1), members, j[pick].unsqueeze(1)]
+            loss[e[pick], g[pick], j[pick]] = math.log(n) - torch.logsumexp(a_k, 1)
+            slope[e[pick], g[pick], j[pick]] = -(torch.softmax(a_k, 1) * da_k).sum(1)
+    return loss, slope
 
 
 def grid_objective(members: torch.Tensor, labels: torch.Tensor, index_sets: Sequence[torch.Tensor],
-                   masks: torch.Tensor, grids: Sequence[torch.Tensor]) -> list[GridObjective]:
+                   masks: torch.Tensor, grids: Sequence[torch.Tensor], sums: MemberSums | None = None
+                   ) -> list[GridObjective]:
     """Exact F and F' of every ensemble (rows of index_sets[k], `[E_k, n_k]`) and mask `[H, N]`.
 
     members `[M, N, C]` (log-probs), labels `[N]`; grids[k] `[G_k]` are the u values for index set k.
-    The member tables are built once on the union of all grids.
+    The member tables and the ensembles' losses are built once on the union of all grids.
     """
-    members = members.clamp(min=_LOG_PROB_FLOOR)
+    sums = MemberSums(index_sets, members.shape[0]) if sums is None else sums
+    members = members.clamp(min=LOG_PROB_FLOOR)
     gaps = (members - members.max(-1, keepdim=True).values).permute(2, 0, 1).contiguous()  # [C, M, N]
     true_gap = gaps.gather(0, labels.view(1, 1, -1).expand(1, gaps.shape[1], -1)).squeeze(0)  # [M, N]
     union, inverse = torch.unique(torch.cat(list(grids)), return_inverse=True)
     positions = list(torch.split(inverse, [len(g) for g in grids]))
     num_classes, num_members, num_objects = gaps.shape
-    weights = masks.to(members.dtype).T.contiguous()  # [N, H]
-    value = [torch.zeros(len(g), len(ix), len(masks), dtype=torch.float64)
-             for ix, g in zip(index_sets, grids, strict=True)]
-    slope = [torch.zeros_like(v) for v in value]
-    chunk = max(1, _CHUNK_ELEMENTS // (len(union) * num_members * num_classes))
+    weights = masks.double().T.contiguous()  # [N, H]
+    value = torch.zeros(sums.ensembles, len(union), len(masks), dtype=torch.float64)
+    slope = torch.zeros_like(value)
+    chunk = max(1, _CHUNK_ELEMENTS // (len(union) * max(num_members * num_classes, sums.ensembles)))
     for start in range(0, num_objects, chunk):
         part = slice(start, start + chunk)
         log_true, d_log_true = _member_tables(gaps[:, :, part], true_gap[:, part], union)  # [G, M, objects]
-        for k, index in enumerate(index_sets):
-            loss, d_loss = _ensemble_loss(log_true[positions[k]][:, index], d_log_true[positions[k]][:, index])
-            # Masked sums over objects as one matrix product: [G, E, objects] @ [objects, H].
-            value[k] += (loss @ weights[part]).double()
-            slope[k] += (d_loss @ weights[part]).double()
-    counts = weights.sum(0).to(torch.float64).view(1, -1, 1)
-    return [GridObjective(g.double(), v.permute(1, 2, 0) / counts, s.permute(1, 2, 0) / counts)
-            for g, v, s in zip(grids, value, slope, strict=True)]
+        loss, d_loss = _ensemble_loss(log_true, d_log_true, sums)  # [E, G, objects]
+        # Masked sums over objects as one matrix product: [E, G, objects] @ [objects, H].
+        value += loss @ weights[part]
+        slope += d_loss @ weights[part]
+    counts = weights.sum(0).view(1, -1, 1)
+    return [GridObjective(g.double(), v[:, p].transpose(1, 2) / counts, d[:, p].transpose(1, 2) / counts)
+            for g, p, v, d in zip(grids, positions, sums.split(value), sums.split(slope), strict=True)]
 
 
 def _bracketing_cell(objective: GridObjective) -> torch.Tensor:
@@ -144,16 +169,19 @@ def _refine(objective: GridObjective) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def minimise_temperature(members: torch.Tensor, labels: torch.Tensor, index_sets: Sequence[torch.Tensor],
-                         masks: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                         masks: torch.Tensor, sums: MemberSums | None = None
+                         ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """For each index set `[E_k, n_k]`: (log τ* `[E_k, H]` fitted on mask h, F of every mask at it
-    `[E_k, H_eval, H_fit]`). members `[M, N, C]`, labels `[N]`, masks `[H, N]` (bool)."""
+    `[E_k, H_eval, H_fit]`). members `[M, N, C]`, labels `[N]`, masks `[H, N]` (bool); `sums` the
+    index sets' `MemberSums` if the caller has it."""
+    sums = MemberSums(index_sets, members.shape[0]) if sums is None else sums
     coarse = torch.linspace(LOG_TAU_MIN, LOG_TAU_MAX, COARSE_POINTS, dtype=torch.float64)
     step = (LOG_TAU_MAX - LOG_TAU_MIN) / (COARSE_POINTS - 1)
-    coarse_fits = grid_objective(members, labels, index_sets, masks, [coarse] * len(index_sets))
+    coarse_fits = grid_objective(members, labels, index_sets, masks, [coarse] * len(index_sets), sums)
     fine_grids = []
     for fit in coarse_fits:
         cells = torch.unique(_bracketing_cell(fit))
         fine_index = torch.unique((cells.unsqueeze(1) * REFINE + torch.arange(REFINE + 1)).flatten())
         fine_grids.append(LOG_TAU_MIN + fine_index.double() * (step / REFINE))
-    fine_fits = grid_objective(members, labels, index_sets, masks, fine_grids)
+    fine_fits = grid_objective(members, labels, index_sets, masks, fine_grids, sums)
     return [_refine(fit) for fit in fine_fits]
