@@ -31,7 +31,7 @@ COARSE_POINTS = 37
 REFINE = 8
 _CHUNK_ELEMENTS = 1 << 20  # grid × members (or ensembles) × objects × classes elements per chunk
 _EXP_FLOOR = {torch.float32: -80.0, torch.float64: -700.0}  # e^x underflows to subnormals below these
-_UNDERFLOW = 1e-290  # float64 ensemble sums below this are redone in log space of objects
+_LOG_UNDERFLOW = math.log(1e-290)  # float64 ensemble sums below e^this are redone in log space of objects
 
 
 @dataclass(frozen=True)
@@ -60,66 +60,63 @@ def _member_tables(gaps: torch.Tensor, true_gap: torch.Tensor, u: torch.Tensor) 
     return beta * true_gap - torch.log(total), beta * (weighted.div_(total) - true_gap)
 
 
-def _ensemble_loss(log_true: torch.Tensor, d_log_true: torch.Tensor, sums: MemberSums
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-object ensemble NLL −log((1/n) Σ_{i∈e} e^{a_i}) and its u-derivative −Σ_i w_i a_i', w = softmax_i(a),
-    of every ensemble of `sums` from member tables `[G, M, objects]` -> `[E, G, objects]` (float64).
+def _masked_ensemble_loss(log_true: torch.Tensor, d_log_true: torch.Tensor, sums: MemberSums,
+                          weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked sums over objects of the ensemble NLL −log((1/n) Σ_{i∈e} e^{a_i}) and of its u-derivative
+    −Σ_i w_i a_i', w = softmax_i(a), for every ensemble of `sums`: member tables `[G, M, objects]`, weights
+    `[objects, H]` -> `[E, G, H]` each (float64).
 
     In probability space: e^{a_i − s}, s the pool's largest a per point and object, summed over each
     ensemble's members (one `MemberSums` pass instead of a max and an exponential per member of every
-    ensemble). Sums that underflow (every member of an ensemble ~660 nats below the pool's best: extreme τ)
-    are redone as a log-sum-exp over the ensemble's members.
+    ensemble); s and log n leave the ensemble sum and are added back after the sum over objects. Sums that
+    underflow (every member of an ensemble ~660 nats below the pool's best: extreme τ) are redone as a
+    log-sum-exp over the ensemble's members.
     """
     a = log_true.double().transpose(0, 1)  # [M, G, objects]
     shift = a.amax(0)  # [G, objects]
-    probs = torch.exp((a - shift).clamp_(min=_EXP_FLOOR[torch.float64]))
-    weighted = probs * d_log_true.double().transpose(0, 1)
-    total, slope_total = sums(probs), sums(weighted)  # [E, G, objects]
-    log_n = sums.members.double().log().view(-1, 1, 1)
-    loss = log_n - shift - torch.log(total)
-    slope = slope_total.div_(total).neg_()
-    low = total < _UNDERFLOW
-    if bool(low.any()):
-        e, g, j = low.nonzero(as_tuple=True)
+    scaled = a - shift
+    may_underflow = float(scaled.amin()) < _LOG_UNDERFLOW
+    probs = torch.exp(scaled.clamp_(min=_EXP_FLOOR[torch.float64]) if may_underflow else scaled)
+    derivative = d_log_true.double().transpose(0, 1)
+    total, slope_total = sums(probs), sums(probs.mul_(derivative))  # [E, G, objects]
+    log_total, mean_slope = torch.log(total), slope_total.div_(total)
+    if may_underflow and float(total.amin()) < math.exp(_LOG_UNDERFLOW):
+        e, g, j = (total < math.exp(_LOG_UNDERFLOW)).nonzero(as_tuple=True)
         for n in sums.members[e].unique().tolist():
             pick = torch.nonzero(sums.members[e] == n).squeeze(1)
             members = sums.member_table[e[pick], :n]  # [K, n]
             a_k = a[members, g[pick].unsqueeze(1), j[pick].unsqueeze(1)]
-            da_k = d_log_true.double()[g[pick].unsqueeze(1), members, j[pick].unsqueeze(1)]
-            loss[e[pick], g[pick], j[pick]] = math.log(n) - torch.logsumexp(a_k, 1)
-            slope[e[pick], g[pick], j[pick]] = -(torch.softmax(a_k, 1) * da_k).sum(1)
-    return loss, slope
+            da_k = derivative[members, g[pick].unsqueeze(1), j[pick].unsqueeze(1)]
+            log_total[e[pick], g[pick], j[pick]] = torch.logsumexp(a_k, 1) - shift[g[pick], j[pick]]
+            mean_slope[e[pick], g[pick], j[pick]] = (torch.softmax(a_k, 1) * da_k).sum(1)
+    log_n = sums.members.double().log().view(-1, 1, 1)
+    value = log_n * weights.sum(0) - (shift @ weights).unsqueeze(0) - log_total @ weights
+    return value, -(mean_slope @ weights)
 
 
-def grid_objective(members: torch.Tensor, labels: torch.Tensor, index_sets: Sequence[torch.Tensor],
-                   masks: torch.Tensor, grids: Sequence[torch.Tensor], sums: MemberSums | None = None
-                   ) -> list[GridObjective]:
-    """Exact F and F' of every ensemble (rows of index_sets[k], `[E_k, n_k]`) and mask `[H, N]`.
+def grid_objective(members: torch.Tensor, labels: torch.Tensor, sums: MemberSums, masks: torch.Tensor,
+                   u: torch.Tensor) -> GridObjective:
+    """Exact F and F' of every ensemble of `sums` and mask `[H, N]` on the grid u `[G]`.
 
-    members `[M, N, C]` (log-probs), labels `[N]`; grids[k] `[G_k]` are the u values for index set k.
-    The member tables and the ensembles' losses are built once on the union of all grids.
+    members `[M, N, C]` (log-probs), labels `[N]`. The member tables are built once per grid point and
+    shared by every ensemble.
     """
-    sums = MemberSums(index_sets, members.shape[0]) if sums is None else sums
     members = members.clamp(min=LOG_PROB_FLOOR)
     gaps = (members - members.max(-1, keepdim=True).values).permute(2, 0, 1).contiguous()  # [C, M, N]
     true_gap = gaps.gather(0, labels.view(1, 1, -1).expand(1, gaps.shape[1], -1)).squeeze(0)  # [M, N]
-    union, inverse = torch.unique(torch.cat(list(grids)), return_inverse=True)
-    positions = list(torch.split(inverse, [len(g) for g in grids]))
     num_classes, num_members, num_objects = gaps.shape
     weights = masks.double().T.contiguous()  # [N, H]
-    value = torch.zeros(sums.ensembles, len(union), len(masks), dtype=torch.float64)
+    value = torch.zeros(sums.ensembles, len(u), len(masks), dtype=torch.float64)
     slope = torch.zeros_like(value)
-    chunk = max(1, _CHUNK_ELEMENTS // (len(union) * max(num_members * num_classes, sums.ensembles)))
+    chunk = max(1, _CHUNK_ELEMENTS // (len(u) * max(num_members * num_classes, sums.ensembles)))
     for start in range(0, num_objects, chunk):
         part = slice(start, start + chunk)
-        log_true, d_log_true = _member_tables(gaps[:, :, part], true_gap[:, part], union)  # [G, M, objects]
-        loss, d_loss = _ensemble_loss(log_true, d_log_true, sums)  # [E, G, objects]
-        # Masked sums over objects as one matrix product: [E, G, objects] @ [objects, H].
-        value += loss @ weights[part]
-        slope += d_loss @ weights[part]
+        log_true, d_log_true = _member_tables(gaps[:, :, part], true_gap[:, part], u)  # [G, M, objects]
+        part_value, part_slope = _masked_ensemble_loss(log_true, d_log_true, sums, weights[part])
+        value += part_value
+        slope += part_slope
     counts = weights.sum(0).view(1, -1, 1)
-    return [GridObjective(g.double(), v[:, p].transpose(1, 2) / counts, d[:, p].transpose(1, 2) / counts)
-            for g, p, v, d in zip(grids, positions, sums.split(value), sums.split(slope), strict=True)]
+    return GridObjective(u.double(), value.transpose(1, 2) / counts, slope.transpose(1, 2) / counts)
 
 
 def _bracketing_cell(objective: GridObjective) -> torch.Tensor:
@@ -177,11 +174,8 @@ def minimise_temperature(members: torch.Tensor, labels: torch.Tensor, index_sets
     sums = MemberSums(index_sets, members.shape[0]) if sums is None else sums
     coarse = torch.linspace(LOG_TAU_MIN, LOG_TAU_MAX, COARSE_POINTS, dtype=torch.float64)
     step = (LOG_TAU_MAX - LOG_TAU_MIN) / (COARSE_POINTS - 1)
-    coarse_fits = grid_objective(members, labels, index_sets, masks, [coarse] * len(index_sets), sums)
-    fine_grids = []
-    for fit in coarse_fits:
-        cells = torch.unique(_bracketing_cell(fit))
-        fine_index = torch.unique((cells.unsqueeze(1) * REFINE + torch.arange(REFINE + 1)).flatten())
-        fine_grids.append(LOG_TAU_MIN + fine_index.double() * (step / REFINE))
-    fine_fits = grid_objective(members, labels, index_sets, masks, fine_grids, sums)
-    return [_refine(fit) for fit in fine_fits]
+    cells = torch.unique(_bracketing_cell(grid_objective(members, labels, sums, masks, coarse)))
+    fine_index = torch.unique((cells.unsqueeze(1) * REFINE + torch.arange(REFINE + 1)).flatten())
+    fine = LOG_TAU_MIN + fine_index.double() * (step / REFINE)
+    u_star, values = _refine(grid_objective(members, labels, sums, masks, fine))
+    return list(zip(sums.split(u_star), sums.split(values), strict=True))
