@@ -49,7 +49,8 @@ class Recipe:
 
     dataset: Annotated[str, Field(min_length=1, description="mnist1d or a data folder/file (Parquet, image "
                                                              "folders, CIFAR binary, IDX)")] = "mnist1d"
-    num_samples: Annotated[int, Field(ge=50, le=10_000_000, description="MNIST-1D samples generated")] = 5000
+    num_samples: Annotated[int, Field(ge=50, le=1_000_000, description="MNIST-1D samples generated (about 0.4 ms each; "
+                                                                      "cached)")] = 5000
     data_seed: Annotated[int, Field(ge=0, le=MAX_SEED, description="seed of the generated data and of the "
                                                                    "subsets")] = 42
     train_subset: Annotated[int, Field(ge=1, description="train on N seeded training examples")] | None = None
@@ -159,7 +160,7 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
     for name, value in values.items():
         if name not in annotations:
             known = ", ".join(n for n in annotations if n not in ("recipe", "train"))
-            raise EnsplitError(f"unknown field {where}{name!r}; known: {known}")
+            raise EnsplitError(f"unknown field {where + name!r}; known: {known}")
         try:
             kwargs[name] = from_config(value, *annotations[name])
         except (ValueError, TypeError) as error:
@@ -229,6 +230,14 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise EnsplitError(f"config file {path} is not valid TOML: {error}") from None
 
 
+def loads_toml(text: str, what: str = "config") -> dict[str, Any]:
+    """TOML text as a mapping; malformed text is a one-line error naming `what`."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise EnsplitError(f"{what} is not valid TOML: {error}") from None
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -255,4 +264,4 @@ def settings_to_toml(settings: Any, table: str) -> str:
 
 
 __all__ = ["EXPERIMENT_TABLES", "Recipe", "TrainConfig", "build", "build_settings", "field_annotations",
-           "field_help", "load_toml", "recipe_names", "settings_to_toml", "split_recipe"]
+           "field_help", "load_toml", "loads_toml", "recipe_names", "settings_to_toml", "split_recipe"]

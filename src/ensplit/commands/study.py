@@ -22,6 +22,8 @@ HELP = "train pools of networks at several widths and find the optimal memory sp
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, DEFAULT_OUT)
     parser.add_argument("--no-report", action="store_true", help="skip writing report.html")
+    parser.add_argument("--repair", action="store_true", help="rebuild a damaged results.sqlite from the stored "
+                        "arrays and their sidecars, then go on (see docs/what-happens-when.md)")
     add_settings_arguments(parser, StudyConfig, "study")
     add_recipe_arguments(parser)
 
@@ -31,7 +33,8 @@ def settings(args: argparse.Namespace) -> StudyConfig:
 
 
 def run(args: argparse.Namespace) -> StudyResult:
-    return run_study(settings(args), args.out, progress=not args.quiet, report=not args.no_report)
+    return run_study(settings(args), args.out, progress=not args.quiet, report=not args.no_report,
+                     repair=args.repair)
 
 
 def render(result: dict[str, Any]) -> str:

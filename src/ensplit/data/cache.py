@@ -1,38 +1,54 @@
-"""Where decoded or generated data sets are cached (plain .npz, read with allow_pickle=False)."""
+"""Where decoded or generated data sets are cached (plain .npz, read with allow_pickle=False).
+
+A cache file that is damaged (truncated, not a zip, other arrays than expected) is never trusted: the
+caller rebuilds it. A cache location that is not a folder is a one-line error.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from ensplit.errors import EnsplitError
+from ensplit.files import atomic_write
 
 
 def cache_dir() -> Path:
     """`$ENSPLIT_CACHE`, else `$XDG_CACHE_HOME/ensplit`, else `~/.cache/ensplit`."""
     root = os.environ.get("ENSPLIT_CACHE")
     if root:
-        return Path(root)
+        path = Path(root)
+        if path.exists() and not path.is_dir():
+            raise EnsplitError(f"ENSPLIT_CACHE={root} is a file; point it at a folder (or unset it)")
+        return path
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "ensplit"
 
 
-def load_arrays(name: str) -> dict[str, np.ndarray] | None:
+def load_arrays(name: str, keys: Iterable[str] | None = None) -> dict[str, np.ndarray] | None:
+    """The cached arrays of `name`, or None when absent or damaged (or, with `keys`, not exactly those)."""
     path = cache_dir() / f"{name}.npz"
-    if not path.exists():
+    if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError):  # a damaged cache is rebuilt, never trusted
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # damaged: rebuilt, never trusted
         return None
+    if keys is not None and set(arrays) != set(keys):
+        return None
+    return arrays
 
 
 def save_arrays(name: str, arrays: dict[str, np.ndarray]) -> None:
-    """Write atomically so a killed process never leaves half a cache file."""
+    """Write atomically so a killed process never leaves half a cache file; an unwritable cache is skipped."""
     directory = cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".npz.tmp", delete=False) as f:
-        np.savez(f, **arrays)
-    os.replace(f.name, directory / f"{name}.npz")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write(directory / f"{name}.npz", lambda f: np.savez(f, **arrays))
+    except OSError:
+        return

@@ -79,7 +79,8 @@ def load_image_dataset(
     options = dict(train_subset=train_subset, test_subset=test_subset, seed=seed, test_fraction=test_fraction,
                    size=size, image_column=image_column, label_column=label_column)
     key = _cache_key(found, options)
-    arrays = load_arrays(key) if cache else None
+    keys = ("x_train", "y_train", "x_test", "y_test", "num_classes", "mean", "std", "class_names")
+    arrays = load_arrays(key, keys) if cache else None
     if arrays is None:
         arrays = _decode(found, train_subset, test_subset, seed, test_fraction, size, workers)
         if cache:

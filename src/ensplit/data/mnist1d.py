@@ -31,7 +31,7 @@ def load_mnist1d(num_samples: int = STANDARD_SAMPLES, seed: int = STANDARD_SEED,
     if num_samples < 50:
         raise EnsplitError(f"mnist1d needs at least 50 samples, got {num_samples}")
     name = f"mnist1d-n{num_samples}-s{seed}"
-    arrays = load_arrays(name) if cache else None
+    arrays = load_arrays(name, ("x", "y", "x_test", "y_test")) if cache else None
     if arrays is None:
         arrays = _generate(num_samples, seed)
         if cache:

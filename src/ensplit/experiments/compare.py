@@ -26,6 +26,7 @@ from ensplit.errors import EnsplitError
 from ensplit.metrics import classification_metrics, ensemble_log_probs
 from ensplit.parsing import COUNT, typed_options
 from ensplit.recipe import Recipe, build_settings
+from ensplit.runs.resources import check_training
 from ensplit.train import predict_log_probs, train
 from ensplit.train.config import config_class
 
@@ -120,11 +121,13 @@ def run_method(method: str, config: CompareConfig, dataset: Dataset, members: in
     members = config.members if members is None else members
     width = method_width(method, config, members, budget, dataset)
     options = _options(method, config, budget, dataset)
+    closed_form = method_param_count(method, recipe.family, members, width, recipe.depth, dataset.in_shape,
+                                     dataset.num_classes, recipe.options, **options)
+    check_training(closed_form, recipe.train.optimizer, dataset.x_train.device, f"training {method} at width {width}",
+                   "lower --width or --param-budget")
     model = build_method(method, recipe.family, members, width, recipe.depth, dataset.in_shape, dataset.num_classes,
                          recipe.seed, recipe.options, **options)
     params = sum(p.numel() for p in model.parameters())
-    closed_form = method_param_count(method, recipe.family, members, width, recipe.depth, dataset.in_shape,
-                                     dataset.num_classes, recipe.options, **options)
     if params != closed_form:  # a bug, never a user error
         raise RuntimeError(f"{method}: built {params} parameters, closed form says {closed_form}")
     model = model.to(dataset.x_train.device)
@@ -150,18 +153,37 @@ def _log(message: str, progress: bool) -> None:
         print(f"ensplit compare: {message}", file=sys.stderr, flush=True)
 
 
-def run_methods(config: CompareConfig, dataset: Dataset, methods: tuple[str, ...], members: int, budget: int | None,
-                epochs: int | None, progress: bool) -> list[dict[str, Any]]:
-    """Every method once; at a budget, a method that cannot fit it is skipped with one line on stderr."""
-    rows = []
+def fitting_methods(config: CompareConfig, dataset: Dataset, methods: tuple[str, ...], members: int,
+                    budget: int | None) -> tuple[list[str], dict[str, str]]:
+    """The methods that fit `budget` (all of them without one), and why each of the others does not; planned
+    from closed-form counts, before anything is built or trained."""
+    fitting, reasons = [], {}
     for method in methods:
         try:
-            row = run_method(method, config, dataset, members, budget, epochs, progress)
+            width = method_width(method, config, members, budget, dataset)
+            _options(method, config, budget, dataset)
+            if method == "mixture" and budget is not None:
+                r = config.recipe
+                method_param_count(method, r.family, members, width, r.depth, dataset.in_shape, dataset.num_classes,
+                                   r.options, **_options(method, config, budget, dataset))
+            fitting.append(method)
         except EnsplitError as error:
             if budget is None:
                 raise
-            print(f"ensplit compare: skipping {method}: {error}", file=sys.stderr)
-            continue
+            reasons[method] = str(error)
+    return fitting, reasons
+
+
+def run_methods(config: CompareConfig, dataset: Dataset, methods: tuple[str, ...], members: int, budget: int | None,
+                epochs: int | None, progress: bool) -> list[dict[str, Any]]:
+    """Every method that fits once; at a budget, the others are skipped with one line on stderr."""
+    fitting, reasons = fitting_methods(config, dataset, methods, members, budget)
+    if reasons:
+        print(f"ensplit compare: skipping {', '.join(reasons)} (they do not fit {budget:,} parameters with "
+              f"{members} members)", file=sys.stderr)
+    rows = []
+    for method in fitting:
+        row = run_method(method, config, dataset, members, budget, epochs, progress)
         _log(f"{method}: width {row['width']}, {row['members']} member(s), {row['params']:,} parameters, "
              f"accuracy {row['accuracy']:.4f}, CNLL {row['cnll']:.4f}", progress)
         rows.append(row)
@@ -191,10 +213,11 @@ def run_compare(config: CompareConfig | None = None, out: str | Path | None = No
     config = config or CompareConfig()
     dataset = config.recipe.load_data()
     config.recipe.params(config.width, dataset)  # family, width, depth and options fit the data
-    rows = run_methods(config, dataset, config.methods, config.members, config.param_budget, None, progress)
-    if not rows:
+    fitting, _ = fitting_methods(config, dataset, config.methods, config.members, config.param_budget)
+    if not fitting:
         raise EnsplitError(f"no method fits param_budget = {config.param_budget:,} with {config.members} members; "
                            "raise the budget or lower the members")
+    rows = run_methods(config, dataset, config.methods, config.members, config.param_budget, None, progress)
     budget_rows: list[dict[str, Any]] = []
     member_rows: list[dict[str, Any]] = []
     reference = config.param_budget or config.recipe.params(config.width, dataset)

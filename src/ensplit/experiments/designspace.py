@@ -37,6 +37,7 @@ from ensplit.errors import EnsplitError
 from ensplit.models import get_family
 from ensplit.models.scaling import equivalents
 from ensplit.recipe import Recipe, build_settings
+from ensplit.runs.resources import check_training
 from ensplit.train import measure, predict_log_probs, train
 from ensplit.train.config import config_class
 
@@ -218,6 +219,9 @@ def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool
                     plans.append((w, d, k, name, member_w, member_d))
     configs = sorted({(mw, md, 1 if c == SINGLE else k) for _, _, k, c, mw, md in plans},
                      key=lambda t: (t[2], recipe.params(t[0], dataset, t[1])))
+    for mw, md, k in configs:  # refuse a grid that cannot fit before anything is allocated
+        check_training(k * recipe.params(mw, dataset, md), recipe.train.optimizer, dataset.x_train.device,
+                       f"training {k} member(s) of width {mw}, depth {md}", "lower --widths or --depths")
     trained: dict[tuple[int, int, int], _Trained] = {}
     measured: dict[tuple[int, int, int], dict[str, object]] = {}
     memory_cache: dict[tuple[int, int, int], int | None] = {}

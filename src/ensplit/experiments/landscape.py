@@ -42,6 +42,7 @@ from ensplit.ensembles.states import State, flatten_state, flatten_states, has_b
 from ensplit.errors import EnsplitError
 from ensplit.metrics import accuracy, mean_pairwise_kl
 from ensplit.recipe import Recipe, build_settings
+from ensplit.runs.resources import FLOAT32, check_training, require
 from ensplit.store.trajectories import Trajectories, load_trajectories
 from ensplit.train.config import config_class
 from ensplit.train.evaluation import evaluate_states, evaluate_vectors
@@ -276,6 +277,12 @@ def run_landscape(config: LandscapeConfig | None = None, out: str | Path = "land
             raise EnsplitError(f"trajectories = {config.trajectories!r}: holds {trajectories.inits} init; need >= 2")
         log(f"loaded {trajectories.inits} trajectories from {config.trajectories}")
     else:
+        params = recipe.params(config.width, dataset)
+        checkpoints = config.inits * (recipe.train.epochs // config.every + 1 + config.tail_epochs)
+        check_training(config.inits * params, recipe.train.optimizer, dataset.x_train.device,
+                       f"training {config.inits} inits of width {config.width}", "lower --width or --inits")
+        require(FLOAT32 * params * checkpoints, dataset.x_train.device, f"holding {checkpoints} checkpoints",
+                "raise --every or lower --tail-epochs")
         seeds = [recipe.seed + k for k in range(config.inits)]
         log(f"training {config.inits} inits of {recipe.family} width {config.width} for {recipe.train.epochs}"
             f"+{config.tail_epochs} epochs")

@@ -7,7 +7,6 @@ import html
 import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
+
+from ensplit.files import atomic_write_text  # noqa: E402
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -87,8 +88,4 @@ def write_report(path: str | os.PathLike[str], title: str, sections: Sequence[Se
     """Render and write the page atomically (a reader never sees half a report)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    page = render_page(title, sections, subtitle)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(f.name, path)
-    return path
+    return atomic_write_text(path, render_page(title, sections, subtitle))

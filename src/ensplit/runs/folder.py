@@ -1,13 +1,17 @@
 """A run folder: the store of one experiment's settings, resumable, never mixed with another's results.
 
-`open_folder` refuses a folder whose stored settings train something else (another fingerprint), writes
-the settings as `config.toml` for people to read, and returns the open store. `execute` runs the jobs the
-store lacks, storing each result as it arrives, so a killed run loses at most the jobs in flight.
+The folder's identity is the settings' fingerprint, kept in the index (written with the first job) and in
+every job's sidecar; `config.toml` is a copy for people, written atomically. `open_folder` refuses a folder
+whose index or config belongs to other settings, resumes one whose config is missing or damaged, verifies
+the stored arrays (a damaged job becomes unfinished and is retrained) and rebuilds a lost index from the
+sidecars. `execute` runs the jobs the store lacks, storing each result as it arrives, so a killed run loses
+at most the jobs in flight. The caller holds the folder's lock (`ensplit.store.folder_lock`) meanwhile.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,41 +21,87 @@ from ensplit.errors import EnsplitError
 from ensplit.recipe import load_toml, settings_to_toml
 from ensplit.runs.executors import Executor
 from ensplit.runs.plan import TrainJob
-from ensplit.store import ResultStore
+from ensplit.store import ResultStore, atomic_write_text
+from ensplit.store.results import INDEX
 
 CONFIG_FILE = "config.toml"
 
 
-def open_folder(settings: Any, directory: str | Path, table: str) -> ResultStore:
+@dataclass
+class RunFolder:
+    """An open run folder: its store and the identity every stored job is written with."""
+
+    store: ResultStore
+    fingerprint: str
+    settings_text: str
+
+    def save(self, job: TrainJob, result: Any) -> None:
+        self.store.save_job(job, result, self.fingerprint, self.settings_text)
+
+
+def note(message: str) -> None:
+    """One line on stderr that a person should read (what was repaired or refused, and why)."""
+    print(f"ensplit: {message}", file=sys.stderr, flush=True)
+
+
+def read_settings(directory: Path, cls: type) -> Any | None:
+    """The settings in `directory/config.toml`, or None when it is missing, empty or unreadable."""
+    path = directory / CONFIG_FILE
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        return cls.from_mapping(load_toml(path))
+    except EnsplitError:
+        return None
+
+
+def open_folder(settings: Any, directory: str | Path, table: str, repair: bool = False) -> RunFolder:
     """Open (or start) the folder of `settings` (which has `fingerprint()`, `differences(other)` and a
-    `from_mapping` constructor); refuse a folder made by settings with another fingerprint."""
+    `from_mapping` constructor). Refuses a folder made by other settings; see the module docstring."""
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise EnsplitError(f"folder {directory} exists and is not a folder")
-    existing = directory / CONFIG_FILE
-    if existing.exists():
-        previous = type(settings).from_mapping(load_toml(existing))
-        if previous.fingerprint() != settings.fingerprint():
-            changed = ", ".join(settings.differences(previous)) or "unknown fields"
-            raise EnsplitError(f"folder {directory} was made by an incompatible config (differs in: "
-                               f"{changed}); rerun with the same config or choose another --out")
-    store = ResultStore(directory)
-    existing.write_text(settings_to_toml(settings, table), encoding="utf-8")
-    store.set_meta("fingerprint", settings.fingerprint())
-    return store
+    fingerprint = settings.fingerprint()
+    previous = read_settings(directory, type(settings))
+    if previous is not None and previous.fingerprint() != fingerprint:
+        changed = ", ".join(settings.differences(previous)) or "unknown fields"
+        raise EnsplitError(f"folder {directory} was made by an incompatible config (differs in: {changed}); "
+                           "rerun with the same config or choose another --out")
+    sidecars = list((directory / "arrays").glob("*.json")) if (directory / "arrays").is_dir() else []
+    if repair or (sidecars and not (directory / INDEX).exists()):
+        store, recovered, skipped = ResultStore.repair(directory, fingerprint)
+        note(f"rebuilt the index of {directory} from its arrays: {recovered} job(s) recovered"
+             + (f", {skipped} skipped (damaged, or made by other settings)" if skipped else ""))
+    else:
+        store = ResultStore(directory)
+    stored = store.fingerprint
+    if stored is not None and stored != fingerprint:
+        store.close()
+        raise EnsplitError(f"folder {directory} holds the results of other settings (fingerprint {stored}, these "
+                           f"are {fingerprint}); rerun with the folder's settings or choose another --out")
+    for stale in [*directory.glob(".*.tmp"), *directory.glob("arrays/.*.tmp")]:  # a killed run's half-writes
+        stale.unlink(missing_ok=True)
+    text = settings_to_toml(settings, table)
+    if previous is None and (directory / CONFIG_FILE).exists():
+        note(f"{directory / CONFIG_FILE} was empty or damaged; rewritten from these settings "
+             + ("(the index confirms they are the folder's)" if stored else "(no results were stored yet)"))
+    atomic_write_text(directory / CONFIG_FILE, text)
+    damaged = store.verify()
+    if damaged:
+        note(f"{len(damaged)} stored job(s) of {directory} had missing or damaged arrays; they count as unfinished "
+             "and will be trained again")
+    return RunFolder(store, fingerprint, text)
 
 
-def execute(jobs: list[TrainJob], store: ResultStore, executor: Executor, progress: bool = True,
+def execute(jobs: list[TrainJob], folder: RunFolder, executor: Executor, progress: bool = True,
             label: str = "jobs") -> int:
     """Run the jobs the store lacks; returns how many ran. Each result is stored as soon as it arrives."""
-    done = store.finished_jobs()
+    done = folder.store.finished_jobs()
     pending = [job for job in jobs if job.job_id not in done]
     if not pending:
         return 0
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc=label, file=sys.stderr,
                disable=not progress, unit="job")
     for job, result in executor.run(pending):
-        store.save_job(job, result)
+        folder.save(job, result)
         bar.update(1)
     bar.close()
     return len(pending)

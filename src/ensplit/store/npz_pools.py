@@ -6,11 +6,13 @@ Each file holds `log_probs` `[members, N, classes]` (or `logits`), `labels` `[N]
 
 from __future__ import annotations
 
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 
 from ensplit.errors import EnsplitError
@@ -27,15 +29,72 @@ class Pool:
     params_per_member: int | None
 
 
-def load_pool(path: str | Path, need_params: bool = False) -> Pool:
-    path = Path(path)
+NPY_MAGIC = b"\x93NUMPY"
+ARRAYS = ("log_probs", "logits", "labels", "params_per_member")
+
+
+def _headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array of an `.npz`, read from the headers alone (nothing is allocated)."""
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(member)
+            headers[name] = (tuple(shape), dtype)
+    return headers
+
+
+def _check_headers(path: Path, headers: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
+    for name, (_, dtype) in headers.items():
+        if dtype.hasobject:
+            raise EnsplitError(f"{path}: array {name!r} holds Python objects; ensplit never unpickles (save numbers)")
+    size = sum(int(np.prod(shape, dtype=np.float64)) * dtype.itemsize for shape, dtype in headers.values())
+    limit = psutil.virtual_memory().available // 2
+    if size > limit:
+        raise EnsplitError(f"{path}: its arrays would take {size / 2**30:,.1f} GiB, more than half of the "
+                           f"{2 * limit / 2**30:,.1f} GiB of available RAM")
+    kinds = {"log_probs": "f", "logits": "f", "labels": "iu", "params_per_member": "iuf"}
+    for name, allowed in kinds.items():
+        if name in headers and headers[name][1].kind not in allowed:
+            what = {"f": "floating-point", "iu": "integer", "iuf": "numeric"}[allowed]
+            raise EnsplitError(f"{path}: {name!r} must be {what}, got dtype {headers[name][1]}")
+
+
+def _open(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise EnsplitError(f"no such file: {path}")
+    with path.open("rb") as f:
+        start = f.read(6)
+    if not start:
+        raise EnsplitError(f"{path} is empty")
+    if start == NPY_MAGIC:
+        raise EnsplitError(f"{path} is a single .npy array, not an .npz archive; save the pool with "
+                           "np.savez(path, log_probs=..., labels=..., params_per_member=...)")
     try:
+        headers = _headers(path)
+        _check_headers(path, headers)
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
+            return {k: data[k] for k in data.files if k in ARRAYS}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise EnsplitError(f"{path} is not a readable .npz file ({error})") from None
+
+
+def _params(path: Path, value: np.ndarray) -> int:
+    flat = np.asarray(value).reshape(-1)
+    number = float(flat[0]) if flat.size == 1 else float("nan")
+    if not (math.isfinite(number) and number >= 1 and number == int(number)):
+        raise EnsplitError(f"{path}: params_per_member must be one positive whole number, got {value!r}")
+    return int(number)
+
+
+def load_pool(path: str | Path, need_params: bool = False) -> Pool:
+    """One pool from an `.npz`: headers checked before any array is read (kinds, objects, size)."""
+    path = Path(path)
+    arrays = _open(path)
     if "labels" not in arrays:
         raise EnsplitError(f"{path} has no 'labels' array (found: {', '.join(sorted(arrays)) or 'nothing'})")
     if "log_probs" in arrays:
@@ -48,6 +107,8 @@ def load_pool(path: str | Path, need_params: bool = False) -> Pool:
         log_probs = log_probs.unsqueeze(0)
     if log_probs.dim() != 3:
         raise EnsplitError(f"{path}: predictions must be [members, N, classes], got shape {tuple(log_probs.shape)}")
+    if log_probs.shape[0] == 0:
+        raise EnsplitError(f"{path}: the pool has zero members")
     labels = arrays["labels"]
     if labels.ndim != 1 or labels.shape[0] != log_probs.shape[1]:
         raise EnsplitError(f"{path}: labels have shape {labels.shape} but predictions cover "
@@ -58,10 +119,7 @@ def load_pool(path: str | Path, need_params: bool = False) -> Pool:
         raise EnsplitError(f"{path}: {error}") from None
     params = None
     if "params_per_member" in arrays:
-        value = np.asarray(arrays["params_per_member"]).reshape(-1)
-        if value.size != 1 or not float(value[0]) > 0:
-            raise EnsplitError(f"{path}: params_per_member must be one positive number")
-        params = int(value[0])
+        params = _params(path, arrays["params_per_member"])
     elif need_params:
         raise EnsplitError(f"{path} has no 'params_per_member' (needed to place it on the size axis)")
     return Pool(path.stem, log_probs.double(), labels_t, params)

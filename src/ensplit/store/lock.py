@@ -1,0 +1,59 @@
+"""One writer per folder: a lock held for the whole run, naming the process that holds it.
+
+`filelock` takes an OS-level lock on `.ensplit.lock` (released by the kernel when the process dies, even by
+`kill -9`, so a crash never leaves a stale lock); the holder writes its PID beside it, so a second run on
+the same folder is refused with "in use by PID N" instead of writing beside the first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from ensplit.errors import EnsplitError
+
+LOCK_FILE = ".ensplit.lock"
+PID_FILE = ".ensplit.pid"
+
+
+@contextmanager
+def folder_lock(directory: str | os.PathLike[str], action: str = "use") -> Iterator[None]:
+    """Hold the folder's lock for the block; refuse at once (exit 2) if another process holds it."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise EnsplitError(f"{directory} exists and is not a folder")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError):
+        raise EnsplitError(f"cannot make the folder {directory}: a path component is a file") from None
+    except PermissionError:
+        raise EnsplitError(f"cannot make the folder {directory}: permission denied") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise EnsplitError(f"{directory} is read-only; ensplit {action} writes there (copy the folder somewhere "
+                           "writable, or make it writable)")
+    lock = FileLock(str(directory / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        holder = _read_pid(directory / PID_FILE)
+        who = f"PID {holder}" if holder else "another process"
+        raise EnsplitError(f"{directory} is in use by {who}; wait for it to finish (one run per folder)") from None
+    try:
+        (directory / PID_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
+        yield
+    finally:
+        try:
+            (directory / PID_FILE).unlink(missing_ok=True)
+        finally:
+            lock.release()
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
