@@ -167,6 +167,7 @@ class Gaps:
     chunks: list[torch.Tensor]
     true: list[torch.Tensor]
     parts: list[slice]
+    lowest: list[float]  # the smallest gap of each chunk
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def average_ensembles(pool_log_probs: torch.Tensor, labels: torch.Tensor, sums: 
     floored = bool(pool_log_probs.min() < LOG_PROB_FLOOR - log_tiny)  # else no log p̄ can reach the floor
     totals = {name: torch.zeros(count, dtype=torch.float64) for name in ("correct", "true_log", "brier")}
     ece_gap = torch.zeros(count, ECE_BINS, dtype=torch.float64)  # Σ (confidence − correct) per bin
-    gaps = Gaps([], [], []) if keep_gaps else None
+    gaps = Gaps([], [], [], []) if keep_gaps else None
     log_n = sums.members.to(dtype).log().view(1, -1, 1)
     for start in range(0, num_objects, chunk):
         part = slice(start, min(start + chunk, num_objects))
@@ -244,6 +245,7 @@ def average_ensembles(pool_log_probs: torch.Tensor, labels: torch.Tensor, sums: 
             gaps.chunks.append(chunk_gaps)
             gaps.true.append(true_gap)
             gaps.parts.append(part)
+            gaps.lowest.append(float(chunk_gaps.amin()))
             mean = mean_scaled.mul_(shift.exp().unsqueeze(1))
             top, true_prob = top_log.exp(), true_log.exp()
             correct = _label_is_first_max(chunk_gaps == 0, true_gap == 0, chunk_gaps, y)

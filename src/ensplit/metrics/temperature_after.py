@@ -41,13 +41,16 @@ def _evaluate(gaps: Gaps, weights: list[torch.Tensor], beta: torch.Tensor, rows:
     weights[k] `[o_k, H]` are the masks' object weights (1/|h| on the objects of h) for chunk k.
     """
     out = None
-    for chunk, true_gap, weight in zip(gaps.chunks, gaps.true, weights, strict=True):
+    for chunk, true_gap, weight, lowest in zip(gaps.chunks, gaps.true, weights, gaps.lowest, strict=True):
         if rows is not None:
             chunk, true_gap = chunk.index_select(1, rows), true_gap.index_select(0, rows)
         b = beta.to(chunk.dtype).view(1, -1, 1)
         # Each term ≤ 1 and the largest = 1. Clamped where it would underflow: exp is ~70× slower on
         # arguments whose results are subnormal, and e^-80 (float32; e^-700 float64) is lost against 1.
-        terms = torch.exp(torch.mul(chunk, b).clamp_(min=_EXP_FLOOR[chunk.dtype]))
+        scaled = torch.mul(chunk, b)
+        if lowest * float(beta.max()) < _EXP_FLOOR[chunk.dtype]:
+            scaled.clamp_(min=_EXP_FLOOR[chunk.dtype])
+        terms = torch.exp(scaled)
         total = terms.sum(0)
         first = terms.mul_(chunk).sum(0).div_(total)  # E_q[d]
         second = terms.mul_(chunk).sum(0).div_(total)  # E_q[d²]
