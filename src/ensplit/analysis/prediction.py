@@ -63,6 +63,15 @@ class SizePrediction:
     point_rmse: float = float("nan")
     small_pool: int = 0
 
+    def rmse_per_n(self) -> tuple[np.ndarray, np.ndarray]:
+        """Seed 000 Fig. 6 left: per measured n, the RMSE over the repeats of predicted − measured CNLL_n,
+        √(mean_r (fit_r(n) − measured(n))²): (n `[M]`, RMSE `[M]`). Without repeats, |point(n) − measured(n)|."""
+        fits = self.fits or ((self.fit,) if self.fit is not None else ())
+        if not fits:
+            return self.measured_n, np.full(len(self.measured_n), np.nan)
+        errors = np.stack([fit.predict(self.measured_n) for fit in fits]) - self.measured  # [R, M]
+        return self.measured_n, np.sqrt(np.mean(errors ** 2, axis=0))
+
     @property
     def plane(self) -> np.ndarray:
         """The curve the predicted OMS is read from: the point prediction, else the mean over repeats."""

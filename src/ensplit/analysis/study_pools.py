@@ -1,29 +1,32 @@
 """From stored pools to the answer: CNLL(n, s), power laws, the memory split, and its prediction.
 
 This module only assembles: the measured curves come from `ensplit.metrics.pool_curve`, the optimal split,
-the CNLL_B envelope and the fits from `ensplit.analysis.memory_split`, and the seed-000 §7 prediction from
-`ensplit.analysis.prediction`. Budgets (science.md §2) are the member sizes of the grid, so a single network
-exists at each; the candidates for a budget B are all measured (n, s) with n·s ≤ B.
+the CNLL_B envelope and the fits from `ensplit.analysis.memory_split`, the seed-000 §7 prediction from
+`ensplit.analysis.prediction`, NLL at fixed temperatures and LE-NLL from `ensplit.analysis.temperature_laws`,
+and the JSON summary from `ensplit.analysis.study_summary`. Budgets (science.md §2) are the member sizes of
+the grid, so a single network exists at each; the candidates for a budget B are all measured (n, s) with
+n·s ≤ B.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ensplit.analysis.memory_split import BudgetSplit, SplitPoint, analyze_memory_split
-from ensplit.analysis.powerlaw import PowerLaw
-from ensplit.analysis.prediction import SizePrediction, SplitComparison, compare_splits, predict_size
+from ensplit.analysis.powerlaw import Objective, PowerLaw, fit_power_law
+from ensplit.analysis.prediction import Resample, SizePrediction, SplitComparison, compare_splits, predict_size
+from ensplit.analysis.temperature_laws import DEFAULT_TAUS, TemperatureLaws, temperature_laws
 from ensplit.metrics import PoolEstimate, pool_curve
 
 
 @dataclass
 class SizeResult:
-    """One member size: the measured pool curve and its power law in n."""
+    """One member size: the measured pool curve, the power law of its CNLL in n (`fit`) and of its
+    uncalibrated NLL (τ = 1) in n (`nll_fit`)."""
 
     width: int | None
     params: int
@@ -34,6 +37,7 @@ class SizeResult:
     accuracy: np.ndarray
     nll: np.ndarray
     fit: PowerLaw | None
+    nll_fit: PowerLaw | None = None
 
 
 @dataclass
@@ -63,6 +67,11 @@ class BudgetResult:
 
 @dataclass
 class StudyAnalysis:
+    """Everything `ensplit study` measures and fits. nll_fit_s: the power law of the uncalibrated NLL of
+    single networks in s; temperature_laws: NLL_n(τ), its fits and LE-NLL per size; objective: the power-law
+    fit objective ("nll" or "log2", the unit of every fit RMSE); resample: how the prediction's small pools
+    are redrawn; pool_rule: how many networks each size got (None for pools given by the user)."""
+
     sizes: list[SizeResult]
     budgets: list[BudgetResult]
     fit_s: PowerLaw | None
@@ -73,6 +82,11 @@ class StudyAnalysis:
     temperature: str
     failed_networks: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    nll_fit_s: PowerLaw | None = None
+    temperature_laws: list[TemperatureLaws] = field(default_factory=list)
+    objective: str = "nll"
+    resample: str = "bootstrap"
+    pool_rule: dict[str, Any] | None = None
 
 
 def size_result(curve: list[PoolEstimate], params: int, width: int | None, pool_size: int) -> SizeResult:
@@ -106,7 +120,7 @@ def _budget_row(split: BudgetSplit, widths: dict[int, int | None], comparison: S
 
 def _predictions(tensors: list[tuple[int | None, int, torch.Tensor]], curves: list[list[PoolEstimate]],
                  labels: torch.Tensor, mode: str, splits: int, small_pool: int, max_n: int,
-                 repeats: int) -> list[SizePrediction]:
+                 repeats: int, resample: Resample, objective: Objective) -> list[SizePrediction]:
     """§7 prediction per size; sizes with fewer than 3 networks cannot be fitted and are left out."""
     largest = max(len(lp) for _, _, lp in tensors)
     out = []
@@ -115,24 +129,39 @@ def _predictions(tensors: list[tuple[int | None, int, torch.Tensor]], curves: li
         if pool_small < 3:
             continue
         out.append(predict_size(lp, labels, params, max_n=largest, small_pool=pool_small,
-                                fit_max_n=min(max_n, pool_small), repeats=repeats, mode=mode, splits=splits,
-                                measured=curve))
+                                fit_max_n=min(max_n, pool_small), repeats=repeats, resample=resample, mode=mode,
+                                splits=splits, objective=objective, measured=curve))
     return out
+
+
+def _fit(m: np.ndarray, y: np.ndarray, objective: Objective) -> PowerLaw | None:
+    return fit_power_law(m, y, objective) if np.unique(m).size >= 3 else None
 
 
 def analyze_pools(pools: list[tuple[int | None, int, np.ndarray | torch.Tensor]], labels: np.ndarray | torch.Tensor,
                   mode: str = "before", splits: int = 5, predict_max_n: int = 4, predict_pool: int = 6,
-                  bootstrap: int = 40, failed: int = 0) -> StudyAnalysis:
-    """The whole seed-000 analysis from pools given as (width or None, params per member, log-probs [ℓ, N, C])."""
+                  bootstrap: int = 40, failed: int = 0, *, objective: Objective = "nll",
+                  resample: Resample = "bootstrap", taus: tuple[float, ...] = DEFAULT_TAUS,
+                  pool_rule: dict[str, Any] | None = None) -> StudyAnalysis:
+    """The whole seed-000 analysis from pools given as (width or None, params per member, log-probs [ℓ, N, C]).
+
+    objective: power-law fit objective for every fit; resample: the prediction's small pools ("bootstrap"
+    or "subsets"); taus: the temperature grid of NLL_n(τ); pool_rule: recorded as given (see StudyAnalysis).
+    """
     labels_t = torch.as_tensor(np.asarray(labels)).long()
     tensors = [(w, p, torch.as_tensor(np.asarray(lp)).double()) for w, p, lp in sorted(pools, key=lambda t: t[1])]
     curves = [pool_curve(lp, labels_t, mode=mode, splits=splits) for _, _, lp in tensors]
     sizes = [size_result(curve, p, w, len(lp)) for (w, p, lp), curve in zip(tensors, curves, strict=True)]
     points = _points(sizes)
-    split_analysis = analyze_memory_split(points)
+    split_analysis = analyze_memory_split(points, objective=objective)
     for size in sizes:
         size.fit = split_analysis.fit_n.get(size.params)
-    predictions = _predictions(tensors, curves, labels_t, mode, splits, predict_pool, predict_max_n, bootstrap)
+        size.nll_fit = _fit(size.n, size.nll, objective)
+    nll_fit_s = _fit(np.array([s.params for s in sizes]), np.array([float(s.nll[0]) for s in sizes]), objective)
+    laws = [temperature_laws(lp, labels_t, p, size.n, taus, mode, splits, objective=objective)
+            for (_, p, lp), size in zip(tensors, sizes, strict=True)]
+    predictions = _predictions(tensors, curves, labels_t, mode, splits, predict_pool, predict_max_n, bootstrap,
+                               resample, objective)
     comparisons = {}
     if predictions and len(predictions) == len(sizes):  # the predicted plane must cover every size
         comparisons = {c.budget: c for c in compare_splits(tuple(predictions),
@@ -142,34 +171,10 @@ def analyze_pools(pools: list[tuple[int | None, int, np.ndarray | torch.Tensor]]
     budgets = [_budget_row(split, widths, comparisons.get(split.budget), measured) for split in split_analysis.splits]
     envelope = [(p.total, p.cnll) for p in split_analysis.envelope]
     return StudyAnalysis(sizes, budgets, split_analysis.fit_s, envelope, split_analysis.fit_b, predictions,
-                         predict_max_n, mode, failed)
+                         predict_max_n, mode, failed, nll_fit_s=nll_fit_s, temperature_laws=laws,
+                         objective=objective, resample=resample, pool_rule=pool_rule)
 
 
-def _fit_dict(fit: PowerLaw | None) -> dict[str, float] | None:
-    return None if fit is None else {"a": fit.a, "b": fit.b, "c": fit.c, "rmse": fit.rmse}
+from ensplit.analysis.study_summary import summary_dict  # noqa: E402  (re-exported; it reads StudyAnalysis)
 
-
-def _number(value: float) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
-def summary_dict(analysis: StudyAnalysis, folder: Path | None = None) -> dict[str, Any]:
-    """The machine-readable result of `ensplit study` / `ensplit analyze`."""
-    return {
-        "folder": None if folder is None else str(folder),
-        "temperature": analysis.temperature,
-        "failed_networks": analysis.failed_networks,
-        "budgets": [{**vars(b), "predicted_n_range": None if b.predicted_n_range is None else list(b.predicted_n_range)}
-                    for b in analysis.budgets],
-        "power_laws": {
-            "n": [{"params": s.params, "width": s.width, **(_fit_dict(s.fit) or {})} for s in analysis.sizes],
-            "s": _fit_dict(analysis.fit_s),
-            "B": _fit_dict(analysis.fit_b),
-        },
-        "prediction": [{"params": p.params, "fit_on_networks": p.small_pool, "max_n": analysis.predict_max_n,
-                        "rmse_vs_measured": _number(p.point_rmse), "rmse_resampled_mean": _number(p.rmse),
-                        "rmse_resampled_std": _number(p.rmse_std), **(_fit_dict(p.fit) or {})}
-                       for p in analysis.predictions],
-        "sizes": [{"params": s.params, "width": s.width, "pool_size": s.pool_size, "n": s.n, "cnll": s.cnll,
-                   "accuracy": s.accuracy} for s in analysis.sizes],
-    }
+__all__ = ["BudgetResult", "SizeResult", "StudyAnalysis", "analyze_pools", "size_result", "summary_dict"]
