@@ -57,8 +57,9 @@ def ns_plane(curves: Mapping[int, Curve]) -> Figure:
     return fig
 
 
-def cnll_n(curves: Mapping[int, Curve], fits: Mapping[int, Predictor | None]) -> Figure:
-    """CNLL_n for each member size with its power-law fit, log-log axes."""
+def cnll_n(curves: Mapping[int, Curve], fits: Mapping[int, Predictor | None], metric: str = "CNLL") -> Figure:
+    """CNLL_n (or another metric: `metric` names the axis) for each member size with its power-law fit,
+    log-log axes."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for color, s in zip(_colors(len(curves)), sorted(curves), strict=True):
         n, mean, std = curves[s]
@@ -66,8 +67,8 @@ def cnll_n(curves: Mapping[int, Curve], fits: Mapping[int, Predictor | None]) ->
         if fits.get(s) is not None:
             grid = np.geomspace(1, n.max(), 100)
             ax.plot(grid, fits[s](grid), color=color, lw=1)
-    ax.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel="CNLL",
-           title="CNLL_n with power-law fits c + b·n^a")
+    ax.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel=metric,
+           title=f"{metric}_n with power-law fits c + b·n^a")
     _plain_log_y(ax)
     ax.legend(fontsize=7)
     return fig

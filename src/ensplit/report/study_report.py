@@ -8,7 +8,11 @@ from typing import Any
 import numpy as np
 
 from ensplit.report import study_figures as figures
+from ensplit.report import study_figures_nll as nll_figures
 from ensplit.report.html import Section, write_report
+
+OBJECTIVES = {"nll": "least squares in NLL units (science.md §2); RMSE in nats",
+              "log2": "seed 000 eq. 6, squared error in log2 space; RMSE in log2 units"}
 
 
 def _fit_fn(fit):
@@ -29,6 +33,7 @@ def study_sections(analysis: Any) -> list[Section]:
               "predicted n, 5–95%": None if b.predicted_n_range is None else "{}–{}".format(*b.predicted_n_range),
               "predicted width": b.predicted_width, "regret (CNLL)": b.predicted_regret}
              for b in analysis.budgets]
+    objective = analysis.objective
     fit_rows = [{"direction": f"n (s = {s.params:,})", **_fit_row(s.fit)} for s in sizes]
     fit_rows += [{"direction": "s (n = 1)", **_fit_row(analysis.fit_s)},
                  {"direction": "B (envelope)", **_fit_row(analysis.fit_b)}]
@@ -42,25 +47,31 @@ def study_sections(analysis: Any) -> list[Section]:
                 "splitting the budget into several members is better.", table=table),
         Section("The (n, s) plane", "Pool-based CNLL of every measured ensemble; dotted lines are constant budgets.",
                 figures=[(figures.ns_plane(curves), "CNLL over ensemble size and member size")]),
-        Section("Power laws", "Fits of c + b·m^a (least squares in NLL units, science.md §2).",
+        Section("Power laws", f"Fits of c + b·m^a ({OBJECTIVES[objective]}).",
                 figures=[(figures.cnll_n(curves, fits), "CNLL_n per member size with fits"),
                          (figures.cnll_s([s.params for s in sizes], [float(s.cnll[0]) for s in sizes],
                                          _fit_fn(analysis.fit_s)), "CNLL_s of single networks"),
                          (figures.cnll_b(points, analysis.envelope, _fit_fn(analysis.fit_b)),
-                          "CNLL_B: lower envelope over member sizes")],
+                          "CNLL_B: lower envelope over member sizes")] + _parameters_figure(sizes, objective),
                 table=fit_rows),
+        *_nll_sections(analysis),
     ]
     if budget_curves:
         sections.append(Section("Memory-split curves", "CNLL against the number of members n at fixed budgets B: "
                                 "n = ⌊B/s⌋ members of each measured size s (where that n was measured).",
                                 figures=[(figures.msa_curves(budget_curves), "MSA curves")]))
+    resample = analysis.resample
+    repeats = {"bootstrap": "bootstrap-resampled small pools", "subsets": "independent subsets of the pool"}[resample]
+    per_n = {p.params: p.rmse_per_n() for p in analysis.predictions}
     sections.append(Section(
         "Predicting large ensembles", f"CNLL_n fitted on n ≤ {analysis.predict_max_n} from the first few networks "
         "of each pool (all their combinations, seed 000 §7), extrapolated and compared with the measured pool "
-        "curves; bands are 5–95% over bootstrap-resampled small pools. The predicted optimal split is read "
-        "from the predicted (n, s) plane over the measured cells; regret is the measured CNLL of the predicted "
-        "split minus the best measured one.",
-        figures=[(figures.prediction(curves, predicted, analysis.predict_max_n), "predicted vs measured CNLL_n")]
+        f"curves; bands are 5–95% over {repeats}, and the per-n RMSE is taken over those repeats. The "
+        "predicted optimal split is read from the predicted (n, s) plane over the measured cells; regret is "
+        "the measured CNLL of the predicted split minus the best measured one.",
+        figures=[(figures.prediction(curves, predicted, analysis.predict_max_n), "predicted vs measured CNLL_n"),
+                 (nll_figures.prediction_rmse_per_n(per_n, analysis.predict_max_n, resample),
+                  "RMSE of the predicted CNLL_n per n (seed 000 Fig. 6 left)")]
         + ([(figures.optimal_splits([{"budget": b.budget, "measured_n": b.best_n, "predicted_n": b.predicted_n,
                                       "predicted_range": b.predicted_n_range}
                                      for b in analysis.budgets if b.predicted_n]), "predicted vs true optimal n")]
@@ -86,16 +97,84 @@ def _fit_row(fit) -> dict[str, Any]:
     return {"a": fit.a, "b": fit.b, "c": fit.c, "RMSE": fit.rmse}
 
 
+def _fit_columns(fits: list) -> dict[str, np.ndarray]:
+    """{"a", "b", "c", "rmse"} -> values per fit (NaN where there is no fit)."""
+    return {key: np.array([np.nan if f is None else getattr(f, key) for f in fits]) for key in ("a", "b", "c", "rmse")}
+
+
+def _parameters_figure(sizes: list, objective: str) -> list:
+    """a, b, c and RMSE of the power laws in n against s (seed 000 Fig. 3), if any size was fitted."""
+    if all(s.fit is None and s.nll_fit is None for s in sizes):
+        return []
+    rows = {"CNLL_n": _fit_columns([s.fit for s in sizes]), "NLL_n (τ = 1)": _fit_columns([s.nll_fit for s in sizes])}
+    unit = "nats" if objective == "nll" else "log2"
+    return [(nll_figures.parameters_against_s([s.params for s in sizes], rows, unit),
+             "a, b, c and RMSE of the power laws in n against the member size s (seed 000 Fig. 3)")]
+
+
+def _nll_sections(analysis: Any) -> list[Section]:
+    """Uncalibrated NLL (seed 000 Figs. 1 and 4), NLL at fixed τ (Fig. 2) and LE-NLL against CNLL (App. D)."""
+    sizes, laws = analysis.sizes, analysis.temperature_laws
+    if not laws:
+        return []
+    params = [s.params for s in sizes]
+    nll_curves = {s.params: (s.n, s.nll, np.zeros_like(s.nll)) for s in sizes}
+    sections = [Section(
+        "Uncalibrated NLL", "NLL at τ = 1 of the same pooled ensembles. Seed 000 finds that NLL_n follows a "
+        "power law while NLL_s of single networks may rise with s (double descent), which calibration removes.",
+        figures=[(figures.cnll_n(nll_curves, {s.params: _fit_fn(s.nll_fit) for s in sizes}, "NLL"),
+                  "NLL_n (τ = 1) per member size with fits"),
+                 (nll_figures.nll_and_cnll_s(params, [float(s.nll[0]) for s in sizes],
+                                             [float(s.cnll[0]) for s in sizes], _fit_fn(analysis.nll_fit_s),
+                                             _fit_fn(analysis.fit_s)), "NLL_s against CNLL_s (seed 000 Fig. 4)")],
+        table=[{"direction": f"NLL in n (s = {s.params:,})", **_fit_row(s.nll_fit)} for s in sizes]
+        + [{"direction": "NLL in s (n = 1)", **_fit_row(analysis.nll_fit_s)}])]
+    fitted = [law for law in laws if any(f is not None for f in law.fits)]
+    if fitted:
+        largest = max(fitted, key=lambda law: law.params)
+        lines = {law.params: (law.taus[[f is not None for f in law.fits]],
+                              _fit_columns([f for f in law.fits if f is not None])) for law in fitted}
+        optimum = {law.params: law.optimum for law in fitted if law.optimum is not None}
+        sections.append(Section(
+            "NLL at a fixed temperature", f"NLL_n(τ) with τ applied {analysis.temperature} averaging, pooled over "
+            "the same disjoint ensembles as CNLL, fitted by a power law in n for each τ of the grid. c(τ) is the "
+            "NLL of an infinite ensemble at τ; τ* (★) minimises it over the grid.",
+            figures=[(nll_figures.nll_tau_curves(largest.n, largest.taus, largest.nll,
+                                                 [_fit_fn(f) for f in largest.fits], largest.params,
+                                                 analysis.temperature), "NLL_n(τ) at the largest fitted size"),
+                     (nll_figures.temperature_parameters(lines, optimum),
+                      "a, b, c and RMSE of the NLL_n(τ) power laws against τ (seed 000 Fig. 2)")],
+            table=[{"s": law.params, "τ*": law.optimum[0], "c(τ*)": law.optimum[1],
+                    "τ* at grid edge": "yes" if law.optimum_at_edge else "no",
+                    "τ of LE-NLL at largest n": float(law.le_tau[-1])} for law in fitted]))
+    cnll = {s.params: s.cnll for s in sizes}
+    sections.append(Section(
+        "LE-NLL against CNLL", "LE-NLL_n = min over τ of the pooled NLL_n(τ) (seed 000 eqs. 4–5: the mean over "
+        "ensembles inside the minimum; CNLL takes it outside). Both use the same test-time cross-validation "
+        "halves, so their difference is only the order of the minimum and the mean.",
+        figures=[(nll_figures.le_nll_against_cnll({law.params: (law.n, cnll[law.params], law.le_nll)
+                                                   for law in laws}), "LE-NLL_n against CNLL_n")],
+        table=[{"s": law.params, "n": f"1–{int(law.n.max())}",
+                "mean LE-NLL − CNLL": float(np.mean(law.le_nll - cnll[law.params])),
+                "largest |LE-NLL − CNLL|": float(np.max(np.abs(law.le_nll - cnll[law.params]))),
+                "LE-NLL − CNLL at largest n": float(law.le_nll[-1] - cnll[law.params][-1])} for law in laws]))
+    return sections
+
+
 def write_study_report(analysis: Any, path: str | Path, config: Any = None) -> Path:
-    subtitle = ""
+    parts = []
     if config is not None:
         recipe = config.recipe
-        subtitle = (f"data {recipe.dataset}, family {recipe.family}, widths {list(config.widths)}, "
-                    f"{recipe.train.epochs} epochs, {recipe.train.optimizer} lr {recipe.train.lr}, "
-                    f"temperature {config.temperature} averaging")
+        parts.append(f"data {recipe.dataset}, family {recipe.family}, widths {list(config.widths)}, "
+                     f"{recipe.train.epochs} epochs, {recipe.train.optimizer} lr {recipe.train.lr}, "
+                     f"temperature {config.temperature} averaging")
+    rule = analysis.pool_rule
+    if rule is not None:
+        parts.append(f"pool rule {rule['rule']}: {rule['formula']}")
+    parts.append(f"power-law fits: {OBJECTIVES[analysis.objective]}")
     if analysis.failed_networks:
-        subtitle += f"; {analysis.failed_networks} diverged network(s) left out"
-    return write_report(path, "ensplit memory-split study", study_sections(analysis), subtitle)
+        parts.append(f"{analysis.failed_networks} diverged network(s) left out")
+    return write_report(path, "ensplit memory-split study", study_sections(analysis), "; ".join(parts))
 
 
 __all__ = ["study_sections", "write_study_report"]

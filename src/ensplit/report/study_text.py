@@ -13,6 +13,45 @@ def _predicted_cell(b: dict[str, Any]) -> str:
     return f"{b['predicted_n']:>4} {spread:>6} {b['predicted_width'] or '-':>6} {regret:>8}"
 
 
+def _fit_line(name: str, fit: dict | None) -> str:
+    if not fit or "a" not in fit:
+        return f"  {name:<24} (too few points to fit)"
+    return f"  {name:<24} a = {fit['a']:+.3f}  b = {fit['b']:.4f}  c = {fit['c']:.4f}  RMSE = {fit['rmse']:.2e}"
+
+
+def _per_n(prediction: dict[str, Any]) -> str:
+    """Range of the per-n RMSE over the repeats, beyond the fitted n."""
+    per_n = prediction.get("rmse_per_n") or {}
+    beyond = [r for n, r in zip(per_n.get("n", []), per_n.get("rmse", []), strict=True)
+              if n > prediction["max_n"] and r is not None and r == r]
+    if not beyond:
+        return ""
+    return f"; per n over {prediction['resample']} repeats {min(beyond):.4f}–{max(beyond):.4f}"
+
+
+def _nll_lines(result: dict[str, Any]) -> list[str]:
+    """Uncalibrated NLL, NLL at fixed τ and LE-NLL (absent from summaries made before they existed)."""
+    if "nll_fits" not in result:
+        return []
+    nll = result["nll_fits"]
+    lines = ["\nUncalibrated NLL (τ = 1) = c + b·m^a:"]
+    lines += [_fit_line(f"in n (s = {e['params']:,})", e) for e in nll["n"]]
+    lines.append(_fit_line("in s (n = 1)", nll["s"]))
+    lines.append("  NLL_s of single networks: " + ", ".join(f"{v:.4f}" for v in nll["nll_s"])
+                 + f" (rises with s: {'yes' if nll['nll_s_rises'] else 'no'}; CNLL_s rises: "
+                 f"{'yes' if nll['cnll_s_rises'] else 'no'})")
+    optima = [o for o in result["temperature_optimum"] if o["tau"] is not None]
+    if optima:
+        lines.append(f"\nNLL at fixed τ ({result['temperature']} averaging): τ* = argmin over the grid of the "
+                     "asymptote c(τ)")
+        lines += [f"  s = {o['params']:>9,}: τ* = {o['tau']:.3f}, c(τ*) = {o['c']:.4f}"
+                  + (" (at the edge of the τ grid)" if o["at_grid_edge"] else "") for o in optima]
+    lines.append("\nLE-NLL − CNLL per n (min over τ outside vs inside the mean over ensembles):")
+    for e in result["le_nll"]:
+        lines.append(f"  s = {e['params']:>9,}: " + " ".join(f"{d:+.5f}" for d in e["le_nll_minus_cnll"]))
+    return lines
+
+
 def render_summary(result: dict[str, Any]) -> str:
     """Human-readable summary (stdout of `ensplit study` without --json)."""
     lines = [f"Optimal memory split per budget (CNLL, temperature {result['temperature']} averaging):",
@@ -27,23 +66,21 @@ def render_summary(result: dict[str, Any]) -> str:
     lines.append("(advantage > 0: the best split beats one network of the whole budget; predicted n: from the "
                  "first networks of each pool, with its 5–95% range over resampled pools; regret: measured CNLL "
                  "of the predicted split minus the best)")
-    lines.append("\nPower laws CNLL = c + b·m^a:")
-
-    def fmt(name: str, fit: dict | None) -> str:
-        if not fit or "a" not in fit:
-            return f"  {name:<24} (too few points to fit)"
-        return f"  {name:<24} a = {fit['a']:+.3f}  b = {fit['b']:.4f}  c = {fit['c']:.4f}  RMSE = {fit['rmse']:.2e}"
-
+    units = result.get("fit_objective") or {"objective": "nll", "rmse_units": "nats (NLL units)"}
+    lines.append(f"\nPower laws CNLL = c + b·m^a (objective {units['objective']}, RMSE in {units['rmse_units']}):")
     for entry in result["power_laws"]["n"]:
-        lines.append(fmt(f"in n (s = {entry['params']:,})", entry))
-    lines.append(fmt("in s (n = 1)", result["power_laws"]["s"]))
-    lines.append(fmt("in B (lower envelope)", result["power_laws"]["B"]))
+        lines.append(_fit_line(f"in n (s = {entry['params']:,})", entry))
+    lines.append(_fit_line("in s (n = 1)", result["power_laws"]["s"]))
+    lines.append(_fit_line("in B (lower envelope)", result["power_laws"]["B"]))
+    lines.extend(_nll_lines(result))
     lines.append("\nPrediction from small ensembles (fit on n ≤ "
                  f"{result['prediction'][0]['max_n'] if result['prediction'] else '-'}):")
     for p in result["prediction"]:
         rmse = "-" if p["rmse_vs_measured"] is None else f"{p['rmse_vs_measured']:.4f}"
         lines.append(f"  s = {p['params']:>9,}: from {p['fit_on_networks']} networks, "
-                     f"RMSE vs measured larger n = {rmse}")
+                     f"RMSE vs measured larger n = {rmse}{_per_n(p)}")
+    if result["pool_rule"]:
+        lines.append(f"\nPool rule: {result['pool_rule']['rule']}, {result['pool_rule']['formula']}")
     if result["failed_networks"]:
         lines.append(f"\n{result['failed_networks']} network(s) diverged and were left out.")
     if result["folder"]:
