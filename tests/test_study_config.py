@@ -208,3 +208,23 @@ def test_a_folder_from_before_the_recipe_resumes_without_training(tmp_path, caps
     store = ResultStore(folder)
     again = {row[0]: row[1] for row in store._conn.execute("SELECT job_id, finished_at FROM jobs")}
     assert again == finished  # no job was trained (or rewritten) again
+
+
+def test_seed000_fields_at_their_defaults_keep_the_pinned_identity_and_round_trip():
+    """The pool rule, fit objective, prediction resampling and temperature grid (issue 17): a folder written
+    before them (PINNED_CONFIG_TOML, no such keys) and one that spells their defaults out are the same study."""
+    explicit = PINNED_CONFIG_TOML.replace('temperature = "before"\n', 'temperature = "before"\npool_rule = "clamped"\n'
+                                          'pool_networks = 12\nfit_objective = "nll"\npredict_resample = "bootstrap"\n')
+    config = StudyConfig.from_mapping(tomllib.loads(explicit))
+    assert config.fingerprint() == PINNED_FINGERPRINT
+    assert [j.job_id for j in plan_pool_jobs(config)] == PINNED_POOL_IDS
+    changed = StudyConfig.from_mapping({**tomllib.loads(explicit), "fit_objective": "log2", "temperature_grid": "1,2",
+                                        "pool_rule": "paper", "pool_standard": 1000})
+    assert StudyConfig.from_mapping(tomllib.loads(settings_to_toml(changed, "study"))) == changed
+    assert changed.fingerprint() != PINNED_FINGERPRINT
+    assert StudyConfig.from_mapping({**tomllib.loads(explicit), "fit_objective": "log2"}).fingerprint() == (
+        PINNED_FINGERPRINT)
+    with pytest.raises(EnsplitError, match="fit_objective = 'l2'"):
+        StudyConfig.from_mapping({"fit_objective": "l2"})
+    with pytest.raises(EnsplitError, match="must be distinct"):
+        StudyConfig.from_mapping({"temperature_grid": "1,1"})

@@ -67,15 +67,22 @@ def choose_hyperparameters(store: ResultStore, config: StudyConfig) -> dict[int,
 
 
 def analyze_store(store: ResultStore, config: StudyConfig) -> StudyAnalysis:
-    """Analyse every width of a study folder's store (failed networks are left out and counted)."""
+    """Analyse every width of a study folder's store (failed networks are left out and counted), with the
+    config's fit objective, prediction resampling and temperature grid; the summary names the pool rule."""
     pools = []
     for width in sorted(config.widths):
         log_probs, params = store.pool(width)
         if len(log_probs):
             pools.append((width, params, log_probs))
     failed = len(store.networks("pool", status="failed"))
+    from ensplit.experiments.study_config import describe_pool_rule, member_params
+
+    measured = {width: int(params) for width, params, _ in pools}  # the stored sizes (the data set's shapes)
+    params = {w: measured.get(w) or member_params(config, w) for w in config.widths}
     return analyze_pools(pools, store.labels(), config.temperature, config.cnll_splits, config.predict_max_n,
-                         config.predict_pool, config.bootstrap, failed)
+                         config.predict_pool, config.bootstrap, failed, objective=config.fit_objective,
+                         resample=config.predict_resample, taus=config.temperature_grid,
+                         pool_rule=describe_pool_rule(config, params))
 
 
 def _report(analysis: StudyAnalysis, folder: Path, config: StudyConfig) -> Path:

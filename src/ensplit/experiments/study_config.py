@@ -1,9 +1,15 @@
 """The memory-split study's settings and plan: which widths, how many networks each, how they are packed.
 
-Pool size per width (science.md §1): ℓ = clamp(⌈pool_factor · s_ref / s⌉, pool_min, pool_max) with s_ref
-the parameter count of the largest width, so each width gets about the same compute. The study's identity
+Pool size per width, two rules (`pool_rule`):
+- "clamped" (default, fast): ℓ = clamp(⌈pool_factor · s_ref / s⌉, pool_min, pool_max), so each width gets
+  about the same compute within a bounded number of networks;
+- "paper" (seed 000 §3, science.md §1): ℓ = max(N, ⌈pool_factor · s_standard / s⌉), N = `pool_networks`
+  (the paper: 64 for VGG, 12 for WideResNet), pool_factor 8.
+s_ref = s_standard = `pool_standard` parameters, by default those of the largest width. The study's identity
 (`fingerprint`) hashes everything that decides what is trained, in the flat layout study folders have
-always been hashed in: a folder made before the recipe existed keeps its fingerprint and its job ids.
+always been hashed in: a folder made before the recipe existed keeps its fingerprint and its job ids. The
+pool-rule fields join it only away from their defaults; the analysis fields (fit objective, resampling,
+temperature grid) never do.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from ensplit.analysis.temperature_laws import DEFAULT_TAUS
 from ensplit.data.dataset import Dataset
 from ensplit.errors import EnsplitError
 from ensplit.recipe import Recipe, build_settings
@@ -36,6 +43,14 @@ class StudyConfig:
                                                                       "s_max / s⌉")] = 8.0
     pool_min: Annotated[int, Field(ge=1, le=100_000, description="smallest pool per width")] = 8
     pool_max: Annotated[int, Field(ge=1, le=100_000, description="largest pool per width")] = 32
+    pool_rule: Annotated[Literal["clamped", "paper"], Field(description="pool size rule: clamped (⌈pool_factor · "
+                                                              "s_ref / s⌉ within [pool_min, pool_max]) or paper "
+                                                              "(max(pool_networks, ⌈pool_factor · s_standard / "
+                                                              "s⌉), seed 000)")] = "clamped"
+    pool_networks: Annotated[int, Field(ge=1, le=10_000, description="N of the paper rule: fewest networks per "
+                                                                       "width (the paper: 64 VGG, 12 WRN)")] = 12
+    pool_standard: Annotated[int, Field(ge=1, description="s_standard (s_ref) of the pool rule, in parameters "
+                                                          "(default: the largest width's)")] | None = None
     members_per_run: Annotated[int, Field(ge=1, le=100_000, description="members trained together in one "
                                                                          "model")] = 32
     tune: Annotated[bool, Field(description="choose weight decay and dropout per width on validation")] = False
@@ -50,6 +65,14 @@ class StudyConfig:
     predict_max_n: Annotated[int, Field(ge=2, le=1000, description="prediction fits on n ≤ this")] = 4
     predict_pool: Annotated[int, Field(ge=3, le=100_000, description="networks the prediction starts from")] = 6
     bootstrap: Annotated[int, Field(ge=0, le=10_000, description="resamples for prediction bands")] = 40
+    predict_resample: Annotated[Literal["bootstrap", "subsets"], Field(
+        description="prediction repeats: bootstrap the small pool, or draw independent subsets of the pool "
+                    "(the paper's repeats)")] = "bootstrap"
+    fit_objective: Annotated[Literal["nll", "log2"], Field(
+        description="power-law fit: least squares in NLL units, or seed 000 eq. 6 (log2 space); RMSE in "
+                    "its units")] = "nll"
+    temperature_grid: Annotated[tuple[Annotated[float, Field(gt=0, le=1000)], ...], Field(
+        min_length=1, max_length=200, description="temperatures τ of NLL_n(τ) and its power laws")] = DEFAULT_TAUS
     executor: Annotated[Literal["local", "process", "ray"], Field(description="local, process or ray")] = "local"
     workers: Annotated[int, Field(ge=1, le=4096, description="process-pool or Ray workers")] = 2
     address: Annotated[str, Field(description="Ray cluster address (default: a local instance)")] | None = None
@@ -61,6 +84,8 @@ class StudyConfig:
             raise EnsplitError(f"widths = {list(self.widths)}: must be distinct")
         if self.pool_max < self.pool_min:
             raise EnsplitError(f"pool_max = {self.pool_max}: must be >= pool_min ({self.pool_min})")
+        if len(set(self.temperature_grid)) != len(self.temperature_grid):
+            raise EnsplitError(f"temperature_grid = {list(self.temperature_grid)}: must be distinct")
         if self.tune and self.recipe.validation_fraction == 0.0:  # tuning needs a validation split
             object.__setattr__(self, "recipe", dataclasses.replace(self.recipe, validation_fraction=0.1))
 
@@ -72,7 +97,7 @@ class StudyConfig:
     def identity(self) -> dict[str, Any]:
         """Everything that decides what is trained and stored, in the flat layout folders are hashed in."""
         r = self.recipe
-        return {"dataset": r.dataset, "num_samples": r.num_samples, "data_seed": r.data_seed,
+        identity = {"dataset": r.dataset, "num_samples": r.num_samples, "data_seed": r.data_seed,
                 "train_subset": r.train_subset, "test_subset": r.test_subset,
                 "validation_fraction": r.validation_fraction, "family": r.family, "depth": r.depth,
                 "family_options": dict(r.family_options), "widths": list(self.widths),
@@ -81,6 +106,11 @@ class StudyConfig:
                 "train": identifying_train_options(dataclasses.asdict(r.train)), "tune": self.tune,
                 "tune_weight_decays": list(self.tune_weight_decays), "tune_dropouts": list(self.tune_dropouts),
                 "tune_networks": self.tune_networks}
+        if self.pool_rule != "clamped":  # later fields: hashed only away from their default (old ids hold)
+            identity.update(pool_rule=self.pool_rule, pool_networks=self.pool_networks)
+        if self.pool_standard is not None:
+            identity["pool_standard"] = self.pool_standard
+        return identity
 
     def fingerprint(self) -> str:
         """Hash of `identity()`: a study folder holds the results of one fingerprint only."""
@@ -88,7 +118,7 @@ class StudyConfig:
 
     def differences(self, other: StudyConfig) -> list[str]:
         mine, theirs = self.identity(), other.identity()
-        return [k for k in mine if mine[k] != theirs[k]]
+        return [k for k in {**mine, **theirs} if mine.get(k) != theirs.get(k)]
 
 
 def member_params(config: StudyConfig, width: int, data: Dataset | None = None) -> int:
@@ -96,12 +126,39 @@ def member_params(config: StudyConfig, width: int, data: Dataset | None = None) 
     return config.recipe.params(width, data)
 
 
+def rule_pool_sizes(config: StudyConfig, params: dict[int, int]) -> dict[int, int]:
+    """ℓ per width from the parameters per member `{width: s}` under the config's pool rule (module doc)."""
+    reference = config.pool_standard or max(params.values())
+    sizes = {}
+    for width, p in params.items():
+        wanted = math.ceil(config.pool_factor * reference / p)
+        if config.pool_rule == "paper":
+            sizes[width] = max(config.pool_networks, wanted)
+        else:
+            sizes[width] = min(config.pool_max, max(config.pool_min, wanted))
+    return sizes
+
+
 def pool_sizes(config: StudyConfig, data: Dataset | None = None) -> dict[int, int]:
-    """ℓ(s) = clamp(⌈pool_factor · s_ref / s⌉, pool_min, pool_max), s_ref = params at the largest width."""
-    params = {w: member_params(config, w, data) for w in config.widths}
-    reference = max(params.values())
-    return {w: min(config.pool_max, max(config.pool_min, math.ceil(config.pool_factor * reference / p)))
-            for w, p in params.items()}
+    """ℓ(s) per width under the config's pool rule (see the module doc)."""
+    return rule_pool_sizes(config, {w: member_params(config, w, data) for w in config.widths})
+
+
+def describe_pool_rule(config: StudyConfig, params: dict[int, int]) -> dict[str, Any]:
+    """The pool rule as the study summary reports it: rule, formula with its numbers, and ℓ per width."""
+    reference = config.pool_standard or max(params.values())
+    where = "the largest width" if config.pool_standard is None else "pool_standard"
+    if config.pool_rule == "paper":
+        formula = f"ℓ = max({config.pool_networks}, ⌈{config.pool_factor:g}·s_standard/s⌉)"
+        numbers = {"networks": config.pool_networks}
+    else:
+        formula = f"ℓ = clamp(⌈{config.pool_factor:g}·s_ref/s⌉, {config.pool_min}, {config.pool_max})"
+        numbers = {"min": config.pool_min, "max": config.pool_max}
+    planned = rule_pool_sizes(config, params)
+    name = "s_standard" if config.pool_rule == "paper" else "s_ref"
+    return {"rule": config.pool_rule, "formula": f"{formula}, {name} = {reference:,} parameters ({where})",
+            "factor": config.pool_factor, **numbers, "standard_params": reference,
+            "planned": [{"width": w, "params": params[w], "networks": planned[w]} for w in sorted(params)]}
 
 
 def _job(config: StudyConfig, kind: str, width: int, train: dict[str, Any], seeds: tuple[int, ...],
@@ -139,3 +196,4 @@ def plan_tune_jobs(config: StudyConfig) -> list[TrainJob]:
                           for i in range(config.tune_networks))
             jobs.append(_job(config, "tune", width, {**base_train, **values}, seeds, cell))
     return jobs
+
