@@ -16,12 +16,13 @@ from typing import Any
 from ensplit.analysis.study_pools import StudyAnalysis, analyze_pools, summary_dict
 from ensplit.data.spec import load_data
 from ensplit.errors import EnsplitError
-from ensplit.experiments.study_config import StudyConfig, plan_pool_jobs, plan_tune_jobs
+from ensplit.experiments.study_config import StudyConfig, check_resources, plan_pool_jobs, plan_tune_jobs
 from ensplit.metrics import nll
-from ensplit.recipe import load_toml
+from ensplit.recipe import loads_toml
 from ensplit.runs.executors import Executor, make_executor
-from ensplit.runs.folder import CONFIG_FILE, execute, open_folder
-from ensplit.store import ResultStore
+from ensplit.runs.folder import CONFIG_FILE, execute, note, open_folder, read_settings
+from ensplit.store import ResultStore, atomic_write_text, folder_lock
+from ensplit.store.results import INDEX
 
 DEFAULT_OUT = "ensplit-study"
 
@@ -75,6 +76,13 @@ def analyze_store(store: ResultStore, config: StudyConfig) -> StudyAnalysis:
         if len(log_probs):
             pools.append((width, params, log_probs))
     failed = len(store.networks("pool", status="failed"))
+    lost = [w for w in config.widths if not store.networks("pool", w, status="ok") and store.networks("pool", w)]
+    if lost:
+        message = (f"every network of width {', '.join(map(str, lost))} diverged (loss or predictions not "
+                   "finite); lower the learning rate (--lr) or check the data")
+        if len(pools) < 2:
+            raise EnsplitError(message)
+        note(message + "; those widths are left out of the analysis")
     from ensplit.experiments.study_config import describe_pool_rule, member_params
 
     measured = {width: int(params) for width, params, _ in pools}  # the stored sizes (the data set's shapes)
@@ -94,47 +102,77 @@ def _report(analysis: StudyAnalysis, folder: Path, config: StudyConfig) -> Path:
 
 
 def run_study(config: StudyConfig | None = None, folder: str | Path = DEFAULT_OUT, progress: bool = True,
-              report: bool = True, executor: Executor | None = None) -> StudyResult:
+              report: bool = True, executor: Executor | None = None, repair: bool = False) -> StudyResult:
     """Train everything the study needs that the folder does not hold yet, then analyse and report.
 
-    `config.recipe.threads` sets torch's CPU threads of this process (the local executor trains here;
-    process and Ray workers always use one thread each).
+    One run per folder (a second is refused while this one holds the folder's lock). `repair` rebuilds a
+    damaged index from the stored arrays first. `config.recipe.threads` sets torch's CPU threads of this
+    process (the local executor trains here; process and Ray workers always use one thread each).
     """
     config = config or StudyConfig()
     folder = Path(folder)
     recipe = config.recipe
     recipe.apply_threads()
-    device = str(recipe.torch_device())
-    store = open_folder(config, folder, "study")
+    device = recipe.torch_device()
     data = load_data(recipe.data)
-    store.save_labels("test", data.y_test.cpu().numpy())
-    if data.y_val is not None:
-        store.save_labels("val", data.y_val.cpu().numpy())
-    executor = executor or make_executor(config.executor, device, config.workers, config.address, progress,
-                                         config.gpus_per_job)
-    overrides = None
-    trained = 0
-    if config.tune:
-        trained += execute(plan_tune_jobs(config), store, executor, progress, "tuning")
-        overrides = choose_hyperparameters(store, config)
-        store.set_meta("tuned", repr(overrides))
-    trained += execute(plan_pool_jobs(config, overrides, data), store, executor, progress, "training pools")
-    analysis = analyze_store(store, config)
-    path = _report(analysis, folder, config) if report else None
+    check_resources(config, data, device)
+    with folder_lock(folder, "study"):
+        run = open_folder(config, folder, "study", repair)
+        store = run.store
+        store.save_labels("test", data.y_test.cpu().numpy())
+        if data.y_val is not None:
+            store.save_labels("val", data.y_val.cpu().numpy())
+        executor = executor or make_executor(config.executor, str(device), config.workers, config.address, progress,
+                                             config.gpus_per_job)
+        overrides = None
+        trained = 0
+        if config.tune:
+            trained += execute(plan_tune_jobs(config), run, executor, progress, "tuning")
+            overrides = choose_hyperparameters(store, config)
+            store.set_meta("tuned", repr(overrides))
+        trained += execute(plan_pool_jobs(config, overrides, data), run, executor, progress, "training pools")
+        store.checkpoint()
+        analysis = analyze_store(store, config)
+        path = _report(analysis, folder, config) if report else None
     return StudyResult(config, folder, analysis, trained, path, store)
+
+
+def folder_settings(folder: Path) -> StudyConfig:
+    """A study folder's settings: its config.toml, or (when that is missing or damaged) the copy in its index,
+    which is then written back to config.toml."""
+    config = read_settings(folder, StudyConfig)
+    if config is not None:
+        return config
+    store = ResultStore(folder)
+    text = store.get_meta("settings")
+    store.close()
+    if text is None:
+        raise EnsplitError(f"{folder / CONFIG_FILE} is missing or damaged and the index holds no copy of the "
+                           "settings; rerun `ensplit study` with the folder's settings")
+    config = StudyConfig.from_mapping(loads_toml(text, f"the settings in {folder / INDEX}"))
+    atomic_write_text(folder / CONFIG_FILE, text)
+    note(f"{folder / CONFIG_FILE} was missing or damaged; restored from the copy in the index")
+    return config
 
 
 def reanalyze(folder: str | Path, report: bool = True) -> StudyResult:
     """Analyse an existing study folder again (no training) and rewrite its report."""
     folder = Path(folder)
-    if not (folder / CONFIG_FILE).exists() or not (folder / "results.sqlite").exists():
-        raise EnsplitError(f"{folder} is not a study folder (no {CONFIG_FILE} and results.sqlite)")
-    config = StudyConfig.from_mapping(load_toml(folder / CONFIG_FILE))
-    config.recipe.apply_threads()
-    store = ResultStore(folder)
-    if not store.networks("pool", status="ok"):
-        raise EnsplitError(f"{folder} holds no finished networks yet; run `ensplit study` first")
-    analysis = analyze_store(store, config)
-    path = _report(analysis, folder, config) if report else None
+    if not (folder / INDEX).exists():
+        raise EnsplitError(f"{folder} is not a study folder (no {INDEX})")
+    with folder_lock(folder, "report"):
+        config = folder_settings(folder)
+        config.recipe.apply_threads()
+        store = ResultStore(folder)
+        if store.fingerprint not in (None, config.fingerprint()):
+            raise EnsplitError(f"{folder / CONFIG_FILE} does not match the results in the index (fingerprint "
+                               f"{store.fingerprint}); restore the folder's config.toml")
+        damaged = store.verify()
+        if damaged:
+            raise EnsplitError(f"{len(damaged)} stored job(s) of {folder} had missing or damaged arrays and are now "
+                               "marked unfinished; rerun `ensplit study` with the folder's settings to retrain them")
+        if not store.networks("pool", status="ok"):
+            raise EnsplitError(f"{folder} holds no finished networks yet; run `ensplit study` first")
+        analysis = analyze_store(store, config)
+        path = _report(analysis, folder, config) if report else None
     return StudyResult(config, folder, analysis, 0, path, store)
-

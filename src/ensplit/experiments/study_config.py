@@ -20,6 +20,7 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
+import torch
 from pydantic import Field
 
 from ensplit.analysis.temperature_laws import DEFAULT_TAUS
@@ -27,6 +28,7 @@ from ensplit.data.dataset import Dataset
 from ensplit.errors import EnsplitError
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, network_seed
+from ensplit.runs.resources import FLOAT64, require, training_bytes
 from ensplit.train.config import config_class
 
 Width = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -41,8 +43,8 @@ class StudyConfig:
                                                "comma-separated")] = (16, 32, 64, 128, 256)
     pool_factor: Annotated[float, Field(gt=0, le=10_000, description="pool size rule ℓ = ⌈pool_factor · "
                                                                       "s_max / s⌉")] = 8.0
-    pool_min: Annotated[int, Field(ge=1, le=100_000, description="smallest pool per width")] = 8
-    pool_max: Annotated[int, Field(ge=1, le=100_000, description="largest pool per width")] = 32
+    pool_min: Annotated[int, Field(ge=1, le=10_000, description="smallest pool per width")] = 8
+    pool_max: Annotated[int, Field(ge=1, le=10_000, description="largest pool per width")] = 32
     pool_rule: Annotated[Literal["clamped", "paper"], Field(description="pool size rule: clamped (⌈pool_factor · "
                                                               "s_ref / s⌉ within [pool_min, pool_max]) or paper "
                                                               "(max(pool_networks, ⌈pool_factor · s_standard / "
@@ -197,3 +199,18 @@ def plan_tune_jobs(config: StudyConfig) -> list[TrainJob]:
             jobs.append(_job(config, "tune", width, {**base_train, **values}, seeds, cell))
     return jobs
 
+
+def check_resources(config: StudyConfig, data: Dataset, device: torch.device) -> None:
+    """The study's largest job (widest member × members trained together) and its analysis must fit in
+    memory: refused before anything is allocated (see `ensplit.runs.resources`)."""
+    sizes = pool_sizes(config, data)
+    test_values = int(data.y_test.shape[0]) * int(data.num_classes)
+    for width in config.widths:
+        params = member_params(config, width, data)
+        together = min(sizes[width], config.members_per_run)
+        require(training_bytes(params * together, config.recipe.train.optimizer), device,
+                f"training {together} network(s) of width {width} together ({params:,} parameters each)",
+                "lower the widths or --members-per-run")
+    largest = max(sizes.values())
+    require(2 * FLOAT64 * largest * test_values, device, f"analysing a pool of {largest:,} networks",
+            "lower --pool-max or --test-subset")
