@@ -1,12 +1,19 @@
-"""Member-batched convolutions: one grouped conv vs torch.func.vmap vs a Python loop over members.
+"""Member-batched convolutions: every `MemberConv` strategy, and a Python loop over members, on one shape at a
+time.
 
     python benchmarks/bench_member_conv.py [--device cpu|cuda] [--repeats 5] [--write-table PATH]
 
-Times forward + backward of M convolutions on `[M, B, C, *S]` inputs for a few shapes, strategies
-interleaved within each repeat so load on a shared machine hits them alike; reports medians and ratios
-against the grouped conv, writes `benchmarks/results/member_conv_<device>.md`, and prints the rows for
-the table in `ensplit.layers.conv_strategy`. `--write-table PATH` also writes the choices as JSON rows
-`[device_type, dim, members, channels, spatial, choice]`; point `ENSPLIT_CONV_TABLE` at that file and
+Times forward + backward (given the output's gradient) of one `MemberConv` layer (bias on, the same
+weights for every strategy) on
+`[M, B, C_in, *S]` inputs, strategies interleaved within each repeat so load on a shared machine hits them
+alike; the input needs its gradient unless C_in = 1 (a network's first layer). 1-d strategies: "grouped"
+(one grouped conv1d), "grouped_nhwc" (the same grouped conv run channels-last as a 2-d conv), "im2col"
+(unfold + one baddbmm over the members, bias fused) and "loop"; 2-d: "grouped", "loop", and for
+information the grouped conv with channels-last tensors (MemberConv uses it when the model is converted to
+channels-last, see docs/scale-out.md). Reports medians and ratios against "grouped", writes
+`benchmarks/results/member_conv_<device>.md`, and prints the rows for the table in
+`ensplit.layers.conv_strategy`. `--write-table PATH` also writes the choices as JSON rows
+`[device_type, dim, members, in_channels, out_channels, spatial, choice]`; point `ENSPLIT_CONV_TABLE` at that file and
 `MemberConv(strategy="auto")` uses them in place of the built-in rows for that device type.
 """
 
@@ -17,74 +24,68 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-# (dim, members, batch, channels, spatial size)
-MARGIN = 0.10
-SHAPES = [(1, 8, 128, 16, 40), (1, 8, 128, 32, 40), (1, 32, 128, 32, 20),
-          (1, 16, 128, 16, 40), (1, 16, 128, 64, 40), (1, 4, 128, 64, 40),
-          (2, 4, 64, 16, 32), (2, 16, 64, 16, 32), (2, 4, 64, 64, 8), (2, 16, 64, 64, 8)]
+from ensplit.layers.member import MemberConv
 
-
-def grouped(x: torch.Tensor, w: torch.Tensor, dim: int, channels_last: bool = False) -> torch.Tensor:
-    m, b, c = x.shape[:3]
-    packed = x.transpose(0, 1).reshape(b, m * c, *x.shape[3:])
-    weight = w.reshape(-1, *w.shape[2:])
-    if channels_last:
-        packed = packed.contiguous(memory_format=torch.channels_last)
-        weight = weight.contiguous(memory_format=torch.channels_last)
-    conv = F.conv1d if dim == 1 else F.conv2d
-    y = conv(packed, weight, None, 1, w.shape[-1] // 2, 1, m)
-    return y.view(b, m, -1, *y.shape[2:]).transpose(0, 1)
+MARGIN = 0.10  # another strategy must beat "grouped" by this much to be chosen
+KERNEL = 5
+# (dim, members, batch, in channels, out channels, spatial size): the cnn1d family's layers (k = 5, max-pool
+# 2 after each: 40 -> 20 -> 10) for a few widths and member counts, and a few 2-d shapes
+SHAPES = [(1, 8, 128, 1, 16, 40), (1, 8, 128, 16, 16, 20), (1, 8, 128, 16, 16, 10),
+          (1, 8, 128, 1, 32, 40), (1, 8, 128, 32, 32, 20), (1, 8, 128, 32, 32, 10),
+          (1, 8, 128, 1, 64, 40), (1, 8, 128, 64, 64, 20), (1, 4, 128, 64, 64, 20),
+          (1, 16, 128, 1, 16, 40), (1, 16, 128, 16, 16, 20), (1, 16, 128, 64, 64, 20), (1, 32, 128, 32, 32, 10),
+          (2, 4, 64, 16, 16, 32), (2, 16, 64, 16, 16, 32), (2, 4, 64, 64, 64, 8), (2, 16, 64, 64, 64, 8)]
+STRATEGIES = {1: ("grouped", "grouped_nhwc", "im2col", "loop"), 2: ("grouped", "loop")}
 
 
-def vmapped(x: torch.Tensor, w: torch.Tensor, dim: int) -> torch.Tensor:
-    conv = F.conv1d if dim == 1 else F.conv2d
-    return torch.func.vmap(lambda xi, wi: conv(xi, wi, None, 1, w.shape[-1] // 2))(x, w)
-
-
-def looped(x: torch.Tensor, w: torch.Tensor, dim: int) -> torch.Tensor:
-    conv = F.conv1d if dim == 1 else F.conv2d
-    return torch.stack([conv(x[i], w[i], None, 1, w.shape[-1] // 2) for i in range(x.shape[0])])
-
-
-def strategies(dim: int) -> dict[str, Callable[..., torch.Tensor]]:
-    out: dict[str, Callable[..., torch.Tensor]] = {"grouped": grouped, "vmap": vmapped, "loop": looped}
-    if dim == 2:
-        out["grouped_channels_last"] = lambda x, w, d: grouped(x, w, d, channels_last=True)
-    return out
-
-
-def step_seconds(fn: Callable[..., torch.Tensor], x: torch.Tensor, w: torch.Tensor, dim: int, iters: int,
+def step_seconds(layer: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor, iters: int,
                  device: torch.device) -> float:
-    """Seconds per forward + backward."""
+    """Seconds per forward + backward (the output's gradient given: no loss is timed)."""
     start = time.perf_counter()
     for _ in range(iters):
-        w.grad = None
-        fn(x, w, dim).square().mean().backward()
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        layer(x).backward(grad)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return (time.perf_counter() - start) / iters
 
 
-def measure(shape: tuple[int, int, int, int, int], device: torch.device, repeats: int) -> dict[str, float]:
-    dim, m, b, c, s = shape
-    x = torch.randn(m, b, c, *([s] * dim), device=device)
-    w = torch.randn(m, c, c, *([3] * dim), device=device, requires_grad=True)
-    fns = strategies(dim)
-    reference = grouped(x, w, dim)
-    for name, fn in fns.items():  # same numbers from every strategy, and a warm-up
-        assert torch.allclose(fn(x, w, dim), reference, atol=1e-4, rtol=1e-4), name
-    probe = step_seconds(grouped, x, w, dim, 1, device)
+def layers(shape: tuple[int, ...], device: torch.device) -> dict[str, torch.nn.Module]:
+    dim, m, _, c_in, c_out, _ = shape
+    torch.manual_seed(0)
+    reference = MemberConv(m, dim, c_in, c_out, KERNEL if dim == 1 else 3, padding=KERNEL // 2 if dim == 1 else 1)
+    out = {}
+    for strategy in STRATEGIES[dim]:
+        layer = MemberConv(m, dim, c_in, c_out, reference.kernel_size, padding=reference.padding, strategy=strategy)
+        layer.load_state_dict(reference.state_dict())
+        out[strategy] = layer.to(device)
+    if dim == 2:
+        nhwc = MemberConv(m, dim, c_in, c_out, 3, padding=1, strategy="grouped")
+        nhwc.load_state_dict(reference.state_dict())
+        out["grouped, channels-last tensors"] = nhwc.to(device, memory_format=torch.channels_last)
+    return out
+
+
+def measure(shape: tuple[int, ...], device: torch.device, repeats: int) -> dict[str, float]:
+    dim, m, b, c_in, _, s = shape
+    x = torch.randn(m, b, c_in, *([s] * dim), device=device, requires_grad=c_in > 1)
+    candidates = layers(shape, device)
+    reference = candidates["grouped"](x)
+    grad = torch.randn_like(reference)
+    for name, layer in candidates.items():  # same numbers from every strategy, and a warm-up
+        assert torch.allclose(layer(x), reference, atol=1e-4, rtol=1e-4), name
+        step_seconds(layer, x, grad, 1, device)
+    probe = step_seconds(candidates["grouped"], x, grad, 1, device)
     iters = max(1, min(50, int(0.2 / max(probe, 1e-6))))
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(step_seconds(fn, x, w, dim, iters, device))
+        for name, layer in candidates.items():
+            times[name].append(step_seconds(layer, x, grad, iters, device))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -98,27 +99,34 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    lines = [f"# Member-batched convolution: grouped vs vmap vs loop ({device.type})", "",
-             f"Forward + backward, median of {args.repeats} interleaved repeats; {torch.__version__}, "
-             f"{args.threads} torch thread(s), load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-             "(a shared machine: absolute times are noisy, ratios less so).", "",
-             "| dim | members | batch | channels | size | grouped ms | vmap / grouped | loop / grouped "
-             "| channels-last / grouped | fastest | table choice |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    table_rows = []
-    json_rows = []
+    names = ["grouped_nhwc", "im2col", "loop", "grouped, channels-last tensors"]
+    lines = [f"# Member-batched convolution: MemberConv strategies vs a loop ({device.type})", "",
+             f"Forward + backward of one layer (bias, input gradient unless C_in = 1), median of {args.repeats} "
+             f"interleaved repeats; torch {torch.__version__}, {args.threads} torch thread(s), load average "
+             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine: absolute times are noisy, "
+             "ratios less so). Kernel 5 (1-d, padding 2) or 3 (2-d, padding 1).", "",
+             "| dim | members | batch | C_in | C_out | size | grouped ms | "
+             + " | ".join(f"{n} / grouped" for n in names) + " | fastest | table choice |",
+             "|" + "---|" * (9 + len(names))]
+    table_rows, json_rows = [], []
     for shape in SHAPES:
         t = measure(shape, device, args.repeats)
         best = min(t, key=t.get)
-        # MemberConv runs "grouped" or "loop"; the loop must win by MARGIN to beat the default
-        choice = "loop" if t["loop"] < (1 - MARGIN) * t["grouped"] else "grouped"
-        cl = f"{t['grouped_channels_last'] / t['grouped']:.2f}" if "grouped_channels_last" in t else "-"
-        lines.append(f"| {shape[0]} | {shape[1]} | {shape[2]} | {shape[3]} | {shape[4]} | {1e3 * t['grouped']:.2f} "
-                     f"| {t['vmap'] / t['grouped']:.2f} | {t['loop'] / t['grouped']:.2f} | {cl} | {best} | {choice} |")
+        implemented = {n: v for n, v in t.items() if n in STRATEGIES[shape[0]]}
+        fastest = min(implemented, key=implemented.get)
+        choice = fastest if implemented[fastest] < (1 - MARGIN) * t["grouped"] else "grouped"
+        ratios = " | ".join(f"{t[n] / t['grouped']:.2f}" if n in t else "-" for n in names)
+        lines.append(f"| {shape[0]} | {shape[1]} | {shape[2]} | {shape[3]} | {shape[4]} | {shape[5]} "
+                     f"| {1e3 * t['grouped']:.2f} | {ratios} | {best} | {choice} |")
         print(lines[-1], flush=True)
-        table_rows.append(f'    ("{device.type}", {shape[0]}, {shape[1]}, {shape[3]}, {shape[4]}, "{choice}"),')
-        json_rows.append([device.type, shape[0], shape[1], shape[3], shape[4], choice])
-    lines += ["", f"Table choice: the loop where it beats the grouped conv by {MARGIN:.0%} or more, else grouped "
-              "(MemberConv implements those two; vmap lowers to the same grouped conv)."]
+        table_rows.append(f'    ("{device.type}", {shape[0]}, {shape[1]}, {shape[3]}, {shape[4]}, {shape[5]}, '
+                          f'"{choice}"),')
+        json_rows.append([device.type, shape[0], shape[1], shape[3], shape[4], shape[5], choice])
+    lines += ["", f"Table choice: the fastest strategy MemberConv implements if it beats the grouped conv by "
+              f"{MARGIN:.0%} or more, else grouped. The table is keyed by (members, C_in, C_out, size); "
+              "a network's first layer (C_in = 1) gets rows of its own.",
+              "", "Reproduce: `python benchmarks/bench_member_conv.py "
+              f"--device {device.type} --repeats {args.repeats}`"]
     out = Path(__file__).parent / "results" / f"member_conv_{device.type}.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"\nwritten {out}\nrows for ensplit.layers.conv_strategy.TABLE:\n" + "\n".join(table_rows))
@@ -128,7 +136,7 @@ def main() -> None:
 
 
 def write_table(rows: list[list], path: Path) -> None:
-    """One JSON row per line: [device_type, dim, members, channels, spatial, choice]."""
+    """One JSON row per line: [device_type, dim, members, in_channels, out_channels, spatial, choice]."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]\n", encoding="utf-8")
 

@@ -20,8 +20,8 @@ def _no_user_table(monkeypatch):
 
 
 def test_measured_rows_choose_themselves():
-    for device, dim, members, channels, spatial, choice in TABLE:
-        assert choose_strategy(device, dim, members, channels, spatial) == choice
+    for device, dim, members, in_channels, out_channels, spatial, choice in TABLE:
+        assert choose_strategy(device, dim, members, in_channels, spatial, out_channels) == choice
         MemberConv(2, dim, 3, 4, 3, strategy=choice)  # every choice is one MemberConv implements
 
 
@@ -31,8 +31,11 @@ def test_unmeasured_devices_get_grouped(device):
 
 
 def test_nearest_shape_in_log_space():
-    assert choose_strategy("cpu", 2, 8, 16, 32) == "loop"  # between the two loop rows
+    assert choose_strategy("cpu", 2, 5, 16, 32) == "loop"  # nearest: the 4-member row
     assert choose_strategy("cpu", 2, 8, 128, 4) == "grouped"
+    # a 1-d network's first layer (one input channel) has rows of its own
+    assert choose_strategy("cpu", 1, 8, 1, 40, 24) == "im2col"
+    assert choose_strategy("cpu", 1, 8, 24, 20, 24) == "grouped"
 
 
 # --- strategy "auto" in MemberConv, and tables measured elsewhere ($ENSPLIT_CONV_TABLE) ---------------
@@ -67,9 +70,9 @@ def test_auto_asks_the_table_once_per_device_and_shape(monkeypatch):
     conv = MemberConv(3, 2, 4, 5, 3, padding=1)
     for size in (6, 6, 6, 7, 6):
         conv(torch.randn(3, 2, 4, size, size))
-    assert calls == [("cpu", 2, 3, 4, 6), ("cpu", 2, 3, 4, 7)]
+    assert calls == [("cpu", 2, 3, 4, 6, 5), ("cpu", 2, 3, 4, 7, 5)]
     conv(torch.randn(3, 2, 4, 4, 9))  # a non-square image counts as the square of the same area
-    assert calls[-1] == ("cpu", 2, 3, 4, 6)
+    assert calls[-1] == ("cpu", 2, 3, 4, 6, 5)
 
 
 @pytest.mark.parametrize("dim,groups,batch", [(1, 1, (5,)), (2, 1, (5,)), (2, 2, (2, 3)), (1, 2, ())])
@@ -91,6 +94,24 @@ def test_auto_grouped_and_loop_agree(float64_default, dim, groups, batch):
         torch.testing.assert_close(outputs[strategy], outputs["grouped"], atol=1e-10, rtol=0)
         for got, want in zip(grads[strategy], grads["grouped"], strict=True):
             torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+
+
+def test_auto_runs_a_one_channel_first_layer_on_im2col_and_matches_grouped(float64_default):
+    conv = MemberConv(8, 1, 1, 16, 5, padding=2)
+    x = torch.randn(8, 3, 1, 40)
+    grouped = MemberConv(8, 1, 1, 16, 5, padding=2, strategy="grouped")
+    grouped.load_state_dict(conv.state_dict())
+    torch.testing.assert_close(conv(x), grouped(x), atol=1e-12, rtol=0)
+    assert conv.resolved_strategy(x) == "im2col"
+
+
+def test_table_rows_with_and_without_output_channels(tmp_path, monkeypatch):
+    path = _write(tmp_path, [["cpu", 1, 8, 1, 16, 40, "im2col"], ["cpu", 1, 8, 1, 64, 40, "loop"],
+                             ["cpu", 1, 8, 32, 20, "grouped_nhwc"]])
+    monkeypatch.setenv(ENV_VAR, str(path))
+    assert choose_strategy("cpu", 1, 8, 1, 40, 16) == "im2col"
+    assert choose_strategy("cpu", 1, 8, 1, 40, 64) == "loop"  # same input shape, wider output
+    assert choose_strategy("cpu", 1, 8, 32, 20) == "grouped_nhwc"  # six fields: out = in channels
 
 
 def test_unknown_strategy_is_refused():
@@ -125,6 +146,7 @@ def test_a_user_table_replaces_the_rows_of_its_device_types(tmp_path, monkeypatc
     ([["cpu", 2, 4, 16, 32]], "row 0"),
     ([["cpu", 2, 4, 16, 32, "loop"], ["cpu", 3, 4, 16, 32, "loop"]], "row 1"),
     ([["cpu", 2, 4, 16, 32, "vmap"]], "row 0"),
+    ([["cpu", 1, 4, 1, 16, 40, 2, "im2col"]], "row 0"),
     ([["cpu", 2, 0, 16, 32, "loop"]], "row 0"),
     ([["cpu", 2, 4.5, 16, 32, "loop"]], "row 0"),
 ])

@@ -1,8 +1,11 @@
-"""Choose how `MemberConv` runs M convolutions ("grouped" or "loop") from a table of measured timings.
+"""Choose how `MemberConv` runs M convolutions ("grouped", "loop", and for 1-d convs "im2col" or
+"grouped_nhwc") from a table of measured timings.
 
 The rows come from `benchmarks/bench_member_conv.py` (forward + backward, see
 `benchmarks/results/member_conv_<device>.md`): a shape takes the choice of its nearest measured shape on
-the same device type and conv dimension, distance measured in log members, channels and spatial size.
+the same device type and conv dimension, distance measured in log members, input channels, output channels
+and spatial size. Rows are `(device, dim, members, in channels, out channels, spatial, choice)`; rows
+without the output channels (the older six-field form) count them equal to the input channels.
 Devices without measurements get "grouped" (one kernel launch instead of M; the usual GPU winner, but
 not measured here: no GPU was available when the table was made).
 
@@ -21,34 +24,44 @@ from pathlib import Path
 
 from ensplit.errors import EnsplitError
 
-Row = tuple[str, int, int, int, int, str]
+Row = tuple  # (device, dim, members, in channels, [out channels,] spatial, choice)
 
-# (device type, conv dim, members, channels, spatial size, choice), measured on an idle 2-core CPU
-# (benchmarks/results/member_conv_cpu.md): the loop where it beats the grouped conv by 10% or more. Few
-# channels on large images, and 1-D convs with 32+ channels, favour the loop on CPU.
+# (device type, conv dim, members, in channels, out channels, spatial size, choice), measured on a 2-core
+# CPU (benchmarks/results/member_conv_cpu.md): another strategy where it beats the grouped conv by 10% or
+# more. A 1-d network's first layer (one input channel) runs fastest as im2col + baddbmm; its hidden 1-d
+# layers as the grouped conv (channels-last for many members and channels); few channels on large images
+# favour the loop for 2-d convs.
 TABLE: tuple[Row, ...] = (
-    ("cpu", 1, 8, 16, 40, "grouped"),
-    ("cpu", 1, 8, 32, 40, "loop"),
-    ("cpu", 1, 32, 32, 20, "grouped"),
-    ("cpu", 1, 16, 16, 40, "grouped"),
-    ("cpu", 1, 16, 64, 40, "loop"),
-    ("cpu", 1, 4, 64, 40, "grouped"),
-    ("cpu", 2, 4, 16, 32, "loop"),
-    ("cpu", 2, 16, 16, 32, "loop"),
-    ("cpu", 2, 4, 64, 8, "grouped"),
-    ("cpu", 2, 16, 64, 8, "grouped"),
+    ("cpu", 1, 8, 1, 16, 40, "im2col"),
+    ("cpu", 1, 8, 16, 16, 20, "grouped"),
+    ("cpu", 1, 8, 16, 16, 10, "grouped"),
+    ("cpu", 1, 8, 1, 32, 40, "im2col"),
+    ("cpu", 1, 8, 32, 32, 20, "grouped"),
+    ("cpu", 1, 8, 32, 32, 10, "grouped"),
+    ("cpu", 1, 8, 1, 64, 40, "im2col"),
+    ("cpu", 1, 8, 64, 64, 20, "grouped"),
+    ("cpu", 1, 4, 64, 64, 20, "grouped"),
+    ("cpu", 1, 16, 1, 16, 40, "im2col"),
+    ("cpu", 1, 16, 16, 16, 20, "grouped"),
+    ("cpu", 1, 16, 64, 64, 20, "grouped_nhwc"),
+    ("cpu", 1, 32, 32, 32, 10, "grouped"),
+    ("cpu", 2, 4, 16, 16, 32, "loop"),
+    ("cpu", 2, 16, 16, 16, 32, "grouped"),
+    ("cpu", 2, 4, 64, 64, 8, "grouped"),
+    ("cpu", 2, 16, 64, 64, 8, "grouped"),
 )
 
 DEFAULT = "grouped"
-CHOICES = ("grouped", "loop")
+CHOICES = ("grouped", "loop", "im2col", "grouped_nhwc")
+_EXPECTED = ('[device_type, dim (1 or 2), members, in_channels, (out_channels,) spatial, one of '
+             + ", ".join(f'"{c}"' for c in CHOICES) + "]")
 ENV_VAR = "ENSPLIT_CONV_TABLE"
 
 
 def _valid_row(row: object) -> bool:
-    if not isinstance(row, list) or len(row) != 6:
+    if not isinstance(row, list) or len(row) not in (6, 7):
         return False
-    device, dim, members, channels, spatial, choice = row
-    sizes = (members, channels, spatial)
+    device, dim, *sizes, choice = row
     return (isinstance(device, str) and bool(device) and dim in (1, 2) and not isinstance(dim, bool)
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes) and choice in CHOICES)
 
@@ -64,8 +77,7 @@ def _read_rows(path: str, mtime_ns: int) -> tuple[Row, ...]:
         raise EnsplitError(f"{ENV_VAR} file {path} must hold a non-empty JSON list of rows")
     for i, row in enumerate(rows):
         if not _valid_row(row):
-            raise EnsplitError(f"{ENV_VAR} file {path}: row {i} is {json.dumps(row)}, expected "
-                               '[device_type, dim (1 or 2), members, channels, spatial, "grouped" or "loop"]')
+            raise EnsplitError(f"{ENV_VAR} file {path}: row {i} is {json.dumps(row)}, expected {_EXPECTED}")
     return tuple(tuple(r) for r in rows)
 
 
@@ -89,13 +101,21 @@ def active_table() -> tuple[Row, ...]:
     return tuple(r for r in TABLE if r[0] not in devices) + extra
 
 
-def choose_strategy(device_type: str, dim: int, members: int, channels: int, spatial: int) -> str:
-    """"grouped" or "loop" for M = `members` convolutions of `channels` channels on size `spatial` inputs."""
+def _sizes(row: Row) -> tuple[int, int, int, int]:
+    """(members, in channels, out channels, spatial) of a six- or seven-field row."""
+    return tuple(row[2:6]) if len(row) == 7 else (row[2], row[3], row[3], row[4])
+
+
+def choose_strategy(device_type: str, dim: int, members: int, channels: int, spatial: int,
+                    out_channels: int | None = None) -> str:
+    """The strategy (one of CHOICES) for M = `members` convolutions of `channels` input channels (and
+    `out_channels`, default the same) on size `spatial` inputs."""
     rows = [r for r in active_table() if r[0] == device_type and r[1] == dim]
     if not rows:
         return DEFAULT
+    shape = (members, channels, channels if out_channels is None else out_channels, spatial)
 
     def distance(row: Row) -> float:
-        return sum(math.log(a / b) ** 2 for a, b in zip(row[2:5], (members, channels, spatial), strict=True))
+        return sum(math.log(a / b) ** 2 for a, b in zip(_sizes(row), shape, strict=True))
 
-    return min(rows, key=distance)[5]
+    return min(rows, key=distance)[-1]

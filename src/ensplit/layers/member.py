@@ -17,7 +17,8 @@ from torch import nn
 from ensplit.layers import plain
 from ensplit.layers.conv_strategy import choose_strategy
 
-STRATEGIES = ("auto", "grouped", "loop")
+STRATEGIES = ("auto", "grouped", "loop", "im2col", "grouped_nhwc")
+ONE_D_STRATEGIES = ("im2col", "grouped_nhwc")  # strategies MemberConv implements for 1-d convs only
 
 
 def is_channels_last(weight: torch.Tensor) -> bool:
@@ -39,7 +40,8 @@ class MemberLinear(nn.Module):
     def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         self.members, self.in_features, self.out_features = members, in_features, out_features
-        self.weight = nn.Parameter(torch.empty(members, out_features, in_features))
+        # Shaped [M, out, in] like M nn.Linear weights, stored [M, in, out] in memory: see forward.
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features).transpose(1, 2))
         self.bias = nn.Parameter(torch.empty(members, out_features)) if bias else None
         for m in range(members):  # the same distribution as nn.Linear, member by member
             template = nn.Linear(in_features, out_features, bias=bias)
@@ -59,18 +61,19 @@ class MemberLinear(nn.Module):
         return layer.to(first.weight.device, first.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Computed feature-major, y^T = W x^T + b: the weight gradient then comes out of the backward bmm
-        # in the weight's own [M, out, in] layout. The row-major form (x W^T) leaves it transposed and
-        # costs a strided [M, out, in] copy per layer and step (10-15% of an MLP step on CPU; see
-        # benchmarks/results/member_batched.md). The output is a transposed view; the next layer reads
-        # it without a copy.
+        # Row-major, y = x Wᵀ + b, with Wᵀ a contiguous [M, in, out] view of the weight's storage: the output
+        # is contiguous (ReLU, log-softmax and their backward run on it at full speed; on a transposed
+        # output they ran ~5-10× slower per element) and the weight gradient x_ᵀ g comes out of the backward
+        # bmm already in the weight's memory layout (no transposing copy). See
+        # benchmarks/results/member_batched.md.
         lead = x.shape[1:-1]
-        flat_t = x.reshape(self.members, -1, self.in_features).transpose(1, 2)  # [M, in, rows]
+        flat = x.reshape(self.members, -1, self.in_features)  # [M, rows, in]
+        weight_t = self.weight.transpose(1, 2)  # [M, in, out], contiguous when the storage is as created
         if self.bias is None:
-            y_t = torch.bmm(self.weight, flat_t)
+            y = torch.bmm(flat, weight_t)
         else:
-            y_t = torch.baddbmm(self.bias.unsqueeze(2), self.weight, flat_t)
-        return y_t.transpose(1, 2).reshape(self.members, *lead, self.out_features)
+            y = torch.baddbmm(self.bias.unsqueeze(1), flat, weight_t)
+        return y.reshape(self.members, *lead, self.out_features)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, {self.in_features} -> {self.out_features}, bias={self.bias is not None}"
@@ -80,7 +83,9 @@ class MemberConv(nn.Module):
     """M convolutions run as one grouped convolution (groups = M × groups per member) or one by one.
 
     The weight is stored `[M·out, in/groups, *kernel]`, the layout the grouped convolution reads, so no
-    copy is made per step. strategy: "grouped", "loop" (members one by one), or "auto" (the default):
+    copy is made per step. strategy: "grouped", "loop" (members one by one), for 1-d convs also "im2col"
+    (unfolded input and small matrix products batched over examples and members; groups = 1 only)
+    and "grouped_nhwc" (the grouped convolution run channels-last as a 2-d one), or "auto" (the default):
     per input shape and device type, the choice of `ensplit.layers.conv_strategy.choose_strategy`.
     """
 
@@ -90,6 +95,8 @@ class MemberConv(nn.Module):
         super().__init__()
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown conv strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+        if strategy in ONE_D_STRATEGIES and (dim != 1 or (strategy == "im2col" and groups != 1)):
+            raise ValueError(f"conv strategy {strategy!r} is for 1-d convs" + (" with groups=1" * (dim == 1)))
         self.members, self.dim = members, dim
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding, self.groups = kernel_size, stride, padding, groups
@@ -121,7 +128,10 @@ class MemberConv(nn.Module):
         choice = self._auto_choices.get(key)
         if choice is None:
             size = max(1, round(math.prod(shape) ** (1 / self.dim)))
-            choice = choose_strategy(x.device.type, self.dim, self.members, self.in_channels, size)
+            choice = choose_strategy(x.device.type, self.dim, self.members, self.in_channels, size,
+                                     self.out_channels)
+            if choice in ONE_D_STRATEGIES and (self.dim != 1 or (choice == "im2col" and self.groups != 1)):
+                choice = "grouped"
             self._auto_choices[key] = choice
         return choice
 
@@ -134,7 +144,13 @@ class MemberConv(nn.Module):
         m, spatial = self.members, self.dim
         batch_shape = x.shape[1 : x.dim() - spatial - 1]
         x = x.reshape(m, -1, *x.shape[x.dim() - spatial - 1 :])  # [M, B, C, *S]
-        if self.resolved_strategy(x) == "loop":
+        strategy = self.resolved_strategy(x)
+        if strategy == "im2col":
+            y = member_conv1d_im2col(x, self.weight.view(m, self.out_channels, -1), self.bias, self.kernel_size,
+                                     self.stride, self.padding)
+        elif strategy == "grouped_nhwc":
+            y = _grouped_conv1d_nhwc(x, self.weight, self.bias, m * self.groups, self.stride, self.padding)
+        elif strategy == "loop":
             w = self.weight.view(m, self.out_channels, *self.weight.shape[1:])
             b = self.bias.view(m, -1) if self.bias is not None else None
             y = torch.stack([self._conv(x[i], w[i], None if b is None else b[i], self.groups)
@@ -157,6 +173,71 @@ class MemberConv(nn.Module):
         return (f"members={self.members}, {self.dim}d, {self.in_channels}, {self.out_channels}, "
                 f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"groups={self.groups}, strategy={self.strategy}")
+
+
+class _MemberIm2col(torch.autograd.Function):
+    """y[b, m] = W[m] · unfold(x[m, b]) + bias[m]: the members' 1-d convolutions (groups = 1) as small matrix
+    products batched over (example, member), `[out, C·k] @ [C·k, L_out]` each, so the result comes out laid
+    out `[B, M, out, L_out]`, the grouped conv's layout (no transposing copy of the largest activation). The
+    backward is written out (batched products and k shifted adds), so autograd keeps no unfold graph."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel: int, stride: int,
+                padding: int) -> tuple[torch.Tensor, torch.Tensor]:
+        m, b, c, length = x.shape
+        padded = F.pad(x, (padding, padding))
+        out_length = (length + 2 * padding - kernel) // stride + 1
+        s_m, s_b, s_c, s_l = padded.stride()
+        cols = padded.as_strided((b, m, c, kernel, out_length), (s_b, s_m, s_c, s_l, s_l * stride))
+        cols = cols.reshape(b, m, c * kernel, out_length)  # the im2col copy
+        y = torch.matmul(weight, cols)  # [B, M, out, L_out]
+        if bias is not None:
+            y += bias.view(m, -1, 1)
+        return y.transpose(0, 1), cols
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: tuple) -> None:
+        x, weight, bias, kernel, stride, padding = inputs
+        ctx.save_for_backward(weight, output[1])
+        ctx.mark_non_differentiable(output[1])
+        ctx.geometry = (x.shape, kernel, stride, padding, bias is not None)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor, _: torch.Tensor):
+        weight, cols = ctx.saved_tensors
+        (m, b, c, length), kernel, stride, padding, has_bias = ctx.geometry
+        g = grad.transpose(0, 1)  # [B, M, out, L_out]
+        grad_weight = torch.matmul(g, cols.transpose(2, 3)).sum(0) if ctx.needs_input_grad[1] else None
+        grad_bias = g.sum((0, 3)).view(-1) if has_bias and ctx.needs_input_grad[2] else None
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_cols = torch.matmul(weight.transpose(1, 2), g).view(b, m, c, kernel, -1)
+            padded = grad.new_zeros(b, m, c, length + 2 * padding)
+            span = stride * (g.shape[-1] - 1) + 1
+            for t in range(kernel):  # col2im: every kernel tap adds its shifted slice back
+                padded[..., t : t + span : stride] += grad_cols[:, :, :, t]
+            grad_x = padded[..., padding : padding + length].transpose(0, 1)
+        return grad_x, grad_weight, grad_bias, None, None, None
+
+
+def member_conv1d_im2col(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel: int,
+                         stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """Members' 1-d convolutions by im2col and batched matrix products: x `[M, B, C, L]`, weight
+    `[M, out, C·k]`, bias `[M·out]` -> `[M, B, out, L_out]` (a transposed view of `[B, M, out, L_out]`)."""
+    return _MemberIm2col.apply(x, weight, bias, kernel, stride, padding)[0]
+
+
+def _grouped_conv1d_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int,
+                         stride: int, padding: int) -> torch.Tensor:
+    """The grouped 1-d convolution of members `[M, B, C, L]` run as a channels-last 2-d one (height 1):
+    `[M, B, out, L_out]`, a view of the `[B, L_out, M·out]` result."""
+    m, b_size, c, length = x.shape
+    packed = x.transpose(0, 1).reshape(b_size, m * c, 1, length).contiguous(memory_format=torch.channels_last)
+    kernel = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # [M·out, C/g, 1, k]
+    y = F.conv2d(packed, kernel, bias, (1, stride), (0, padding), 1, groups)  # [B, M·out, 1, L_out], NHWC
+    return y.squeeze(2).unflatten(1, (m, -1)).transpose(0, 1)
 
 
 class MemberNorm(nn.Module):

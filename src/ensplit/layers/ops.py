@@ -35,7 +35,44 @@ def per_example(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tra
     return y.permute(*inverse, *range(lead, y.dim()))
 
 
+class _PairMax(torch.autograd.Function):
+    """1-D max pooling with kernel 2 and stride 2 over the last dim, as F.max_pool1d computes it (the first
+    of two equal values wins; an odd last element is dropped), from two element-wise passes.
+
+    F.max_pool1d runs through max_pool2d_with_indices, which on CPU costs ~3× as much forward and backward
+    (benchmarks/results/member_batched.md); on a member-batched 1-D CNN it was the largest single kernel.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        half = x.shape[-1] // 2
+        pairs = x[..., : 2 * half].unflatten(-1, (half, 2)).movedim(-1, 0).contiguous()  # [2, ..., half]
+        return torch.maximum(pairs[0], pairs[1]), pairs[0] >= pairs[1]
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[torch.Tensor], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+        ctx.length = inputs[0].shape[-1]
+        ctx.save_for_backward(output[1])
+        ctx.mark_non_differentiable(output[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+        (first,) = ctx.saved_tensors
+        out = grad.new_zeros(*grad.shape[:-1], ctx.length) if ctx.length % 2 else \
+            grad.new_empty(*grad.shape[:-1], ctx.length)
+        pairs = out[..., : 2 * grad.shape[-1]].unflatten(-1, (grad.shape[-1], 2))
+        pairs[..., 0] = grad * first
+        pairs[..., 1] = grad - pairs[..., 0]
+        return out
+
+
 def max_pool(x: torch.Tensor, spatial_dims: int, kernel_size: int, stride: int | None = None) -> torch.Tensor:
+    if spatial_dims == 1 and kernel_size == 2 and stride in (None, 2) and x.shape[-1] >= 2:
+        # folded in memory order like every pooling here, so the output (and, backwards, the gradient) keeps
+        # the input's layout: element-wise kernels on operands of mixed layouts run several times slower
+        return per_example(lambda folded: _PairMax.apply(folded)[0], x, spatial_dims + 1)
     pool = F.max_pool1d if spatial_dims == 1 else F.max_pool2d
     return per_example(lambda folded: pool(folded, kernel_size, stride), x, spatial_dims + 1)
 
