@@ -40,8 +40,7 @@ class MemberLinear(nn.Module):
     def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         self.members, self.in_features, self.out_features = members, in_features, out_features
-        # Shaped [M, out, in] like M nn.Linear weights, stored [M, in, out] in memory: see forward.
-        self.weight = nn.Parameter(torch.empty(members, in_features, out_features).transpose(1, 2))
+        self.weight = nn.Parameter(torch.empty(members, out_features, in_features))
         self.bias = nn.Parameter(torch.empty(members, out_features)) if bias else None
         for m in range(members):  # the same distribution as nn.Linear, member by member
             template = nn.Linear(in_features, out_features, bias=bias)
@@ -61,19 +60,19 @@ class MemberLinear(nn.Module):
         return layer.to(first.weight.device, first.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Row-major, y = x Wᵀ + b, with Wᵀ a contiguous [M, in, out] view of the weight's storage: the output
-        # is contiguous (ReLU, log-softmax and their backward run on it at full speed; on a transposed
-        # output they ran ~5-10× slower per element) and the weight gradient x_ᵀ g comes out of the backward
-        # bmm already in the weight's memory layout (no transposing copy). See
-        # benchmarks/results/member_batched.md.
+        # Computed feature-major, y^T = W x^T + b: the weight gradient then comes out of the backward bmm
+        # in the weight's own [M, out, in] layout. The row-major form (x W^T) leaves it transposed and
+        # costs a strided [M, out, in] copy per layer and step (10-15% of an MLP step on CPU; see
+        # benchmarks/results/member_batched.md). The output is a transposed view; the next layer reads
+        # it without a copy. (Storing the weight [M, in, out] to get a contiguous output instead measured
+        # 0.99-1.14× this step time, so it was not kept.)
         lead = x.shape[1:-1]
-        flat = x.reshape(self.members, -1, self.in_features)  # [M, rows, in]
-        weight_t = self.weight.transpose(1, 2)  # [M, in, out], contiguous when the storage is as created
+        flat_t = x.reshape(self.members, -1, self.in_features).transpose(1, 2)  # [M, in, rows]
         if self.bias is None:
-            y = torch.bmm(flat, weight_t)
+            y_t = torch.bmm(self.weight, flat_t)
         else:
-            y = torch.baddbmm(self.bias.unsqueeze(1), flat, weight_t)
-        return y.reshape(self.members, *lead, self.out_features)
+            y_t = torch.baddbmm(self.bias.unsqueeze(2), self.weight, flat_t)
+        return y_t.transpose(1, 2).reshape(self.members, *lead, self.out_features)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, {self.in_features} -> {self.out_features}, bias={self.bias is not None}"
