@@ -55,3 +55,41 @@ def test_bad_input():
         fit_power_law([1, 2], [1.0, 0.5])
     with pytest.raises(EnsplitError):
         fit_power_law([1, 2, 3], [1.0, np.nan, 0.5])
+
+
+def test_the_vectorised_grid_equals_the_loop_over_exponents():
+    """`_grid_rss` (all exponents at once) against `_linear_fit` called per exponent, float64, 1e-10 relative."""
+    import numpy as np
+
+    from ensplit.analysis.powerlaw import _grid_rss, _linear_fit
+
+    rng = np.random.default_rng(0)
+    grid = -np.geomspace(1e-3, 4.0, 161)[::-1]
+    for _ in range(50):
+        m = rng.uniform(1.0, 50.0, rng.integers(3, 20))
+        y = rng.normal(size=m.size)
+        loop = np.array([_linear_fit(m, y, a)[2] for a in grid])
+        assert np.allclose(_grid_rss(m, y, grid), loop, rtol=1e-10, atol=1e-12)
+    flat = np.ones(5)  # a constant basis column (m all equal to 1): the loop's zero-denominator branch
+    assert np.allclose(_grid_rss(flat, np.arange(5.0), grid), [_linear_fit(flat, np.arange(5.0), a)[2] for a in grid])
+
+
+def test_a_floor_on_the_asymptote_against_a_brute_force_search():
+    """With c ≥ c_min the fit equals the best of a dense (a, c) grid search that honours the bound."""
+    import numpy as np
+
+    from ensplit.analysis.powerlaw import _grid_rss, _linear_fit, fit_power_law
+
+    m = np.array([1000.0, 2000, 4000, 8000] * 3)
+    y = np.array([1.30, 1.175, 1.00, 0.894] * 3) + np.repeat([0.0, 0.01, -0.01], 4)
+    free = fit_power_law(m, y)
+    floored = fit_power_law(m, y, c_min=0.0)
+    assert free.c < 0 <= floored.c  # the free fit extrapolates below any possible loss
+    best = min((float(np.sum((y - c - b * m ** a) ** 2)), a, c, b)
+               for a in np.linspace(-3, -0.01, 300) for c in np.linspace(0, 1.2, 121)
+               for b in [max(float((m ** a) @ (y - c)) / float((m ** a) @ (m ** a)), 0.0)])
+    assert floored.rmse ** 2 * m.size <= best[0] + 1e-9
+    grid = -np.geomspace(1e-3, 4.0, 161)[::-1]
+    scaled = m / m.min()
+    loop = np.array([_linear_fit(scaled, y, a, 0.0)[2] for a in grid])
+    assert np.allclose(_grid_rss(scaled, y, grid, 0.0), loop, rtol=1e-10, atol=1e-12)

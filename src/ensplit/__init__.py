@@ -5,15 +5,16 @@ options and the TOML keys) and returns a result whose `to_json()` is exactly wha
 `--json`:
 
     import ensplit
+    answer = ensplit.recommend(budget=80_000)          # the question ensplit exists for
     result = ensplit.study(widths="16,32,64", epochs=20, out="my-study")
     result = ensplit.compare(methods="single,deep,batchensemble", members=4, param_budget="23k")
     recipe = ensplit.Recipe(family="cnn1d", train=ensplit.TrainConfig(epochs=20))
     result = ensplit.compare(recipe=recipe, methods="single,deep")
 
-Experiments: study (memory split, seed 000), compare (sharing methods, seed 003), designspace (EST,
-seed 001), landscape (diversity, seed 002), collegial (NTK design, seed 004). Stored predictions:
-analyze, evaluate, report. The budget planner: count_params, flops_per_example, solve_width,
-memory_splits, equivalents.
+Experiments: recommend (all of them at one budget, predicted and verified), study (memory split, seed
+000), compare (sharing methods, seed 003), designspace (EST, seed 001), landscape (diversity, seed 002),
+collegial (NTK design, seed 004). Stored predictions: analyze, evaluate, report. The budget planner:
+count_params, flops_per_example, solve_width, memory_splits, equivalents.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from ensplit.experiments.landscape import LandscapeConfig, LandscapeResult, run_
 from ensplit.experiments.predictions import AnalyzeResult, EvaluateResult
 from ensplit.experiments.predictions import analyze as _analyze
 from ensplit.experiments.predictions import evaluate as _evaluate
+from ensplit.experiments.recommend import RecommendResult, run_recommend
+from ensplit.experiments.recommend_plan import RecommendConfig
 from ensplit.experiments.study import StudyResult, reanalyze, run_study
 from ensplit.experiments.study_config import StudyConfig
 from ensplit.models import count_params
@@ -42,6 +45,16 @@ def _settings(cls: type, table: str, config: Any, settings: dict[str, Any]) -> A
     if config is not None and settings:
         raise EnsplitError(f"give a {cls.__name__} or keyword settings, not both")
     return config if config is not None else build_settings(cls, table, settings)
+
+
+def recommend(config: RecommendConfig | None = None, out: str | Path = "ensplit-recommend", *,
+              progress: bool = True, report: bool = True, **settings: Any) -> RecommendResult:
+    """The answer at a parameter budget: one wide network, a deep ensemble (how many members) or a sharing
+    method? Every candidate's CNLL at the budget is predicted from cheap runs (with a 5–95% interval), the
+    best is recommended, and it is verified at the budget. `ensplit.recommend(budget=80_000)`; settings: any
+    recipe field or RecommendConfig field. Resumable; one folder serves every budget of one recipe."""
+    return run_recommend(_settings(RecommendConfig, "recommend", config, settings), out, progress=progress,
+                         report=report)
 
 
 def study(config: StudyConfig | None = None, out: str | Path = "ensplit-study", *, progress: bool = True,
@@ -94,6 +107,7 @@ def report(folder: str | Path) -> StudyResult:
 
 __all__ = [
     "CollegialConfig", "CompareConfig", "DesignSpaceConfig", "EnsplitError", "LandscapeConfig", "Recipe",
+    "RecommendConfig", "recommend",
     "StudyConfig", "TrainConfig", "__version__", "analyze", "collegial", "compare", "count_params", "designspace",
     "equivalents", "evaluate", "flops_per_example", "landscape", "memory_splits", "report", "solve_width", "study",
 ]

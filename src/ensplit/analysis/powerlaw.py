@@ -54,30 +54,52 @@ def _check(m: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return m, y
 
 
-def _linear_fit(scaled_m: np.ndarray, y: np.ndarray, a: float) -> tuple[float, float, float]:
-    """(b', c, rss) of y ≈ c + b'·x^a by least squares with b' ≥ 0, x = m / m_ref."""
+def _linear_fit(scaled_m: np.ndarray, y: np.ndarray, a: float,
+                c_min: float | None = None) -> tuple[float, float, float]:
+    """(b', c, rss) of y ≈ c + b'·x^a by least squares with b' ≥ 0 (and c ≥ c_min), x = m / m_ref."""
     basis = np.power(scaled_m, a)
     centred = basis - basis.mean()
     denominator = float(centred @ centred)
     slope = float(centred @ (y - y.mean())) / denominator if denominator > 0 else 0.0
     slope = max(slope, 0.0)
     intercept = float(y.mean() - slope * basis.mean())
+    if c_min is not None and intercept < c_min:  # the optimum lies on c = c_min (a convex problem)
+        intercept = c_min
+        slope = max(float(basis @ (y - c_min)) / float(basis @ basis), 0.0)
     residual = y - intercept - slope * basis
     return slope, intercept, float(residual @ residual)
 
 
-def _fit_nll(m: np.ndarray, y: np.ndarray, a_range: tuple[float, float]) -> PowerLaw:
+def _grid_rss(scaled_m: np.ndarray, y: np.ndarray, grid: np.ndarray, c_min: float | None = None) -> np.ndarray:
+    """`_linear_fit(scaled_m, y, a, c_min)[2]` for every a of `grid` at once: `[len(grid)]`."""
+    basis = np.power(scaled_m[None, :], grid[:, None])
+    centred = basis - basis.mean(axis=1, keepdims=True)
+    denominator = np.einsum("gi,gi->g", centred, centred)
+    target = y - y.mean()
+    safe = np.where(denominator > 0, denominator, 1.0)
+    slope = np.where(denominator > 0, centred @ target / safe, 0.0).clip(min=0.0)
+    intercept = y.mean() - slope * basis.mean(axis=1)
+    if c_min is not None:
+        bounded = intercept < c_min
+        pinned = (np.einsum("gi,i->g", basis, y - c_min) / np.einsum("gi,gi->g", basis, basis)).clip(min=0.0)
+        slope = np.where(bounded, pinned, slope)
+        intercept = np.where(bounded, c_min, intercept)
+    residual = y[None, :] - intercept[:, None] - slope[:, None] * basis
+    return np.einsum("gi,gi->g", residual, residual)
+
+
+def _fit_nll(m: np.ndarray, y: np.ndarray, a_range: tuple[float, float], c_min: float | None = None) -> PowerLaw:
     reference = float(m.min())  # m / m_ref ≥ 1 keeps x^a in (0, 1] for any a: well conditioned
     scaled = m / reference
     low, high = a_range
     grid = -np.geomspace(-high, -low, _GRID_POINTS)[::-1]  # ascending from `low` to `high`
-    rss = np.array([_linear_fit(scaled, y, a)[2] for a in grid])
+    rss = _grid_rss(scaled, y, grid, c_min)
     best = int(rss.argmin())
     bracket = (grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)])
-    refined = minimize_scalar(lambda a: _linear_fit(scaled, y, a)[2], bounds=bracket, method="bounded",
+    refined = minimize_scalar(lambda a: _linear_fit(scaled, y, a, c_min)[2], bounds=bracket, method="bounded",
                               options={"xatol": 1e-10})
     a = float(refined.x) if refined.fun <= rss[best] else float(grid[best])
-    slope, intercept, residual = _linear_fit(scaled, y, a)
+    slope, intercept, residual = _linear_fit(scaled, y, a, c_min)
     return PowerLaw(a=a, b=slope * reference ** (-a), c=intercept, rmse=float(np.sqrt(residual / m.size)),
                     objective="nll")
 
@@ -104,16 +126,18 @@ def _fit_log2(m: np.ndarray, y: np.ndarray, start: PowerLaw, c_window: float) ->
 
 
 def fit_power_law(m: ArrayLike, y: ArrayLike, objective: Objective = "nll",
-                  a_range: tuple[float, float] = A_RANGE, c_window: float = 1.0) -> PowerLaw:
+                  a_range: tuple[float, float] = A_RANGE, c_window: float = 1.0,
+                  c_min: float | None = None) -> PowerLaw:
     """Fit y ≈ c + b·m^a to points (m_i, y_i) (at least 3, m > 0); see the module doc for the objectives.
 
-    a is searched in `a_range` (both ends negative); `c_window` bounds c for "log2" in units of the span of y.
+    a is searched in `a_range` (both ends negative); `c_window` bounds c for "log2" in units of the span of y;
+    `c_min` bounds the asymptote from below in the "nll" objective (a CNLL is never below 0).
     """
     m, y = _check(m, y)
     low, high = a_range
     if not low < high < 0:
         raise EnsplitError(f"a_range must satisfy low < high < 0, got {a_range}")
-    nll_fit = _fit_nll(m, y, (low, high))
+    nll_fit = _fit_nll(m, y, (low, high), c_min)
     if objective == "nll":
         return nll_fit
     if objective == "log2":

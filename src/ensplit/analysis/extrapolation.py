@@ -1,0 +1,143 @@
+"""Predicting a candidate's CNLL at a budget nobody trained, with an interval (seed 000's machinery).
+
+Two kinds of evidence, both from cheap runs on budgets below the target:
+- a *ladder*: replicate measurements (seeds, or pool members) of one candidate family at several budgets.
+  CNLL(B) = c + b·B^a is fitted to every replicate point and read at the target (`ladder_prediction`);
+- a *plane*: per member size s, the power law of CNLL in the number of members n (seed 000 §7, fitted on a
+  small pool and refitted on bootstrap resamples of it), read at (n, s) for any n and, between trained
+  sizes, interpolated linearly in log s (`plane_prediction`).
+
+Intervals are predictive, for one new run at the target, and combine two parts: the spread of the
+bootstrap predictions (how well the cheap runs pin the law down) and the run-to-run noise σ of one run.
+With q the 95% quantile of Student's t (σ is estimated from few runs), the interval is
+value ± q·√(var_bootstrap·N/(N−3) + σ²). Simulated ladders (tests/test_recommend_fit.py) show this covers
+a fresh run about 90% of the time, where plain bootstrap percentiles of three seeds cover 80–85%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from ensplit.analysis.powerlaw import PowerLaw, fit_power_law
+from ensplit.errors import EnsplitError
+
+LEVEL = 0.90  # two-sided: the 5th and 95th percentiles
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A predicted CNLL: point value, 5–95% predictive interval, and (ladders) the law, its bootstrap refits,
+    the noise σ, the bootstrap inflation and the t quantile the interval was built with."""
+
+    value: float
+    lower: float
+    upper: float
+    law: PowerLaw | None = None
+    replicate_laws: tuple[PowerLaw, ...] = ()
+    sigma: float = 0.0
+    inflation: float = 1.0
+    quantile: float = 1.645
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return (self.lower, self.upper)
+
+    def contains(self, measured: float) -> bool:
+        return self.lower <= measured <= self.upper
+
+    def band(self, budgets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same interval at other budgets (a ladder's band, for plots): `[len(budgets)]` each."""
+        budgets = np.asarray(budgets, dtype=np.float64)
+        if self.law is None or not self.replicate_laws:
+            return np.full(budgets.shape, np.nan), np.full(budgets.shape, np.nan)
+        spread = np.stack([law.predict(budgets) for law in self.replicate_laws]).var(axis=0)
+        half = self.quantile * np.sqrt(spread * self.inflation + self.sigma ** 2)
+        centre = self.law.predict(budgets)
+        return centre - half, centre + half
+
+
+def _quantile(dof: int) -> float:
+    return float(stats.t.ppf(0.5 + LEVEL / 2, max(dof, 1)))
+
+
+def _points(values: Mapping[float, Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    budgets = np.concatenate([np.full(len(v), b, dtype=np.float64) for b, v in values.items()])
+    return budgets, np.concatenate([np.asarray(v, dtype=np.float64) for v in values.values()])
+
+
+def ladder_prediction(values: Mapping[float, Sequence[float]], target: float, repeats: int = 100,
+                      seed: int = 0) -> Prediction:
+    """CNLL at `target` from replicate measurements `{budget: [CNLL of each replicate]}` (≥ 3 budgets).
+
+    A residual bootstrap: the law fitted to every point, its residuals (scaled by √(N/(N−3)) for the three
+    fitted parameters) resampled onto the fitted values and the law refitted `repeats` times; σ² is the
+    corrected mean squared residual, with N − 3 degrees of freedom.
+    """
+    values = {float(b): list(v) for b, v in values.items() if len(v)}
+    if len(values) < 3:
+        raise EnsplitError(f"a ladder needs measurements at 3 budgets at least, got {len(values)}")
+    budgets, observed = _points(values)
+    law = fit_power_law(budgets, observed, c_min=0.0)
+    fitted = law.predict(budgets)
+    count = observed.size
+    inflation = count / (count - 3) if count > 3 else 1.0
+    residuals = (observed - fitted) * np.sqrt(inflation)
+    sigma = float(np.sqrt(np.mean(residuals ** 2)))
+    rng = np.random.default_rng(seed)
+    laws = tuple(fit_power_law(budgets, fitted + rng.choice(residuals, size=count, replace=True), c_min=0.0)
+                 for _ in range(repeats))
+    point = float(law.predict(target))
+    spread = float(np.var([r.predict(target) for r in laws])) if laws else 0.0
+    quantile = _quantile(count - 3)
+    half = quantile * np.sqrt(spread * inflation + sigma ** 2)
+    return Prediction(point, point - half, point + half, law, laws, sigma, inflation, quantile)
+
+
+@dataclass(frozen=True)
+class SizeLaw:
+    """CNLL_n at one member size s (params): the point law, its bootstrap refits, and the spread (std) of one
+    network's CNLL over `networks` networks."""
+
+    params: int
+    law: PowerLaw
+    replicates: tuple[PowerLaw, ...]
+    single_std: float
+    networks: int = 6
+
+
+def interpolate_log(sizes: Sequence[float], values: Sequence[float], params: float) -> float:
+    """Linear in log s between the two sizes around `params` (extrapolated from the nearest two)."""
+    logs = np.log(np.asarray(sizes, dtype=np.float64))
+    order = np.argsort(logs)
+    logs, values = logs[order], np.asarray(values, dtype=np.float64)[order]
+    if len(logs) == 1:
+        return float(values[0])
+    x = np.log(params)
+    right = int(np.clip(np.searchsorted(logs, x), 1, len(logs) - 1))
+    left = right - 1
+    weight = (x - logs[left]) / (logs[right] - logs[left])
+    return float(values[left] + weight * (values[right] - values[left]))
+
+
+def plane_prediction(laws: Sequence[SizeLaw], members: int, params: int) -> Prediction:
+    """CNLL of an ensemble of `members` networks of `params` parameters each, from the per-size laws.
+
+    The bootstrap spread is that of the interpolated refits; the noise of one new ensemble is one network's
+    spread at that size divided by √n, with (networks − 1) degrees of freedom.
+    """
+    if len(laws) < 2:
+        raise EnsplitError("the (n, s) plane needs power laws at two member sizes at least")
+    sizes = [law.params for law in laws]
+    point = interpolate_log(sizes, [float(law.law.predict(members)) for law in laws], params)
+    repeats = min(len(law.replicates) for law in laws)
+    replicates = [interpolate_log(sizes, [float(law.replicates[r].predict(members)) for law in laws], params)
+                  for r in range(repeats)]
+    spread = float(np.var(replicates)) if replicates else 0.0
+    sigma = interpolate_log(sizes, [law.single_std for law in laws], params) / np.sqrt(members)
+    quantile = _quantile(min(law.networks for law in laws) - 1)
+    half = quantile * np.sqrt(spread + sigma ** 2)
+    return Prediction(point, point - half, point + half, None, (), sigma, 1.0, quantile)

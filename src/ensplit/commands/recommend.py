@@ -1,0 +1,70 @@
+"""`ensplit recommend`: a parameter budget in, the best way to spend it out (predicted, with intervals, checked)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ensplit.commands._options import (
+    add_common_arguments,
+    add_recipe_arguments,
+    add_settings_arguments,
+    settings_from_args,
+)
+from ensplit.experiments.recommend import DEFAULT_OUT, RecommendResult, run_recommend
+from ensplit.experiments.recommend_plan import RecommendConfig
+
+NAME = "recommend"
+HELP = ("given a parameter budget: one wide network, a deep ensemble of thinner ones (how many), or a "
+        "parameter-sharing ensemble? Predicted from cheap runs, with intervals, and verified")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser, DEFAULT_OUT)
+    parser.add_argument("--no-verify", dest="setting__own.verify", action="store_const", const="false",
+                        help="skip the verification runs at the budget (same as --verify false)")
+    parser.add_argument("--no-report", action="store_true", help="skip writing report.html")
+    add_settings_arguments(parser, RecommendConfig, "recommend")
+    add_recipe_arguments(parser)
+
+
+def settings(args: argparse.Namespace) -> RecommendConfig:
+    return settings_from_args(RecommendConfig, "recommend", args)
+
+
+def run(args: argparse.Namespace) -> RecommendResult:
+    return run_recommend(settings(args), args.out, progress=not args.quiet, report=not args.no_report)
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def render(result: dict[str, Any]) -> str:
+    best, rival = result["recommendation"], result["runner_up"]
+    low, high = best["interval"]
+    lines = [f"Recommendation at {result['budget']:,} parameters: {best['name']} — predicted CNLL "
+             f"{best['predicted_cnll']:.4f} [{low:.4f}, {high:.4f}]"
+             + ("" if rival is None else f"; runner-up {rival['name']} ({rival['predicted_cnll']:.4f}), "
+                f"{'separated' if result['separated'] else 'not separated'} by the 5–95% intervals")]
+    head = (f"{'rank':>4}  {'candidate':<24} {'params':>10} {'predicted':>9} {'5%':>7} {'95%':>7} {'measured':>8} "
+            f"{'FLOPs/ex':>11} {'s/epoch':>8} {'ms/ex':>7}")
+    lines += ["", head, "-" * len(head)]
+    for rank, c in enumerate(result["candidates"], 1):
+        lines.append(f"{rank:>4}  {c['name']:<24} {c['params']:>10,} {c['predicted_cnll']:>9.4f} "
+                     f"{c['interval'][0]:>7.4f} {c['interval'][1]:>7.4f} {_number(c['measured_cnll']):>8} "
+                     f"{c['flops_per_example']:>11,} {c['seconds_per_epoch']:>8.3f} "
+                     f"{c['inference_ms_per_example']:>7.4f}")
+    for c in result["dropped"]:
+        lines.append(f"   -  {c['name']:<24} dropped: {c['flops_per_example']:,} FLOPs per example > flops_budget")
+    verification = result["verification"]
+    if verification:
+        inside = verification["within_interval"]
+        lines += ["", f"Verified at the budget with fresh seeds: {best['name']} measured "
+                  f"{_number(verification['measured_cnll'])} (predicted {verification['predicted_cnll']:.4f}, "
+                  f"{'within' if inside else 'outside'} the interval); single network measured "
+                  f"{_number(verification['single_measured_cnll'])}; measured advantage over the single network "
+                  f"{_number(verification['measured_advantage'], 4)}."]
+    lines.append(f"\n{result['trained_jobs']} training job(s) run, {result['seconds']:.0f} s; folder {result['folder']}"
+                 + (f", report {result['report']}" if result["report"] else ""))
+    return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""`ensplit recommend`: a parameter budget in, the best way to spend it out — predicted, with intervals, checked.
+
+1. Candidates at the budget P: the single network, every memory split n × s (n = 2..members_max), every
+   sharing method (`recommend_plan`); their inference FLOPs, training time per epoch and inference time are
+   measured on the models themselves, and `flops_budget` drops the ones that cost too much.
+2. Cheap runs on budgets below P (deep pools, sharing-method ladders), stored in a resumable run folder
+   that every budget shares, predict each candidate's CNLL at P with a 5–95% interval
+   (`recommend_evidence`, `ensplit.analysis.extrapolation`).
+3. The recommendation is the lowest predicted CNLL; its interval separates it from the runner-up or not.
+4. Verification: the recommendation and the single network, trained at P with fresh seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ensplit.analysis.extrapolation import Prediction
+from ensplit.data.dataset import Dataset
+from ensplit.data.spec import load_data
+from ensplit.ensembles import build_method
+from ensplit.ensembles.cost import forward_flops
+from ensplit.errors import EnsplitError
+from ensplit.experiments.recommend_evidence import Evidence, gather, predict, stored_cnll
+from ensplit.experiments.recommend_plan import (
+    Candidate,
+    RecommendConfig,
+    candidates,
+    ladder_budgets,
+    plan_ladder_jobs,
+    plan_pool_jobs,
+    pool_widths,
+    verify_job,
+)
+from ensplit.runs.executors import make_executor
+from ensplit.runs.folder import execute, note, open_folder
+from ensplit.runs.resources import check_training
+from ensplit.store import folder_lock
+from ensplit.train import measure, train
+
+DEFAULT_OUT = "ensplit-recommend"
+
+
+@dataclass
+class Assessed:
+    """A candidate with its costs at the budget, its prediction and (if verified) its measured CNLL."""
+
+    candidate: Candidate
+    flops: int
+    seconds_per_epoch: float
+    inference_ms: float
+    prediction: Prediction | None = None
+    measured_cnll: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        c, p = self.candidate, self.prediction
+        return {"method": c.method, "members": c.members, "width": c.width, "params": c.params, "name": c.name,
+                "flops_per_example": self.flops, "predicted_cnll": None if p is None else p.value,
+                "interval": None if p is None else [p.lower, p.upper], "measured_cnll": self.measured_cnll,
+                "seconds_per_epoch": self.seconds_per_epoch, "inference_ms_per_example": self.inference_ms}
+
+
+@dataclass
+class RecommendResult:
+    """The ranked candidates and the verification. `to_json()` is what `ensplit recommend --json` prints."""
+
+    config: RecommendConfig
+    folder: Path
+    ranked: list[Assessed]
+    dropped: list[Assessed] = field(default_factory=list)
+    verification: dict[str, Any] | None = None
+    evidence: Evidence = field(default_factory=Evidence)
+    trained_jobs: int = 0
+    seconds: float = 0.0
+    report: Path | None = None
+
+    @property
+    def recommendation(self) -> Assessed:
+        return self.ranked[0]
+
+    @property
+    def runner_up(self) -> Assessed | None:
+        return self.ranked[1] if len(self.ranked) > 1 else None
+
+    @property
+    def separated(self) -> bool:
+        """Whether the recommendation's interval lies wholly below the runner-up's."""
+        rival = self.runner_up
+        return rival is not None and self.recommendation.prediction.upper < rival.prediction.lower
+
+    def to_json(self) -> dict[str, Any]:
+        best = self.recommendation.to_json()
+        recommendation = {k: best[k] for k in ("method", "members", "width", "params", "flops_per_example",
+                                              "predicted_cnll", "interval", "name")}
+        rival = self.runner_up
+        return {"budget": self.config.budget, "recipe": self.config.recipe.to_json(),
+                "recommendation": recommendation,
+                "runner_up": None if rival is None else rival.to_json(), "separated": self.separated,
+                "candidates": [a.to_json() for a in self.ranked],
+                "dropped": [{**a.to_json(), "reason": "flops_budget"} for a in self.dropped],
+                "verification": self.verification, "folder": str(self.folder), "trained_jobs": self.trained_jobs,
+                "seconds": round(self.seconds, 1), "report": None if self.report is None else str(self.report)}
+
+
+def _log(message: str, progress: bool) -> None:
+    if progress:
+        print(f"ensplit recommend: {message}", file=sys.stderr, flush=True)
+
+
+def build(candidate: Candidate, config: RecommendConfig, data: Dataset) -> Any:
+    """The candidate's model (as it would be trained), on the CPU."""
+    r = config.recipe
+    return build_method(candidate.method, r.family, candidate.members, candidate.width, r.depth, data.in_shape,
+                        data.num_classes, r.seed, r.options, **dict(candidate.options))
+
+
+def assess_costs(candidate: Candidate, config: RecommendConfig, data: Dataset) -> Assessed:
+    """Inference FLOPs per example, seconds per training epoch (a few steps, scaled) and inference ms."""
+    model = build(candidate, config, data)
+    sample = data.prepare(data.x_test[:64]).to(next(model.parameters()).dtype)
+    flops = forward_flops(model, sample)
+    steps = 3
+    subset = dataclasses.replace(data, x_train=data.x_train[: steps * config.recipe.train.batch_size],
+                                 y_train=data.y_train[: steps * config.recipe.train.batch_size])
+    timing = dataclasses.replace(config.recipe.train, epochs=1, batching=model.batching)
+    seeds = list(range(model.members))
+    seconds = []
+    for _ in range(2):  # the first run pays for warm-up
+        result = train(model, subset, timing, seeds, progress=False, index_sampler=model.index_sampler)
+        seconds.append(result.seconds_per_epoch[0])
+    per_epoch = seconds[-1] * math.ceil(data.x_train.shape[0] / config.recipe.train.batch_size) / steps
+    inference = measure.inference_ms_per_example([model], data.prepare(data.x_test[:256]).float(), 256, repeats=3)
+    return Assessed(candidate, flops, per_epoch, inference)
+
+
+def _verify(config: RecommendConfig, run: Any, executor: Any, best: Assessed, single: Assessed | None,
+            progress: bool) -> tuple[dict[str, Any], int]:
+    jobs = {a.candidate: verify_job(config, a.candidate) for a in (best, single) if a is not None}
+    trained = execute(list(jobs.values()), run, executor, progress, "verification")
+    for assessed in (best, single):
+        if assessed is not None:
+            assessed.measured_cnll = stored_cnll(run.store, jobs[assessed.candidate].job_id, config.cnll_splits)
+    p = best.prediction
+    single_cnll = (single or best).measured_cnll
+    measured = best.measured_cnll
+    return {"method": best.candidate.method, "members": best.candidate.members, "width": best.candidate.width,
+            "predicted_cnll": p.value, "interval": [p.lower, p.upper], "measured_cnll": measured,
+            "within_interval": None if measured is None else p.contains(measured),
+            "single_predicted_cnll": (single or best).prediction.value, "single_measured_cnll": single_cnll,
+            "measured_advantage": None if measured is None or single_cnll is None else single_cnll - measured}, trained
+
+
+def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAULT_OUT, progress: bool = True,
+                  report: bool = True) -> RecommendResult:
+    """The whole recommender (see the module docstring); resumable in `out`, which every budget can share."""
+    start = time.perf_counter()
+    config = config or RecommendConfig()
+    recipe = config.recipe
+    recipe.apply_threads()
+    device = recipe.torch_device()
+    data = load_data(recipe.data)
+    found = candidates(config, data)
+    for candidate in found:  # refuse a budget that cannot train before anything is built
+        check_training(candidate.params, recipe.train.optimizer, device, f"training {candidate.name}",
+                       "lower the budget")
+    assessed = [assess_costs(c, config, data) for c in found]
+    kept = [a for a in assessed if config.flops_budget is None or a.flops <= config.flops_budget]
+    dropped = [a for a in assessed if a not in kept]
+    if not kept:
+        cheapest = min(a.flops for a in assessed)
+        raise EnsplitError(f"flops_budget = {config.flops_budget:,}: every candidate needs more inference FLOPs "
+                           f"per example (the cheapest {cheapest:,})")
+    out = Path(out)
+    with folder_lock(out, "recommend"):
+        run = open_folder(config, out, "recommend")
+        run.store.save_labels("test", data.y_test.cpu().numpy())
+        executor = make_executor(config.executor, str(device), config.workers, config.address, False,
+                                 config.gpus_per_job)  # one progress bar per stage, none per training run
+        widths = pool_widths(config, data)
+        ladders = plan_ladder_jobs(config, data)
+        _log(f"{len(found)} candidates at {config.budget:,} parameters; cheap runs: deep pools at "
+             f"{len(widths)} sizes, ladders at {ladder_budgets(config)}", progress)
+        trained = execute(plan_pool_jobs(config, data), run, executor, progress, "deep pools")
+        trained += execute([j for jobs in ladders.values() for j in jobs], run, executor, progress, "ladders")
+        evidence = gather(run.store, config, widths, ladders)
+        for a in kept:
+            a.prediction = predict(a.candidate, evidence, config)
+        unpredicted = [a.candidate.name for a in kept if a.prediction is None]
+        if unpredicted:
+            note(f"no prediction for {', '.join(unpredicted)} (too few cheap runs fit the ladder); left out")
+        ranked = sorted((a for a in kept if a.prediction is not None), key=lambda a: a.prediction.value)
+        result = RecommendResult(config, out, ranked, dropped, None, evidence)
+        if config.verify and ranked:
+            single = next((a for a in ranked if a.candidate.method == "single"), None)
+            single = None if single is result.recommendation else single
+            result.verification, more = _verify(config, run, executor, result.recommendation, single, progress)
+            trained += more
+        run.store.checkpoint()
+        result.trained_jobs = trained
+        result.seconds = time.perf_counter() - start
+        if report:
+            from ensplit.report.recommend_report import write_recommend_report
+
+            result.report = write_recommend_report(out / "report.html", result)
+            _log(f"report written to {result.report}", progress)
+    return result

@@ -1,0 +1,226 @@
+"""`recommend`'s settings, its candidates at the budget, and the cheap runs that predict them.
+
+Candidates at a budget P (exact parameter counts, ≤ P): the single network; every memory split of n networks
+(n = 2..members_max, each the widest with n·s ≤ P); every sharing method at each of `sharing_members`.
+
+Cheap runs live on one global grid of sizes (powers of √2 parameters), so a second budget reuses what the
+first trained: deep pools of `pool` networks at every grid size from P/16 (or one step below P/members_max)
+up to P/2, and for each sharing method a ladder of `rungs` budgets √2 apart (P/8 … P/2 by default) with
+`seeds` runs each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from ensplit.data.dataset import Dataset
+from ensplit.ensembles import method_param_count, solve_method_width
+from ensplit.errors import EnsplitError
+from ensplit.models import count_params
+from ensplit.models.scaling import solve_width
+from ensplit.parsing import COUNT
+from ensplit.recipe import Recipe, build_settings
+from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, network_seed
+from ensplit.train.config import config_class
+
+SharingMethod = Literal["batchensemble", "mimo", "mixture", "grouped", "multihead"]
+SHARING = ("batchensemble", "mimo", "mixture", "grouped", "multihead")
+MEMBERS_PER_RUN = 32
+
+
+@config_class
+class RecommendConfig:
+    """The question (a budget) and how much evidence to gather for the answer."""
+
+    recipe: Recipe = dataclasses.field(default_factory=Recipe)
+    budget: Annotated[int, Field(ge=1, le=10**12, description="parameter budget P (e.g. 80k, 1.5M)"), COUNT] = 80_000
+    methods: Annotated[tuple[SharingMethod, ...], Field(max_length=5, description="sharing methods to consider, "
+                                                        "comma-separated (none: only splits)")] = SHARING
+    members_max: Annotated[int, Field(ge=2, le=64, description="largest memory split n (members of a deep "
+                                                               "ensemble)")] = 8
+    sharing_members: Annotated[tuple[Annotated[int, Field(ge=2, le=64)], ...], Field(
+        min_length=1, max_length=8, description="members of each sharing method, comma-separated")] = (4,)
+    flops_budget: Annotated[int, Field(ge=1, le=10**15, description="drop candidates above this many inference "
+                                                                    "FLOPs per example"), COUNT] | None = None
+    seeds: Annotated[int, Field(ge=3, le=100, description="runs per ladder budget of each sharing method")] = 3
+    rungs: Annotated[int, Field(ge=3, le=12, description="ladder budgets of each sharing method, √2 apart, the "
+                                                         "largest at or below P/2")] = 5
+    pool: Annotated[int, Field(ge=4, le=1000, description="networks per member size of the deep pools")] = 6
+    verify: Annotated[bool, Field(description="train the recommendation and the single network at the budget "
+                                              "with fresh seeds, and compare with the prediction")] = True
+    bootstrap: Annotated[int, Field(ge=10, le=10_000, description="bootstrap resamples of every interval")] = 100
+    cnll_splits: Annotated[int, Field(ge=1, le=1000, description="test-time cross-validation splits")] = 5
+    executor: Annotated[Literal["local", "process", "ray"], Field(description="local, process or ray")] = "local"
+    workers: Annotated[int, Field(ge=1, le=4096, description="process-pool or Ray workers")] = 2
+    address: Annotated[str, Field(description="Ray cluster address (default: a local instance)")] | None = None
+    gpus_per_job: Annotated[float, Field(gt=0, le=1, description="fraction of a GPU per Ray task")] = 0.25
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> RecommendConfig:
+        return build_settings(cls, "recommend", values)
+
+    def identity(self) -> dict[str, Any]:
+        """What decides every stored run: the recipe (never the budget, so one folder serves every budget)."""
+        r = self.recipe
+        return {"experiment": "recommend", "dataset": r.dataset, "num_samples": r.num_samples,
+                "data_seed": r.data_seed, "train_subset": r.train_subset, "test_subset": r.test_subset,
+                "validation_fraction": r.validation_fraction, "family": r.family, "depth": r.depth,
+                "family_options": dict(r.family_options), "seed": r.seed,
+                "train": identifying_train_options(dataclasses.asdict(r.train))}
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+    def differences(self, other: RecommendConfig) -> list[str]:
+        mine, theirs = self.identity(), other.identity()
+        return [k for k in mine if mine[k] != theirs[k]]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to spend the budget: `method` ("single", "deep" or a sharing method) with `members` of `width`;
+    `params` is the whole model's exact count."""
+
+    method: str
+    members: int
+    width: int
+    params: int
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def name(self) -> str:
+        if self.method == "single":
+            return f"single w{self.width}"
+        if self.method == "deep":
+            return f"deep {self.members}×w{self.width}"
+        return f"{self.method}({self.members}) w{self.width}"
+
+
+def _kwargs(recipe: Recipe, data: Dataset) -> dict[str, Any]:
+    return dict(in_shape=tuple(data.in_shape), num_classes=data.num_classes, **recipe.options)
+
+
+def deep_width(recipe: Recipe, data: Dataset, budget: int, members: int) -> int | None:
+    """The widest member of a `members`-network ensemble within `budget` (None: width 1 does not fit)."""
+    kwargs = _kwargs(recipe, data)
+    if members * count_params(recipe.family, 1, recipe.depth, **kwargs) > budget:
+        return None
+    return solve_width(recipe.family, budget // members, recipe.depth, **kwargs)
+
+
+def sharing_candidate(recipe: Recipe, data: Dataset, method: str, members: int, budget: int) -> Candidate | None:
+    """A sharing method within `budget` (the mixture keeps the single network's width as its backbone and
+    takes the budget as its template-bank knob); None when it cannot fit."""
+    kwargs = dict(in_shape=tuple(data.in_shape), num_classes=data.num_classes)
+    try:
+        if method == "mixture":
+            width = deep_width(recipe, data, budget, 1)
+            if width is None:
+                return None
+            options: tuple[tuple[str, Any], ...] = (("budget", int(budget)),)
+        else:
+            width = solve_method_width(method, budget, recipe.family, members, recipe.depth, **kwargs,
+                                       family_options=recipe.options)
+            options = ()
+        params = method_param_count(method, recipe.family, members, width, recipe.depth, **kwargs,
+                                    family_options=recipe.options, **dict(options))
+    except EnsplitError:
+        return None
+    return Candidate(method, members, width, params, options) if params <= budget else None
+
+
+def candidates(config: RecommendConfig, data: Dataset, budget: int | None = None) -> list[Candidate]:
+    """Every candidate at the budget (see the module docstring), before any FLOPs filter."""
+    budget = config.budget if budget is None else budget
+    recipe = config.recipe
+    found = []
+    for n in range(1, config.members_max + 1):
+        width = deep_width(recipe, data, budget, n)
+        if width is not None:
+            found.append(Candidate("single" if n == 1 else "deep", n, width, n * recipe.params(width, data)))
+    for method in config.methods:
+        for members in config.sharing_members:
+            candidate = sharing_candidate(recipe, data, method, members, budget)
+            if candidate is not None:
+                found.append(candidate)
+    if not found:
+        raise EnsplitError(f"budget = {budget:,}: not even one network of width 1 fits; raise the budget")
+    return found
+
+
+def grid_size(budget: float) -> int:
+    """The largest power of √2 at or below `budget` (the global grid every cheap run is placed on)."""
+    return int(2 ** (math.floor(2 * math.log2(budget) + 1e-9) / 2))
+
+
+def pool_sizes(config: RecommendConfig) -> list[int]:
+    """Grid sizes of the deep pools: from min(P/16, one step below P/members_max) up to P/2."""
+    top = 2 * math.log2(config.budget / 2)
+    low = 2 * math.log2(min(config.budget / 16, config.budget / config.members_max / math.sqrt(2)))
+    return sorted({grid_size(2 ** (k / 2)) for k in range(math.floor(low), math.floor(top + 1e-9) + 1)})
+
+
+def ladder_budgets(config: RecommendConfig) -> list[int]:
+    """The sharing methods' ladder: `rungs` grid sizes, √2 apart, the largest at or below P/2 (P/8 … P/2 by
+    default: near enough to the budget that one power law holds, far enough apart to fit it)."""
+    top = 2 * math.log2(grid_size(config.budget / 2))
+    return [grid_size(2 ** ((top - j) / 2)) for j in reversed(range(config.rungs))]
+
+
+def _job(config: RecommendConfig, kind: str, width: int, seeds: tuple[int, ...], first: int, method: str = "deep",
+         members: int = 0, options: tuple[tuple[str, Any], ...] = ()) -> TrainJob:
+    r = config.recipe
+    return TrainJob(kind, r.family, width, r.depth, tuple(sorted(r.family_options.items())), r.data,
+                    tuple(sorted(dataclasses.asdict(r.train).items())), seeds, first, method, members, options)
+
+
+def pool_widths(config: RecommendConfig, data: Dataset) -> dict[int, int]:
+    """Width of each deep pool (sizes too small for width 1 are left out; equal widths are merged)."""
+    widths = {}
+    for size in pool_sizes(config):
+        width = deep_width(config.recipe, data, size, 1)
+        if width is not None and width not in widths.values():
+            widths[size] = width
+    return widths
+
+
+def plan_pool_jobs(config: RecommendConfig, data: Dataset) -> list[TrainJob]:
+    jobs = []
+    for width in pool_widths(config, data).values():
+        for start, stop in chunks(config.pool, MEMBERS_PER_RUN):
+            seeds = tuple(network_seed(config.recipe.seed, "pool", width, i) for i in range(start, stop))
+            jobs.append(_job(config, "pool", width, seeds, start))
+    return jobs
+
+
+def plan_ladder_jobs(config: RecommendConfig, data: Dataset) -> dict[tuple[str, int, int], list[TrainJob]]:
+    """(method, members, ladder budget) -> one job per seed (budgets the method cannot fit are left out)."""
+    plan = {}
+    for method in config.methods:
+        for members in config.sharing_members:
+            for budget in ladder_budgets(config):
+                candidate = sharing_candidate(config.recipe, data, method, members, budget)
+                if candidate is None:
+                    continue
+                kind = f"ladder {method}×{members}"
+                plan[(method, members, budget)] = [
+                    _job(config, "ladder", candidate.width, (network_seed(config.recipe.seed, kind, budget, i),), i,
+                         method, members, candidate.options) for i in range(config.seeds)]
+    return plan
+
+
+def verify_job(config: RecommendConfig, candidate: Candidate) -> TrainJob:
+    """The candidate trained at the budget with fresh seeds (never used by the cheap runs)."""
+    seed = config.recipe.seed
+    if candidate.method in ("single", "deep"):
+        seeds = tuple(network_seed(seed, "verify", candidate.width, i) for i in range(candidate.members))
+        return _job(config, "verify", candidate.width, seeds, 0)
+    fresh = (network_seed(seed, f"verify {candidate.method}×{candidate.members}", candidate.width, 0),)
+    return _job(config, "verify", candidate.width, fresh, 0, candidate.method, candidate.members, candidate.options)

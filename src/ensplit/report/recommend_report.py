@@ -1,0 +1,148 @@
+"""The report page of `ensplit recommend`: predicted CNLL against budget per candidate family, with bands and
+the budget marked, the verification points, and the ranked table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ensplit.report.html import Section, write_report
+
+MEASURED = dict(marker="*", s=160, color="black", zorder=5)
+
+
+def _budget_line(ax: Any, budget: int) -> None:
+    ax.axvline(budget, color="0.4", linestyle="--", linewidth=1)
+    ax.text(budget, ax.get_ylim()[1], f" P = {budget:,}", va="top", ha="left", fontsize=8, color="0.3")
+
+
+def _ladder_axes(ax: Any, ladder: dict[int, list[float]], prediction: Any, budget: int, target: int, label: str,
+                 color: Any) -> None:
+    sizes = np.array(sorted(ladder), dtype=np.float64)
+    for size in sizes:
+        values = ladder[int(size)]
+        ax.scatter(np.full(len(values), size), values, s=12, color=color, alpha=0.5)
+    ax.plot(sizes, [np.mean(ladder[int(s)]) for s in sizes], "o", color=color, label=f"{label} (runs, mean)")
+    if prediction is not None and prediction.law is not None:
+        grid = np.geomspace(sizes.min(), max(budget, sizes.max()) * 1.05, 80)
+        ax.plot(grid, prediction.law.predict(grid), color=color, linewidth=1.2)
+        lower, upper = prediction.band(grid)
+        ax.fill_between(grid, lower, upper, color=color, alpha=0.15)
+        ax.errorbar([target], [prediction.value],
+                    yerr=[[prediction.value - prediction.lower], [prediction.upper - prediction.value]],
+                    color=color, capsize=4, fmt="s")
+
+
+def ladders_figure(result: Any) -> Figure:
+    """Each sharing family's CNLL against its parameters, extrapolated to the budget with a 5–95% band."""
+    figure = Figure(figsize=(6.4, 4.4))
+    ax = figure.subplots()
+    colors = iter(["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7"])
+    by_family = {(a.candidate.method, a.candidate.members): a for a in result.ranked}
+    for (method, members), ladder in sorted(result.evidence.ladders.items()):
+        assessed = by_family.get((method, members))
+        color = next(colors)
+        _ladder_axes(ax, ladder, None if assessed is None else assessed.prediction, result.config.budget,
+                     result.config.budget if assessed is None else assessed.candidate.params, f"{method}({members})",
+                     color)
+        if assessed is not None and assessed.measured_cnll is not None:
+            ax.scatter([assessed.candidate.params], [assessed.measured_cnll], **MEASURED)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters of the ensemble")
+    ax.set_ylabel("CNLL (nats)")
+    ax.set_title("Sharing methods: ladders and their extrapolation")
+    ax.grid(alpha=0.3)
+    _budget_line(ax, result.config.budget)
+    ax.legend(fontsize=7)
+    return figure
+
+
+def single_figure(result: Any) -> Figure:
+    """The single network's CNLL against its size (each pool network a point), extrapolated to the budget."""
+    figure = Figure(figsize=(6.4, 4.4))
+    ax = figure.subplots()
+    single = next((a for a in result.ranked if a.candidate.method == "single"), None)
+    _ladder_axes(ax, result.evidence.singles, None if single is None else single.prediction, result.config.budget,
+                 result.config.budget if single is None else single.candidate.params, "single network", "C0")
+    if single is not None and single.measured_cnll is not None:
+        ax.scatter([single.candidate.params], [single.measured_cnll], label="measured at P (fresh seed)", **MEASURED)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters of the network")
+    ax.set_ylabel("CNLL (nats)")
+    ax.set_title("The single network: pool networks and the extrapolation")
+    ax.grid(alpha=0.3)
+    _budget_line(ax, result.config.budget)
+    ax.legend(fontsize=7)
+    return figure
+
+
+def splits_figure(result: Any) -> Figure:
+    """Predicted CNLL at the budget of every memory split n × s (n = 1 is the single network)."""
+    figure = Figure(figsize=(6.4, 4.2))
+    ax = figure.subplots()
+    splits = sorted((a for a in result.ranked if a.candidate.method in ("single", "deep")),
+                    key=lambda a: a.candidate.members)
+    n = [a.candidate.members for a in splits]
+    values = np.array([a.prediction.value for a in splits])
+    lower = values - np.array([a.prediction.lower for a in splits])
+    upper = np.array([a.prediction.upper for a in splits]) - values
+    ax.errorbar(n, values, yerr=[lower, upper], fmt="o-", capsize=4, label="predicted (5–95%)")
+    for a in splits:
+        if a.measured_cnll is not None:
+            ax.scatter([a.candidate.members], [a.measured_cnll], **MEASURED)
+    best = [a for a in result.ranked if a.candidate.method not in ("single", "deep")][:1]
+    for a in best:
+        ax.axhline(a.prediction.value, color="C1", linestyle=":", label=f"best sharing method: {a.candidate.name}")
+    ax.set_xlabel("members n (each of P / n parameters)")
+    ax.set_ylabel("CNLL at the budget (nats)")
+    ax.set_title(f"Memory splits of P = {result.config.budget:,}")
+    ax.set_xticks(n)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return figure
+
+
+def _table(result: Any) -> list[dict[str, Any]]:
+    rows = []
+    for rank, a in enumerate(result.ranked, 1):
+        p = a.prediction
+        rows.append({"rank": rank, "candidate": a.candidate.name, "params": a.candidate.params,
+                     "predicted CNLL": p.value, "5%": p.lower, "95%": p.upper, "measured CNLL": a.measured_cnll,
+                     "FLOPs / example": a.flops, "s / epoch": a.seconds_per_epoch,
+                     "inference ms / example": a.inference_ms})
+    return rows
+
+
+def write_recommend_report(path: str | Path, result: Any) -> Path:
+    """`path` (report.html) from a `RecommendResult`."""
+    best, rival = result.recommendation, result.runner_up
+    verdict = (f"Recommended: {best.candidate.name} ({best.candidate.params:,} parameters), predicted CNLL "
+               f"{best.prediction.value:.4f} [{best.prediction.lower:.4f}, {best.prediction.upper:.4f}]. ")
+    if rival is not None:
+        verdict += (f"Runner-up: {rival.candidate.name}, {rival.prediction.value:.4f}; the intervals "
+                    f"{'do not overlap' if result.separated else 'overlap'}. ")
+    verification = result.verification
+    if verification and verification["measured_cnll"] is not None:
+        verdict += (f"Verified at the budget with fresh seeds: measured {verification['measured_cnll']:.4f} "
+                    f"({'within' if verification['within_interval'] else 'outside'} the interval); the single "
+                    f"network measured {verification['single_measured_cnll']:.4f}.")
+    recipe = result.config.recipe
+    sections = [
+        Section("The answer", verdict + " Intervals are 5–95% bootstrap intervals for one new run (resampled seeds "
+                "and pool networks, plus run-to-run noise). Black stars: measured at the budget with fresh seeds.",
+                figures=[(splits_figure(result), "memory splits at the budget")], table=_table(result)),
+        Section("The single network", "Every pool network's own CNLL against its size; the power law "
+                "c + b·s^a through them, extrapolated to the budget, with its band.",
+                figures=[(single_figure(result), "single network extrapolation")]),
+    ]
+    if result.evidence.ladders:
+        sections.append(Section("Parameter-sharing methods", "Each method trained with several seeds at budgets "
+                                "from P/8 to P/2, √2 apart (a ladder on a grid shared by every budget); "
+                                "CNLL(B) = c + b·B^a (c ≥ 0) fitted to every run and extrapolated to the budget.",
+                                figures=[(ladders_figure(result), "sharing-method ladders")]))
+    subtitle = (f"budget {result.config.budget:,} parameters; {recipe.family} on {recipe.dataset}; "
+                f"{recipe.train.epochs} epochs, {recipe.train.optimizer} lr {recipe.train.lr}")
+    return write_report(path, "ensplit recommend", sections, subtitle)

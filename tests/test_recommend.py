@@ -1,0 +1,143 @@
+"""`ensplit recommend`: candidates against a brute-force loop, the shared grid of cheap runs, and a tiny run end
+to end (JSON schema, report, resume, a second budget reusing the first's runs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ensplit.cli import main
+from ensplit.data.spec import load_data
+from ensplit.ensembles import method_param_count
+from ensplit.experiments.recommend_plan import (
+    RecommendConfig,
+    candidates,
+    grid_size,
+    ladder_budgets,
+    plan_ladder_jobs,
+    plan_pool_jobs,
+    pool_sizes,
+)
+from ensplit.models import count_params
+
+DATA = load_data(RecommendConfig().recipe.data)
+
+
+def brute_force(budget: int, members_max: int, methods: tuple[str, ...], sharing: tuple[int, ...]) -> set:
+    """Every candidate by scanning every width: the widest that fits, exact counts."""
+    found = set()
+    for n in range(1, members_max + 1):
+        fitting = [w for w in range(1, 600) if n * count_params("mlp", w) <= budget]
+        if fitting:
+            w = max(fitting)
+            found.add(("single" if n == 1 else "deep", n, w, n * count_params("mlp", w)))
+    single = max(w for w in range(1, 600) if count_params("mlp", w) <= budget)
+    for method in methods:
+        for m in sharing:
+            if method == "mixture":
+                try:
+                    params = method_param_count("mixture", "mlp", m, single, budget=budget)
+                except Exception:  # noqa: BLE001 - too small a bank for this many members
+                    continue
+                found.add(("mixture", m, single, params))
+                continue
+            fitting = [w for w in range(1, 600) if method_param_count(method, "mlp", m, w) <= budget]
+            if fitting:
+                w = max(fitting)
+                found.add((method, m, w, method_param_count(method, "mlp", m, w)))
+    return found
+
+
+@pytest.mark.parametrize("budget", [3000, 23_050, 80_000])
+def test_candidates_match_a_brute_force_loop(budget):
+    config = RecommendConfig(budget=budget, members_max=6, sharing_members=(2, 4))
+    got = {(c.method, c.members, c.width, c.params) for c in candidates(config, DATA)}
+    assert got == brute_force(budget, 6, config.methods, (2, 4))
+    assert all(params <= budget for *_, params in got)
+
+
+def test_cheap_runs_sit_on_one_grid_shared_by_every_budget():
+    assert [grid_size(b) for b in (1024, 1500, 2048, 2896, 2897)] == [1024, 1448, 2048, 2048, 2896]
+    small, large = RecommendConfig(budget=80_000), RecommendConfig(budget=160_000)
+    assert ladder_budgets(small) == [8192, 11585, 16384, 23170, 32768]
+    assert ladder_budgets(large) == [16384, 23170, 32768, 46340, 65536]
+    sizes = pool_sizes(small)
+    assert max(sizes) <= 40_000 and min(sizes) <= 80_000 / 16 and set(sizes) < set(pool_sizes(large)) | set(sizes)
+    shared = {j.job_id for j in plan_pool_jobs(small, DATA)} & {j.job_id for j in plan_pool_jobs(large, DATA)}
+    assert len(shared) >= 4  # the second budget reuses the first's deep pools
+    ladders_small = {j.job_id for jobs in plan_ladder_jobs(small, DATA).values() for j in jobs}
+    ladders_large = {j.job_id for jobs in plan_ladder_jobs(large, DATA).values() for j in jobs}
+    assert len(ladders_small & ladders_large) == 3 * len(small.methods) * small.seeds  # three of five rungs
+
+
+def test_the_folder_identity_ignores_the_budget():
+    assert RecommendConfig(budget=3000).fingerprint() == RecommendConfig(budget=90_000, seeds=5).fingerprint()
+    assert RecommendConfig().fingerprint() != RecommendConfig.from_mapping({"epochs": 3}).fingerprint()
+
+
+TINY = ["--epochs", "2", "--train-subset", "300", "--test-subset", "200", "--members-max", "3", "--methods",
+        "batchensemble,multihead", "--bootstrap", "20", "--cnll-splits", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("recommend") / "r"
+    with pytest.MonkeyPatch.context() as patch:
+        import io
+        import sys
+
+        stdout = io.StringIO()
+        patch.setattr(sys, "stdout", stdout)
+        assert main(["recommend", "--budget", "6k", "--out", str(folder), *TINY, "--json"]) == 0
+    return folder, json.loads(stdout.getvalue())
+
+
+def test_the_json_answers_the_question(tiny):
+    folder, result = tiny
+    assert result["budget"] == 6000 and result["recipe"]["train"]["epochs"] == 2
+    keys = {"method", "members", "width", "params", "flops_per_example", "predicted_cnll", "interval"}
+    assert keys <= set(result["recommendation"])
+    ranked = result["candidates"]
+    assert ranked[0]["name"] == result["recommendation"]["name"]
+    assert [c["predicted_cnll"] for c in ranked] == sorted(c["predicted_cnll"] for c in ranked)
+    for c in ranked:
+        assert keys | {"measured_cnll", "seconds_per_epoch"} <= set(c)
+        assert c["params"] <= 6000 and c["interval"][0] <= c["predicted_cnll"] <= c["interval"][1]
+        assert c["flops_per_example"] > 0 and c["seconds_per_epoch"] > 0
+    methods = {c["method"] for c in ranked}
+    assert {"single", "deep"} <= methods
+    verification = result["verification"]
+    assert verification["measured_cnll"] is not None and verification["single_measured_cnll"] is not None
+    assert verification["within_interval"] == (verification["interval"][0] <= verification["measured_cnll"]
+                                               <= verification["interval"][1])
+    page = (folder / "report.html").read_text()
+    assert page.count("<img") >= 3 and "Recommended:" in page
+
+
+def test_a_rerun_trains_nothing_and_a_second_budget_reuses_the_first(tiny, capsys):
+    folder, first = tiny
+    assert main(["recommend", "--budget", "6k", "--out", str(folder), *TINY, "--json", "--no-report"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    stable = ("name", "params", "flops_per_example", "predicted_cnll", "interval", "measured_cnll")  # not timings
+    assert again["trained_jobs"] == 0
+    assert [{k: c[k] for k in stable} for c in again["candidates"]] == \
+        [{k: c[k] for k in stable} for c in first["candidates"]]
+    assert main(["recommend", "--budget", "12k", "--out", str(folder), *TINY, "--json", "--no-report",
+                 "--no-verify"]) == 0
+    larger = json.loads(capsys.readouterr().out)
+    fresh_jobs = len(plan_pool_jobs(RecommendConfig(budget=12_000, members_max=3), DATA))
+    assert larger["verification"] is None and larger["trained_jobs"] < fresh_jobs + 5 * 2 * 3
+
+
+def test_a_flops_budget_drops_the_costly_candidates(tiny, capsys):
+    folder, first = tiny
+    cheapest = min(c["flops_per_example"] for c in first["candidates"])
+    limit = str(int(cheapest * 1.5))
+    assert main(["recommend", "--budget", "6k", "--out", str(folder), *TINY, "--json", "--no-report",
+                 "--flops-budget", limit]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["dropped"] and all(c["flops_per_example"] > int(limit) for c in result["dropped"])
+    assert all(c["flops_per_example"] <= int(limit) for c in result["candidates"])
+    assert main(["recommend", "--budget", "6k", "--out", str(folder), *TINY, "--flops-budget", "1"]) == 2
+    assert "every candidate needs more inference FLOPs" in capsys.readouterr().err
