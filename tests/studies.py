@@ -11,3 +11,21 @@ from ensplit.store import ResultStore
 def train_study(config: StudyConfig, folder: str | Path, **options: Any) -> ResultStore:
     """`run_study` without the report page; returns the folder's store."""
     return run_study(config, folder, report=False, **options).store
+
+
+def cli_stdout(argv: list[str]) -> str:
+    """Run the `ensplit` entry point (exit status 0 expected) and return what it printed on stdout; for fixtures
+    shared by a module, where pytest's per-test capture is not available."""
+    import io
+    import sys
+
+    from ensplit.cli import main
+
+    stdout, saved = io.StringIO(), sys.stdout
+    sys.stdout = stdout
+    try:
+        code = main(argv)
+    finally:
+        sys.stdout = saved
+    assert code == 0, f"ensplit {' '.join(argv)} exited {code}"
+    return stdout.getvalue()

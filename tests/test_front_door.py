@@ -14,7 +14,7 @@ import ensplit
 from ensplit.cli import OneLineParser, build_parser, main
 from ensplit.jsonable import to_jsonable
 
-TRAINING_COMMANDS = ("study", "compare", "designspace", "landscape", "collegial")
+TRAINING_COMMANDS = ("study", "compare", "designspace", "landscape", "collegial", "recommend")
 RECIPE_FLAGS = {"--dataset", "--num-samples", "--data-seed", "--train-subset", "--test-subset",
                 "--validation-fraction", "--family", "--depth", "--family-option", "--epochs", "--batch-size",
                 "--optimizer", "--lr", "--momentum", "--nesterov", "--weight-decay", "--dropout", "--schedule",
@@ -85,15 +85,20 @@ CASES = {
                    "--samples", "2", "--bezier-epochs", "0", "--train-subset", "100", "--test-subset", "50"],
                   dict(width=8, inits=2, epochs=1, every=1, tail_epochs=1, samples=2, bezier_epochs=0,
                        train_subset=100, test_subset=50)),
+    "recommend": (["--budget", "4k", "--epochs", "1", "--members-max", "2", "--methods", "multihead", "--bootstrap",
+                   "10", "--train-subset", "200", "--test-subset", "100", "--no-verify", "--no-report"],
+                  dict(budget="4k", epochs=1, members_max=2, methods="multihead", bootstrap=10, train_subset=200,
+                       test_subset=100, verify=False)),
     "collegial": (["--baseline", "mlp", "--input-dim", "748", "--width", "500", "--hidden-layers", "5",
                    "--bias", "false", "--alpha", "3.64"],
                   dict(baseline="mlp", input_dim=748, width=500, hidden_layers=5, bias=False, alpha=3.64)),
 }
-PIPELINES = {"study": ("ensplit.commands.study", "run_study", ensplit.StudyConfig),
-             "compare": ("ensplit.commands.compare", "run_compare", ensplit.CompareConfig),
-             "designspace": ("ensplit.commands.designspace", "run_designspace", ensplit.DesignSpaceConfig),
-             "landscape": ("ensplit.commands.landscape", "run_landscape", ensplit.LandscapeConfig),
-             "collegial": ("ensplit.commands.collegial", "run_collegial", ensplit.CollegialConfig)}
+PIPELINES = {"study": ("ensplit.commands.study", "run", ensplit.StudyConfig),
+             "compare": ("ensplit.commands.compare", "run", ensplit.CompareConfig),
+             "designspace": ("ensplit.commands.designspace", "run", ensplit.DesignSpaceConfig),
+             "landscape": ("ensplit.commands.landscape", "run", ensplit.LandscapeConfig),
+             "collegial": ("ensplit.commands.collegial", "run", ensplit.CollegialConfig),
+             "recommend": ("ensplit.commands.recommend", "run", ensplit.RecommendConfig)}
 
 
 @pytest.mark.parametrize("command", list(CASES))

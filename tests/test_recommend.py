@@ -20,6 +20,7 @@ from ensplit.experiments.recommend_plan import (
     pool_sizes,
 )
 from ensplit.models import count_params
+from studies import cli_stdout
 
 DATA = load_data(RecommendConfig().recipe.data)
 
@@ -83,14 +84,7 @@ TINY = ["--epochs", "2", "--train-subset", "300", "--test-subset", "200", "--mem
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("recommend") / "r"
-    with pytest.MonkeyPatch.context() as patch:
-        import io
-        import sys
-
-        stdout = io.StringIO()
-        patch.setattr(sys, "stdout", stdout)
-        assert main(["recommend", "--budget", "6k", "--out", str(folder), *TINY, "--json"]) == 0
-    return folder, json.loads(stdout.getvalue())
+    return folder, json.loads(cli_stdout(["recommend", "--budget", "6k", "--out", str(folder), *TINY, "--json"]))
 
 
 def test_the_json_answers_the_question(tiny):

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import pytest
 
 from ensplit.cli import main
 from ensplit.store import folder_lock
+from studies import cli_stdout
 
 ARGS = ["--widths", "4,8", "--epochs", "1", "--pool-min", "3", "--pool-max", "3", "--members-per-run", "3",
         "--train-subset", "200", "--test-subset", "100", "--bootstrap", "0", "--cnll-splits", "2", "--no-report",
@@ -29,13 +29,7 @@ ARGS = ["--widths", "4,8", "--epochs", "1", "--pool-min", "3", "--pool-max", "3"
 def finished(tmp_path_factory):
     """One finished tiny study and its printed JSON."""
     folder = tmp_path_factory.mktemp("reliability") / "study"
-    with pytest.MonkeyPatch.context() as patch:
-        import io
-
-        stdout = io.StringIO()
-        patch.setattr(sys, "stdout", stdout)
-        assert main(["study", "--out", str(folder), *ARGS]) == 0
-    return folder, json.loads(stdout.getvalue())
+    return folder, json.loads(cli_stdout(["study", "--out", str(folder), *ARGS]))
 
 
 @pytest.fixture

@@ -1,14 +1,13 @@
 """`ensplit study` end to end on a tiny MNIST-1D grid: summary, report, store, refusal of other configs."""
 
 import ast
-import io
 import json
-import sys
 
 import numpy as np
 import pytest
 
 from ensplit.cli import main
+from studies import cli_stdout
 
 TINY = ["--widths", "4,8,16", "--epochs", "2", "--pool-min", "4", "--pool-max", "8", "--train-subset", "400",
         "--test-subset", "200", "--bootstrap", "3", "--cnll-splits", "2", "--quiet"]
@@ -18,11 +17,7 @@ TINY = ["--widths", "4,8,16", "--epochs", "2", "--pool-min", "4", "--pool-max", 
 def study_run(tmp_path_factory):
     """The tiny study, run once for the module: (folder, stdout). Each test can run alone."""
     out = tmp_path_factory.mktemp("study") / "s"
-    with pytest.MonkeyPatch.context() as patch:
-        stdout = io.StringIO()
-        patch.setattr(sys, "stdout", stdout)
-        assert main(["study", "--out", str(out), *TINY, "--json"]) == 0
-    return out, stdout.getvalue()
+    return out, cli_stdout(["study", "--out", str(out), *TINY, "--json"])
 
 
 @pytest.fixture

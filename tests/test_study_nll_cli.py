@@ -1,14 +1,13 @@
 """`ensplit study` end to end with the seed-000 NLL outputs: NLL_n(τ) fits, uncalibrated NLL fits, LE-NLL,
 the fit objective and prediction resampling from the CLI, the paper's pool rule, and the report's figures."""
 
-import io
 import json
-import sys
 
 import pytest
 
 from ensplit.cli import main
 from ensplit.report.study_text import render_summary
+from studies import cli_stdout
 
 TINY = ["--widths", "4,8,16", "--epochs", "2", "--pool-min", "9", "--pool-max", "9", "--train-subset", "400",
         "--test-subset", "200", "--bootstrap", "3", "--cnll-splits", "2", "--temperature-grid", "0.5,1,2", "--quiet"]
@@ -19,12 +18,9 @@ NEW_KEYS = {"nll_fits", "temperature_fits", "temperature_optimum", "le_nll", "po
 def log2_study(tmp_path_factory):
     """A tiny study with the paper's fit objective and independent-subset repeats: (folder, JSON)."""
     out = tmp_path_factory.mktemp("study") / "s"
-    with pytest.MonkeyPatch.context() as patch:
-        stdout = io.StringIO()
-        patch.setattr(sys, "stdout", stdout)
-        assert main(["study", "--out", str(out), *TINY, "--fit-objective", "log2", "--predict-resample", "subsets",
-                     "--json"]) == 0
-    return out, json.loads(stdout.getvalue())
+    printed = cli_stdout(["study", "--out", str(out), *TINY, "--fit-objective", "log2", "--predict-resample",
+                          "subsets", "--json"])
+    return out, json.loads(printed)
 
 
 def test_the_json_holds_the_new_keys_with_the_log2_objective(log2_study):

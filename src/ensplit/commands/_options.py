@@ -115,3 +115,30 @@ def settings_from_args(cls: type, table: str, args: argparse.Namespace) -> Any:
     if own and isinstance(file_own, dict):
         values[table] = {**file_own, **own}
     return build_settings(cls, table, values)
+
+
+def experiment_command(cls: type, table: str, pipeline: Any, out: str | None,
+                       extra: Any = None) -> tuple[Any, Any, Any]:
+    """The three functions of a training command, which only parse, call the pipeline and print:
+    `add_arguments(parser)` (common options, `extra(parser)` if given, the experiment's settings, the recipe),
+    `settings(args)` (the typed settings) and `run(args)` (`pipeline(settings, args.out, progress=...)`)."""
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        add_common_arguments(parser, out)
+        if out is None:
+            parser.add_argument("--out", default=None, help="write OUT/report.html (default: no files)")
+        if extra is not None:
+            extra(parser)
+        add_settings_arguments(parser, cls, table)
+        add_recipe_arguments(parser)
+
+    def settings(args: argparse.Namespace) -> Any:
+        return settings_from_args(cls, table, args)
+
+    def run(args: argparse.Namespace) -> Any:
+        options = {"report": not args.no_report} if hasattr(args, "no_report") else {}
+        if hasattr(args, "repair"):
+            options["repair"] = args.repair
+        return pipeline(settings(args), args.out, progress=not args.quiet, **options)
+
+    return add_arguments, settings, run

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from ensplit.commands._options import (
-    add_common_arguments,
-    add_recipe_arguments,
-    add_settings_arguments,
-    settings_from_args,
-)
-from ensplit.experiments.collegial import CollegialConfig, CollegialResult, run_collegial
+from ensplit.commands._options import experiment_command
+from ensplit.experiments.collegial import CollegialConfig, run_collegial
 
 NAME = "collegial"
 HELP = "design a collegial ensemble (m paths of width n) from a baseline by the NTK-variance model"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--out", default=None, help="write OUT/report.html (curves, α fit, ensemble-NTK check)")
-    add_settings_arguments(parser, CollegialConfig, "collegial")
-    add_recipe_arguments(parser)
-
-
-def settings(args: argparse.Namespace) -> CollegialConfig:
-    return settings_from_args(CollegialConfig, "collegial", args)
-
-
-def run(args: argparse.Namespace) -> CollegialResult:
-    return run_collegial(settings(args), args.out, progress=not args.quiet)
+add_arguments, settings, run = experiment_command(CollegialConfig, "collegial", run_collegial, None)
 
 
 def render(result: dict[str, Any]) -> str:

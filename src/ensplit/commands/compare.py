@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from ensplit.commands._options import (
-    add_common_arguments,
-    add_recipe_arguments,
-    add_settings_arguments,
-    settings_from_args,
-)
-from ensplit.experiments.compare import CompareConfig, CompareResult, run_compare
+from ensplit.commands._options import experiment_command
+from ensplit.experiments.compare import CompareConfig, run_compare
 
 NAME = "compare"
 HELP = "train deep, BatchEnsemble, MIMO, MixtureEnsemble, grouped and multihead ensembles; compare them"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--out", default=None, help="write OUT/report.html (the table and the sweeps)")
-    add_settings_arguments(parser, CompareConfig, "compare")
-    add_recipe_arguments(parser)
-
-
-def settings(args: argparse.Namespace) -> CompareConfig:
-    return settings_from_args(CompareConfig, "compare", args)
-
-
-def run(args: argparse.Namespace) -> CompareResult:
-    return run_compare(settings(args), args.out, progress=not args.quiet)
+add_arguments, settings, run = experiment_command(CompareConfig, "compare", run_compare, None)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -54,6 +36,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
              for row in cells]
     return "\n".join(lines[:1] + ["-" * len(lines[0])] + lines[1:])
+
+
 
 
 def render(result: dict[str, Any]) -> str:

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from ensplit.commands._options import (
-    add_common_arguments,
-    add_recipe_arguments,
-    add_settings_arguments,
-    settings_from_args,
-)
-from ensplit.experiments.designspace import DesignSpaceConfig, DesignSpaceResult, run_designspace
+from ensplit.commands._options import experiment_command
+from ensplit.experiments.designspace import DesignSpaceConfig, run_designspace
 
 NAME = "designspace"
 HELP = ("train single networks and their width- and depth-equivalent ensembles over a (width, depth) grid; "
         "map which wins per (params, epochs) and the Ensemble Switchover Threshold")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser, "designspace-out")
-    add_settings_arguments(parser, DesignSpaceConfig, "design space")
-    add_recipe_arguments(parser)
-
-
-def settings(args: argparse.Namespace) -> DesignSpaceConfig:
-    return settings_from_args(DesignSpaceConfig, "designspace", args)
-
-
-def run(args: argparse.Namespace) -> DesignSpaceResult:
-    return run_designspace(settings(args), args.out, progress=not args.quiet)
+add_arguments, settings, run = experiment_command(DesignSpaceConfig, "designspace", run_designspace, "designspace-out")
 
 
 def render(result: dict[str, Any]) -> str:

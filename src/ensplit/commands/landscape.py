@@ -3,33 +3,16 @@ sampling and SWA (Fort et al. 2019) on one family, written as a report page with
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from ensplit.commands._options import (
-    add_common_arguments,
-    add_recipe_arguments,
-    add_settings_arguments,
-    settings_from_args,
-)
-from ensplit.experiments.landscape import LandscapeConfig, LandscapeResult, run_landscape
+from ensplit.commands._options import experiment_command
+from ensplit.experiments.landscape import LandscapeConfig, run_landscape
 
 NAME = "landscape"
 HELP = "diversity and loss-landscape analysis of independent inits vs subspace samples and SWA (Fort et al.)"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser, "landscape")
-    add_settings_arguments(parser, LandscapeConfig, "landscape")
-    add_recipe_arguments(parser)
-
-
-def settings(args: argparse.Namespace) -> LandscapeConfig:
-    return settings_from_args(LandscapeConfig, "landscape", args)
-
-
-def run(args: argparse.Namespace) -> LandscapeResult:
-    return run_landscape(settings(args), args.out, progress=not args.quiet)
+add_arguments, settings, run = experiment_command(LandscapeConfig, "landscape", run_landscape, "landscape")
 
 
 def render(result: dict[str, Any]) -> str:

@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ensplit.commands._options import (
-    add_common_arguments,
-    add_recipe_arguments,
-    add_settings_arguments,
-    settings_from_args,
-)
-from ensplit.experiments.recommend import DEFAULT_OUT, RecommendResult, run_recommend
+from ensplit.commands._options import experiment_command
+from ensplit.experiments.recommend import DEFAULT_OUT, run_recommend
 from ensplit.experiments.recommend_plan import RecommendConfig
 
 NAME = "recommend"
@@ -19,21 +14,13 @@ HELP = ("given a parameter budget: one wide network, a deep ensemble of thinner 
         "parameter-sharing ensemble? Predicted from cheap runs, with intervals, and verified")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser, DEFAULT_OUT)
+def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", dest="setting__own.verify", action="store_const", const="false",
                         help="skip the verification runs at the budget (same as --verify false)")
     parser.add_argument("--no-report", action="store_true", help="skip writing report.html")
-    add_settings_arguments(parser, RecommendConfig, "recommend")
-    add_recipe_arguments(parser)
 
 
-def settings(args: argparse.Namespace) -> RecommendConfig:
-    return settings_from_args(RecommendConfig, "recommend", args)
-
-
-def run(args: argparse.Namespace) -> RecommendResult:
-    return run_recommend(settings(args), args.out, progress=not args.quiet, report=not args.no_report)
+add_arguments, settings, run = experiment_command(RecommendConfig, "recommend", run_recommend, DEFAULT_OUT, _extra)
 
 
 def _number(value: float | None, digits: int = 4) -> str:

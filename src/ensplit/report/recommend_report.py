@@ -36,6 +36,16 @@ def _ladder_axes(ax: Any, ladder: dict[int, list[float]], prediction: Any, budge
                     color=color, capsize=4, fmt="s")
 
 
+def _finish(ax: Any, xlabel: str, title: str, budget: int) -> None:
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("CNLL (nats)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    _budget_line(ax, budget)
+    ax.legend(fontsize=7)
+
+
 def ladders_figure(result: Any) -> Figure:
     """Each sharing family's CNLL against its parameters, extrapolated to the budget with a 5–95% band."""
     figure = Figure(figsize=(6.4, 4.4))
@@ -50,13 +60,8 @@ def ladders_figure(result: Any) -> Figure:
                      color)
         if assessed is not None and assessed.measured_cnll is not None:
             ax.scatter([assessed.candidate.params], [assessed.measured_cnll], **MEASURED)
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters of the ensemble")
-    ax.set_ylabel("CNLL (nats)")
-    ax.set_title("Sharing methods: ladders and their extrapolation")
-    ax.grid(alpha=0.3)
-    _budget_line(ax, result.config.budget)
-    ax.legend(fontsize=7)
+    _finish(ax, "parameters of the ensemble", "Sharing methods: ladders and their extrapolation",
+            result.config.budget)
     return figure
 
 
@@ -69,13 +74,8 @@ def single_figure(result: Any) -> Figure:
                  result.config.budget if single is None else single.candidate.params, "single network", "C0")
     if single is not None and single.measured_cnll is not None:
         ax.scatter([single.candidate.params], [single.measured_cnll], label="measured at P (fresh seed)", **MEASURED)
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters of the network")
-    ax.set_ylabel("CNLL (nats)")
-    ax.set_title("The single network: pool networks and the extrapolation")
-    ax.grid(alpha=0.3)
-    _budget_line(ax, result.config.budget)
-    ax.legend(fontsize=7)
+    _finish(ax, "parameters of the network", "The single network: pool networks and the extrapolation",
+            result.config.budget)
     return figure
 
 
