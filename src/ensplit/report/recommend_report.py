@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from ensplit.report.html import Section, write_report
 
@@ -15,8 +16,16 @@ MEASURED = dict(marker="*", s=160, color="black", zorder=5)
 
 
 def _budget_line(ax: Any, budget: int) -> None:
-    ax.axvline(budget, color="0.4", linestyle="--", linewidth=1)
-    ax.text(budget, ax.get_ylim()[1], f" P = {budget:,}", va="top", ha="left", fontsize=8, color="0.3")
+    ax.axvline(budget, color="0.4", linestyle="--", linewidth=1, label=f"the budget P = {budget:,}")
+
+
+def _thousands(ax: Any) -> None:
+    """Log x axis ticked at round parameter counts written plainly (5k, 10k, 20k, …), no minor labels."""
+    low, high = ax.get_xlim()
+    ticks = [t for t in (1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 2e7, 5e7, 1e8)
+             if low <= t <= high]
+    ax.set_xticks(ticks, [f"{t / 1e6:g}M" if t >= 1e6 else f"{t / 1e3:g}k" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _ladder_axes(ax: Any, ladder: dict[int, list[float]], prediction: Any, budget: int, target: int, label: str,
@@ -38,17 +47,18 @@ def _ladder_axes(ax: Any, ladder: dict[int, list[float]], prediction: Any, budge
 
 def _finish(ax: Any, xlabel: str, title: str, budget: int) -> None:
     ax.set_xscale("log")
+    _budget_line(ax, budget)
+    _thousands(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("CNLL (nats)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    _budget_line(ax, budget)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def ladders_figure(result: Any) -> Figure:
     """Each sharing family's CNLL against its parameters, extrapolated to the budget with a 5–95% band."""
-    figure = Figure(figsize=(6.4, 4.4))
+    figure = Figure(figsize=(8.6, 4.6), layout="constrained")
     ax = figure.subplots()
     colors = iter(["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7"])
     by_family = {(a.candidate.method, a.candidate.members): a for a in result.ranked}
@@ -67,7 +77,7 @@ def ladders_figure(result: Any) -> Figure:
 
 def single_figure(result: Any) -> Figure:
     """The single network's CNLL against its size (each pool network a point), extrapolated to the budget."""
-    figure = Figure(figsize=(6.4, 4.4))
+    figure = Figure(figsize=(8.6, 4.6), layout="constrained")
     ax = figure.subplots()
     single = next((a for a in result.ranked if a.candidate.method == "single"), None)
     _ladder_axes(ax, result.evidence.singles, None if single is None else single.prediction, result.config.budget,
@@ -81,7 +91,7 @@ def single_figure(result: Any) -> Figure:
 
 def splits_figure(result: Any) -> Figure:
     """Predicted CNLL at the budget of every memory split n × s (n = 1 is the single network)."""
-    figure = Figure(figsize=(6.4, 4.2))
+    figure = Figure(figsize=(8.6, 4.4), layout="constrained")
     ax = figure.subplots()
     splits = sorted((a for a in result.ranked if a.candidate.method in ("single", "deep")),
                     key=lambda a: a.candidate.members)
@@ -89,19 +99,22 @@ def splits_figure(result: Any) -> Figure:
     values = np.array([a.prediction.value for a in splits])
     lower = values - np.array([a.prediction.lower for a in splits])
     upper = np.array([a.prediction.upper for a in splits]) - values
-    ax.errorbar(n, values, yerr=[lower, upper], fmt="o-", capsize=4, label="predicted (5–95%)")
+    ax.errorbar(n, values, yerr=[lower, upper], fmt="o-", capsize=4, label="memory splits, predicted (5–95%)")
     for a in splits:
         if a.measured_cnll is not None:
             ax.scatter([a.candidate.members], [a.measured_cnll], **MEASURED)
     best = [a for a in result.ranked if a.candidate.method not in ("single", "deep")][:1]
     for a in best:
         ax.axhline(a.prediction.value, color="C1", linestyle=":", label=f"best sharing method: {a.candidate.name}")
+        ax.axhspan(a.prediction.lower, a.prediction.upper, color="C1", alpha=0.1)
+        if a.measured_cnll is not None:
+            ax.axhline(a.measured_cnll, color="black", linewidth=0.8, label="its measured CNLL at P")
     ax.set_xlabel("members n (each of P / n parameters)")
     ax.set_ylabel("CNLL at the budget (nats)")
     ax.set_title(f"Memory splits of P = {result.config.budget:,}")
     ax.set_xticks(n)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return figure
 
 
