@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import torch
 from pydantic import Field
+from pydantic.fields import FieldInfo
 
 from ensplit.data.dataset import Dataset
 from ensplit.data.spec import DataSpec, load_data
@@ -144,8 +146,21 @@ def field_annotations(cls: type) -> dict[str, tuple[Any, tuple[Any, ...]]]:
     return {name: (info.annotation, tuple(info.metadata)) for name, info in cls.__pydantic_fields__.items()}
 
 
+def _description(annotation: Any) -> str | None:
+    """The description of a `Field` inside an annotation (`Annotated[X, Field(...)] | None` keeps it there)."""
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, FieldInfo) and arg.description:
+            return arg.description
+        found = _description(arg)
+        if found:
+            return found
+    return None
+
+
 def field_help(cls: type) -> dict[str, str]:
-    return {name: info.description or name.replace("_", " ") for name, info in cls.__pydantic_fields__.items()}
+    """Field name -> its one-line help (the Field description, wherever the annotation holds it)."""
+    return {name: info.description or _description(info.annotation) or name.replace("_", " ")
+            for name, info in cls.__pydantic_fields__.items()}
 
 
 def recipe_names() -> list[str]:

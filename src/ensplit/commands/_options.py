@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from typing import Any
 
@@ -31,6 +32,15 @@ def _flag(name: str, annotation: Any) -> str:
     if typing.get_origin(annotation) is dict or annotation is dict:
         name = name.removesuffix("s")  # repeated KEY=VALUE: --family-option, --method-option
     return "--" + name.replace("_", "-")
+
+
+def _is_bool(annotation: Any) -> bool:
+    """bool, or `bool | None` (possibly with its constraints inside an Annotated)."""
+    options = [a for a in typing.get_args(annotation) if a is not type(None)] if typing.get_origin(annotation) in (
+        typing.Union, types.UnionType) else [annotation]
+    while options and typing.get_origin(options[0]) is typing.Annotated:
+        options = [typing.get_args(options[0])[0]]
+    return len(options) == 1 and options[0] is bool
 
 
 def _default_text(cls: type, name: str) -> str:
@@ -56,7 +66,7 @@ def _add(group: argparse._ArgumentGroup, cls: type, names: typing.Iterable[str],
         annotation = annotations[name][0]
         flag, dest = _flag(name, annotation), f"{PREFIX}{where}{name}"
         text = helps[name] + _default_text(cls, name)
-        if annotation is bool:
+        if _is_bool(annotation):
             group.add_argument(flag, dest=dest, default=None, nargs="?", const="true", metavar="BOOL",
                                help=text + "; alone: true")
         elif typing.get_origin(annotation) is dict:

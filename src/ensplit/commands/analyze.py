@@ -15,12 +15,14 @@ HELP = "power laws, memory split and report from .npz pools (one file per member
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help=".npz files or folders of them: log_probs|logits [members, N, C], "
                         "labels [N], params_per_member")
-    parser.add_argument("--out", default="ensplit-analysis", help="folder for report.html")
-    parser.add_argument("--temperature", choices=["before", "after"], default="before")
-    parser.add_argument("--cnll-splits", type=int, default=5, help="random halvings for test-time cross-validation")
-    parser.add_argument("--predict-max-n", type=int, default=4, help="prediction fits on n ≤ this")
-    parser.add_argument("--predict-pool", type=int, default=6, help="networks the prediction starts from")
-    parser.add_argument("--bootstrap", type=int, default=40, help="resamples for prediction bands")
+    parser.add_argument("--out", default="ensplit-analysis", help="folder for report.html (default ./ensplit-analysis)")
+    parser.add_argument("--temperature", choices=["before", "after"], default="before",
+                        help="calibrate before or after averaging (default before)")
+    parser.add_argument("--cnll-splits", type=int, default=5,
+                        help="random halvings for test-time cross-validation (default 5)")
+    parser.add_argument("--predict-max-n", type=int, default=4, help="prediction fits on n ≤ this (default 4)")
+    parser.add_argument("--predict-pool", type=int, default=6, help="networks the prediction starts from (default 6)")
+    parser.add_argument("--bootstrap", type=int, default=40, help="resamples for prediction bands (default 40)")
     parser.add_argument("--no-report", action="store_true", help="skip writing report.html")
 
 

@@ -14,7 +14,8 @@ HELP = "parameter counts, FLOPs, widths at a budget, memory splits and width/dep
 
 def _common(p: argparse.ArgumentParser, depth_required: bool = False) -> None:
     p.add_argument("--family", required=True, help="model family (see the registry)")
-    p.add_argument("--depth", type=int, required=depth_required, help="depth (default: the family's)")
+    p.add_argument("--depth", type=int, required=depth_required,
+                   help="depth of the single network (required)" if depth_required else "depth (default: the family's)")
     p.add_argument("--classes", type=int, help="number of classes (default: the family's)")
     p.add_argument("--in-shape", type=int, nargs="+", metavar="N", help="input shape, e.g. 3 32 32")
     p.add_argument("--family-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",

@@ -29,9 +29,30 @@ def render(result: dict[str, Any]) -> str:
     ]
     if "whole_network" in result:
         w = result["whole_network"]
-        lines.append(f"whole network: ResNeXt-29 {w['name']} with {w['params']:,} params "
-                     f"(baseline {w['baseline']}: {w['baseline_params']:,}; efficiency {w['efficiency']:.3f})")
+        kind = "flops" if w.get("cost") == "flops" else "params"
+        lines.append(f"whole network: ResNeXt-29 {w['name']} with {w[kind]:,} {unit} "
+                     f"(baseline {w['baseline']}: {w['baseline_' + kind]:,}; {unit} efficiency {w['efficiency']:.3f})")
     lines.append("design for training: " + ", ".join(f"{k}={v}" for k, v in result["design"].items()))
+    if result.get("training"):
+        lines += training_lines(result["training"], result["training_optimum"])
     if "report" in result:
         lines.append(f"report: {result['report']}")
     return "\n".join(lines)
+
+
+def _pm(mean: float, std: float | None) -> str:
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+
+def training_lines(rows: list[dict[str, Any]], optimum: dict[str, Any]) -> list[str]:
+    """The training table (mean ± std over seeds) and, per curve, the predicted against the measured optimum."""
+    lines = [f"{'curve':<7} {'m':>6} {'n':>5} {'params':>10} {'accuracy':>18} {'CNLL':>18}"]
+    for r in rows:
+        mark = "  <- predicted optimum" if r["predicted_optimum"] else ""
+        lines.append(f"{r['curve']:<7} {r['members']:>6} {r['width']:>5} {r['params']:>10,} "
+                     f"{_pm(r['accuracy'], r['accuracy_std']):>18} {_pm(r['cnll'], r['cnll_std']):>18}{mark}")
+    for curve, o in optimum.items():
+        p, a, c = o["predicted"], o["best_accuracy"], o["best_cnll"]
+        lines.append(f"{curve}: predicted n = {p['width']}, m = {p['members']}; best accuracy at n = {a['width']}, "
+                     f"m = {a['members']}; best CNLL at n = {c['width']}, m = {c['members']}")
+    return lines

@@ -13,8 +13,9 @@ HELP = "accuracy, NLL, Brier, ECE and CNLL of an ensemble and its members from a
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help=".npz with log_probs (or logits) [members, N, classes] and labels [N]")
-    parser.add_argument("--cnll-splits", type=int, default=5, help="random halvings for test-time cross-validation")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the cross-validation splits")
+    parser.add_argument("--cnll-splits", type=int, default=5,
+                        help="random halvings for test-time cross-validation (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the cross-validation splits (default 0)")
 
 
 def run(args: argparse.Namespace) -> EvaluateResult:
