@@ -148,3 +148,16 @@ def test_keyword_settings_and_a_config_object_do_not_mix():
     recipe = ensplit.Recipe(train=ensplit.TrainConfig(epochs=3))
     config = ensplit._settings(ensplit.CompareConfig, "compare", None, {"recipe": recipe, "members": 2})
     assert config.recipe.train.epochs == 3 and config.members == 2
+
+
+def test_every_generated_option_says_what_it_does():
+    """Each option generated from a typed setting carries its description, optional settings included."""
+    _, commands = build_parser()
+    for name in TRAINING_COMMANDS:
+        parser = OneLineParser(prog=name)
+        commands[name].add_arguments(parser)
+        for action in parser._actions:
+            if action.dest.startswith("setting__"):
+                field = action.dest.rpartition(".")[2]
+                assert action.help and not action.help.startswith(field.replace("_", " ") + ";"), (name, field)
+                assert action.help.split(";")[0] != field.replace("_", " "), (name, field)

@@ -57,7 +57,8 @@ class TrainConfig:
     lr: Annotated[float, Field(gt=0, le=1e3, allow_inf_nan=False, description="learning rate")] = 0.05
     momentum: Annotated[float, Field(ge=0, lt=1, description="SGD momentum")] = 0.9
     nesterov: Annotated[bool, Field(description="Nesterov momentum")] = False
-    weight_decay: Annotated[float, Field(ge=0, le=1, description="weight decay")] = 5e-4
+    weight_decay: Annotated[float, Field(ge=0, le=1, description="L2 penalty on the weights (decoupled in "
+                                                                 "AdamW)")] = 5e-4
     dropout: Annotated[float, Field(ge=0, lt=1, description="dropout rate of the family's dropout layers")] = 0.0
     schedule: Annotated[Literal["cosine", "step", "constant"], Field(description="cosine, step or constant")] = (
         "cosine")
