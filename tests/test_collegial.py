@@ -19,7 +19,7 @@ from ensplit.analysis.collegial import (
 )
 from ensplit.analysis.collegial_montecarlo import fit_alpha, fit_line_through_origin, log_moment_ratio
 from ensplit.analysis.ntk import CollegialBottleneck, CollegialMLP
-from ensplit.analysis.resnext29 import count_resnext29, whole_network_design
+from ensplit.analysis.resnext29 import count_resnext29, flops_resnext29, whole_network_design
 from ensplit.errors import EnsplitError
 
 FC = MLPBaseline(input_dim=748, width=500, hidden_layers=5, outputs=1, bias=False)
@@ -116,6 +116,29 @@ def test_resnext29_count_matches_the_resnext_family(cardinality: int, width: int
     for classes in (10, 100):
         assert count_resnext29(cardinality, width, classes) == count_params(
             "resnext", width=width, depth=29, num_classes=classes, cardinality=cardinality)
+
+
+@pytest.mark.parametrize(("cardinality", "width", "classes"), [(1, 128, 10), (37, 10, 10), (8, 64, 100), (50, 7, 10)])
+def test_resnext29_flops_match_the_flop_counter(cardinality: int, width: int, classes: int) -> None:
+    from ensplit.models.scaling import flops_per_example  # FlopCounterMode on a meta-device build
+
+    assert flops_resnext29(cardinality, width, classes) == flops_per_example(
+        "resnext", width, 29, cardinality=cardinality, num_classes=classes)
+
+
+def test_whole_network_by_flops() -> None:
+    budget = flops_resnext29(1, 128)
+    design = whole_network_design(7, 1, 128, cost="flops")
+    brute = max(c for c in range(1, 300) if flops_resnext29(c, 7) <= budget)
+    assert (design.cardinality, design.cost, design.baseline_flops) == (brute, "flops", budget)
+    assert design.flops == flops_resnext29(brute, 7) <= budget < flops_resnext29(brute + 1, 7)
+    assert design.efficiency == pytest.approx(budget / design.flops)
+    assert design.params == count_resnext29(brute, 7)
+    # the parameter design of the paper's n = 10 (37x10d) costs more FLOPs than 1x128d: FLOPs give fewer paths
+    by_flops = whole_network_design(10, 1, 128, cost="flops").cardinality
+    assert by_flops < 37 == whole_network_design(10, 1, 128).cardinality
+    with pytest.raises(EnsplitError):
+        whole_network_design(10, 1, 128, cost="time")  # type: ignore[arg-type]
 
 
 def test_flops_formulas_match_the_flop_counter() -> None:
