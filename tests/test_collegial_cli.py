@@ -64,6 +64,21 @@ def test_resnext_whole_network_primal(capsys: pytest.CaptureFixture[str]) -> Non
     assert "37x10d" in text and "primal optimum: width n = 10" in text
 
 
+def test_resnext_whole_network_counts_flops(capsys: pytest.CaptureFixture[str]) -> None:
+    from ensplit.analysis.resnext29 import flops_resnext29
+
+    argv = ["collegial", "--baseline", "resnext", "--cardinality", "1", "--bottleneck-width", "128",
+            "--objective", "primal", "--alpha", "1.6", "--cost", "flops"]
+    result = _json(capsys, argv)
+    whole = result["whole_network"]
+    assert result["width"] == 7 and whole["cost"] == "flops"
+    assert whole["name"] == f"{whole['cardinality']}x7d" and whole["cardinality"] == 50
+    assert whole["flops"] == flops_resnext29(50, 7) <= whole["baseline_flops"] == flops_resnext29(1, 128)
+    assert whole["efficiency"] == pytest.approx(whole["baseline_flops"] / whole["flops"])
+    assert main(argv) == 0
+    assert "FLOPs efficiency" in capsys.readouterr().out
+
+
 def test_flops_cost(capsys: pytest.CaptureFixture[str]) -> None:
     result = _json(capsys, [*FC, "--alpha", "3.64", "--objective", "dual", "--cost", "flops"])
     assert result["cost"] == "flops" and result["baseline_flops"] == 2 * 1_374_500
@@ -86,7 +101,45 @@ def test_fit_alpha_json_and_report(capsys: pytest.CaptureFixture[str], tmp_path,
     assert "Monte Carlo fit" in page
 
 
+TRAIN = ["collegial", "--baseline", "mlp", "--input-dim", "40", "--outputs", "10", "--width", "16",
+         "--hidden-layers", "2", "--alpha", "3", "--train", "--train-seeds", "2", "--train-points", "3",
+         "--epochs", "1", "--train-subset", "200", "--test-subset", "100", "--threads", "1"]
+
+
+def test_train_along_both_curves_json_text_and_report(capsys: pytest.CaptureFixture[str], tmp_path,
+                                                      monkeypatch) -> None:
+    import ensplit.report.collegial_figures as figures
+
+    small = functools.partial(figures.ensemble_ntk_convergence, width=8, hidden_layers=2, members=(1, 4),
+                              angles=9, mean_samples=64, repeats=1)
+    monkeypatch.setattr(figures, "ensemble_ntk_convergence", small)
+    result = _json(capsys, [*TRAIN, "--out", str(tmp_path)])
+    rows = result["training"]
+    assert {r["curve"] for r in rows} == {"primal", "dual"} and result["recipe"]["train"]["epochs"] == 1
+    for r in rows:
+        assert {"members", "width", "params", "accuracy", "cnll", "accuracy_std", "cnll_std", "per_seed"} <= set(r)
+        assert len(r["per_seed"]["cnll"]) == len(r["seeds"]) == 2
+        if r["curve"] == "primal":
+            assert r["params"] <= result["baseline_params"]
+    for curve in ("primal", "dual"):
+        predicted = [r for r in rows if r["curve"] == curve and r["predicted_optimum"]]
+        assert len(predicted) == 1 and predicted[0]["width"] == result["width"]
+        summary = result["training_optimum"][curve]
+        assert summary["predicted"] == {"width": predicted[0]["width"], "members": predicted[0]["members"]}
+        assert summary["best_accuracy"]["accuracy"] == max(r["accuracy"] for r in rows if r["curve"] == curve)
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<img") == 5 and "Training along the curves" in page  # + primal and dual training figures
+    assert main(TRAIN) == 0
+    text = capsys.readouterr().out
+    assert "<- predicted optimum" in text and "primal: predicted n = " in text
+
+
 @pytest.mark.parametrize(("extra", "message"), [
+    ([*FC, "--alpha", "1", "--train"], "does not fit the recipe's data (mnist1d: 40 features, 10 classes)"),
+    (["collegial", "--baseline", "resnext-block", "--width", "32", "--alpha", "1.6", "--train"],
+     "--train trains mlp baselines"),
+    ([*TRAIN, "--train-seeds", "0"], "train_seeds = 0: must be >= 1"),
+    ([*TRAIN, "--train-curves", "both"], "train_curves = 'both'"),
     ([*FC, "--objective", "primal"], "give alpha or fit_alpha"),
     ([*FC, "--alpha", "0"], "alpha = 0.0: must be > 0"),
     ([*FC, "--alpha", "1e6"], "alpha = 1000000.0: must be <= 100"),

@@ -195,3 +195,30 @@ def integer_members(design: CollegialDesign) -> int:
     """The integer multiplicity handed to training: primal floors (stays within the budget), dual rounds."""
     m = math.floor(design.members + 1e-9) if design.objective == "primal" else round(design.members)
     return max(1, int(m))
+
+
+def curve_members(baseline: Baseline, alpha: float, objective: Objective, width: int, cost: Cost = "params") -> int:
+    """Integer multiplicity at path width n on one curve (seed 004 Figs. 4 and 6).
+
+    Primal: the most paths within the baseline's cost, ⌊β_s/β(n)⌋ (so m·β(n) ≤ β_s; 0 where one path is
+    already too costly). Dual: round(m_d(n)), m_d = (exp(αΣ(n)) − 1)/V_s, at least 1.
+    """
+    if objective == "primal":
+        return int(baseline.baseline_cost(cost) // float(baseline.path_cost(width, cost)))
+    if objective != "dual":
+        raise EnsplitError(f"objective must be 'primal' or 'dual', got {objective!r}")
+    var_s = math.expm1(alpha * float(baseline.variance_sum(baseline.width))) / baseline.paths
+    return max(1, round(math.expm1(alpha * float(baseline.variance_sum(width))) / var_s))
+
+
+def spread_widths(optimum: int, low: int, high: int, points: int) -> list[int]:
+    """Up to `points` integer widths from `low` to `high`, evenly spaced in log n on each side of `optimum`
+    and including it (fewer where rounding makes two coincide)."""
+    if not low <= optimum <= high or points < 1:
+        raise EnsplitError(f"need low <= optimum <= high and points >= 1, got {low}, {optimum}, {high}, {points}")
+    left = 0 if optimum == low else (points - 1 if optimum == high else (points - 1) // 2)
+    right = 0 if optimum == high else points - 1 - left
+    widths = {optimum}
+    widths |= {round(low * (optimum / low) ** (i / left)) for i in range(left)} if left else set()
+    widths |= {round(optimum * (high / optimum) ** (i / right)) for i in range(1, right + 1)} if right else set()
+    return sorted(widths)

@@ -2,9 +2,10 @@
 variance at initialisation, primal (least variance at the baseline's cost) or dual (least cost at its
 variance), with α given or fitted by Monte Carlo.
 
-`run_collegial(config, out)` designs the ensemble; with `out`, it also writes `out/report.html` (curves,
-α fit and the ensemble-NTK convergence check). `CollegialResult.to_json()` is what `ensplit collegial
---json` prints. The recipe is used for the α Monte Carlo's seed (and by the training experiments).
+`run_collegial(config, out)` designs the ensemble; with `train`, it also trains collegial ensembles along
+the primal and dual curves on the recipe's data (`collegial_train`); with `out`, it writes
+`out/report.html` (curves, α fit, training, the ensemble-NTK convergence check). `CollegialResult.to_json()`
+is what `ensplit collegial --json` prints. The recipe gives the α Monte Carlo's seed and the training.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ensplit.analysis.collegial import BottleneckBaseline, CollegialDesign, MLPB
 from ensplit.analysis.collegial_montecarlo import AlphaFit, fit_alpha
 from ensplit.analysis.resnext29 import whole_network_design
 from ensplit.errors import EnsplitError
+from ensplit.experiments.collegial_train import CurveTraining, train_curves
 from ensplit.recipe import Recipe, build_settings
 from ensplit.train.config import config_class
 
@@ -66,6 +68,15 @@ class CollegialConfig:
     bottleneck_width: Annotated[Positive, Field(description="resnext: baseline bottleneck width d")] | None = None
     num_classes: Annotated[Positive, Field(description="resnext: classes of the whole network (default 10)")
                            ] | None = None
+    train: Annotated[bool, Field(description="train collegial ensembles along the primal and dual curves on the "
+                                             "recipe's data (mlp baseline; seed 004 Figs. 4 and 6)")] = False
+    train_curves: Annotated[tuple[Literal["primal", "dual"], ...], Field(
+        min_length=1, description="curves to train along")] = ("primal", "dual")
+    train_points: Annotated[int, Field(ge=1, le=64, description="widths per curve, spread in log n around the "
+                                                                "predicted optimum (which is one of them)")] = 5
+    train_widths: Annotated[tuple[Positive, ...], Field(max_length=64, description="train these path widths "
+                                                        "instead (default: --train-points around the optimum)")] = ()
+    train_seeds: Annotated[int, Field(ge=1, le=100, description="training runs (seeds) per point")] = 3
 
     def __post_init__(self) -> None:
         for option, baselines in ONLY.items():
@@ -73,6 +84,9 @@ class CollegialConfig:
                 raise EnsplitError(f"{option} applies to baseline {' or '.join(baselines)}, not {self.baseline}")
         if self.fit_alpha == (self.alpha is not None):
             raise EnsplitError("give alpha or fit_alpha (exactly one): alpha = α, or --fit-alpha for Monte Carlo")
+        if self.train and self.baseline != "mlp":
+            raise EnsplitError(f"--train trains mlp baselines on the recipe's data, not baseline {self.baseline} "
+                               "(e.g. --baseline mlp --input-dim 40 --outputs 10 for mnist1d)")
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> CollegialConfig:
@@ -135,6 +149,7 @@ class CollegialResult:
     design: CollegialDesign
     fit: AlphaFit | None = None
     config: CollegialConfig | None = None
+    training: CurveTraining | None = None   # with --train: rows and the test predictions behind them
 
     def to_json(self) -> dict[str, Any]:
         return self.values
@@ -163,15 +178,24 @@ def run_collegial(config: CollegialConfig, out: str | Path | None = None, progre
     if config.baseline == "resnext":
         classes = config.num_classes or 10
         whole = whole_network_design(design.width, baseline.paths, baseline.width, classes,
-                                     cardinality=None if design.objective == "primal" else integer_members(design))
+                                     cardinality=None if design.objective == "primal" else integer_members(design),
+                                     cost=design.cost)
         values["whole_network"] = {"name": whole.name, "cardinality": whole.cardinality,
                                    "bottleneck_width": whole.bottleneck_width, "params": whole.params,
                                    "baseline": f"{baseline.paths}x{baseline.width}d",
-                                   "baseline_params": whole.baseline_params, "efficiency": whole.efficiency}
+                                   "baseline_params": whole.baseline_params, "flops": whole.flops,
+                                   "baseline_flops": whole.baseline_flops, "cost": whole.cost,
+                                   "efficiency": whole.efficiency}
         values["design"] = {"family": "resnext", "width": whole.bottleneck_width, "depth": 29,
                             "cardinality": whole.cardinality, "bottleneck_width": whole.bottleneck_width,
                             "num_classes": classes, "options": {"cardinality": whole.cardinality}}
-    result = CollegialResult(values, baseline, design, fit, config)
+    training = None
+    if config.train:
+        assert isinstance(baseline, MLPBaseline)  # __post_init__ refuses other baselines
+        training = train_curves(config.recipe, baseline, alpha, design.cost, config.max_width, config.train_curves,
+                                config.train_widths, config.train_points, config.train_seeds, progress)
+        values.update(training=training.rows, training_optimum=training.optimum, recipe=config.recipe.to_json())
+    result = CollegialResult(values, baseline, design, fit, config, training)
     if out is not None:
         from ensplit.report.collegial_figures import write_collegial_report
 

@@ -1,4 +1,4 @@
-"""Figures and the report page of `ensplit collegial` (seed 004 Figures 2, 3 and 6, Appendix Fig. 2)."""
+"""Figures and the report page of `ensplit collegial` (seed 004 Figures 2, 3, 4 and 6, Appendix Fig. 2)."""
 
 from __future__ import annotations
 
@@ -89,11 +89,78 @@ def convergence_figure(check: EnsembleConvergence) -> Figure:
     return fig
 
 
+def _errorbar(ax: Any, x: np.ndarray, rows: list[dict[str, Any]], metric: str, **kw: Any) -> None:
+    y = np.array([r[metric] for r in rows])
+    err = np.array([r[f"{metric}_std"] or 0.0 for r in rows])
+    ax.errorbar(x, y, yerr=err, fmt="o-", ms=4, capsize=3, **kw)
+
+
+def training_figure(rows: list[dict[str, Any]], curve: str) -> Figure:
+    """Accuracy and CNLL (mean ± std over seeds) against m along one curve, and the test error against the
+    model's variance (seed 004 Fig. 4); the predicted optimum is the red ring, the measured best a star."""
+    rows = sorted((r for r in rows if r["curve"] == curve), key=lambda r: r["members"])
+    fig = Figure(figsize=(12.0, 3.6))
+    axes = fig.subplots(1, 3)
+    m = np.array([r["members"] for r in rows], dtype=float)
+    for ax, metric, label, best in ((axes[0], "accuracy", "test accuracy", np.argmax),
+                                    (axes[1], "cnll", "test CNLL", np.argmin)):
+        _errorbar(ax, m, rows, metric, color="tab:blue", label="trained (mean ± std)")
+        values = np.array([r[metric] for r in rows])
+        for r, x, y in zip(rows, m, values, strict=True):
+            ax.annotate(f"n={r['width']}", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+            if r["predicted_optimum"]:
+                ax.plot(x, y, "o", ms=12, mfc="none", mec="tab:red", mew=2, label="predicted optimum")
+                ax.axvline(x, color="tab:red", ls=":", lw=1)
+        i = int(best(values))
+        ax.plot(m[i], values[i], "*", ms=14, color="tab:orange", zorder=5, label="measured best")
+        ax.set_xscale("log")
+        ax.set_xlabel("members m (paths)")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7, loc="best")
+    variance = np.array([r["variance"] for r in rows])
+    error = 1.0 - np.array([r["accuracy"] for r in rows])
+    axes[2].errorbar(variance, error, yerr=[r["accuracy_std"] or 0.0 for r in rows], fmt="o", ms=4, capsize=3)
+    for r, x, y in zip(rows, variance, error, strict=True):
+        axes[2].annotate(f"m={r['members']}", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("model variance (e^{αΣ(n)} − 1)/m")
+    axes[2].set_ylabel("test error")
+    fig.suptitle(f"{curve} curve: " + ("fixed parameters, m = ⌊β_s/β(n)⌋" if curve == "primal" else
+                                      "fixed variance, m = round(m_d(n))"), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def training_section(result: dict[str, Any]) -> Section:
+    """Accuracy and CNLL against m along each trained curve, the table, and predicted against measured optima."""
+    rows = result["training"]
+    table = [{"curve": r["curve"], "m": r["members"], "n": r["width"], "params": r["params"],
+              "model variance": r["variance"], "accuracy": r["accuracy"], "accuracy std": r["accuracy_std"],
+              "CNLL": r["cnll"], "CNLL std": r["cnll_std"], "seeds": len(r["seeds"]),
+              "predicted optimum": "yes" if r["predicted_optimum"] else ""} for r in rows]
+    notes = []
+    for curve, o in result["training_optimum"].items():
+        p, a, c = o["predicted"], o["best_accuracy"], o["best_cnll"]
+        notes.append(f"{curve}: predicted optimum n = {p['width']}, m = {p['members']}; measured best accuracy at "
+                     f"n = {a['width']}, m = {a['members']} ({a['accuracy']:.4f}); best CNLL at n = {c['width']}, "
+                     f"m = {c['members']} ({c['cnll']:.4f}); the predicted point ranks "
+                     f"{o['predicted_rank']['accuracy']} of {o['points']} by accuracy.")
+    recipe = result.get("recipe", {})
+    train = recipe.get("train", {})
+    text = (f"Collegial ensembles (grouped, one read-out) trained on {recipe.get('dataset', 'the data')} for "
+            f"{train.get('epochs', '?')} epochs ({train.get('optimizer', '?')}, lr {train.get('lr', '?')}), "
+            "test metrics as mean ± std over seeds. " + " ".join(notes))
+    curves = list(dict.fromkeys(r["curve"] for r in rows))
+    return Section("Training along the curves (seed 004 Figures 4 and 6)", text,
+                   figures=[(training_figure(rows, c), f"{c} curve: accuracy and CNLL against m, error against "
+                             "the model variance") for c in curves], table=table)
+
+
 def write_collegial_report(directory: str | os.PathLike[str], baseline: Baseline, design: CollegialDesign,
                            fit: AlphaFit | None, result: dict[str, Any]) -> Path:
     """DIR/report.html: the design, primal and dual curves, the α fit and the ensemble-NTK check."""
     curves = design_curves(baseline, design.alpha, design.cost)
-    summary = [{k: v for k, v in result.items() if not isinstance(v, dict)}]
+    summary = [{k: v for k, v in result.items() if not isinstance(v, (dict, list))}]
     sections = [
         Section("Design", f"Baseline {result['baseline']}; α = {design.alpha:.3f}; cost in {design.cost}.",
                 table=summary),
@@ -112,6 +179,8 @@ def write_collegial_report(directory: str | os.PathLike[str], baseline: Baseline
                                 table=rows))
     else:
         sections.append(Section("α", "α was given (--alpha); run with --fit-alpha for the Monte Carlo fit."))
+    if result.get("training"):
+        sections.append(training_section(result))
     check = ensemble_ntk_convergence()
     slope = float(np.polyfit(np.log(check.members), np.log(check.deviation), 1)[0])
     sections.append(Section(
