@@ -140,3 +140,11 @@ def test_a_header_claiming_a_huge_array_is_refused_without_allocating(capsys, tm
         archive.writestr("log_probs.npy", header.getvalue())
         archive.writestr("labels.npy", labels.getvalue())
     refused(capsys, ["evaluate", str(tmp_path / "huge.npz")], "GiB, more than half of the")
+
+
+def test_a_study_whose_networks_all_diverge_says_so(capsys, tmp_path):
+    """Every network diverges at an absurd learning rate: the error names the widths and the cause."""
+    argv = ["study", "--out", str(tmp_path / "s"), "--widths", "4,8", "--epochs", "6", "--pool-min", "2",
+            "--pool-max", "2", "--train-subset", "400", "--test-subset", "50", "--bootstrap", "0", "--cnll-splits",
+            "1", "--no-report", "--quiet", "--lr", "1000", "--momentum", "0.99"]
+    refused(capsys, argv, "every network of width 4, 8 diverged")
