@@ -22,8 +22,17 @@ def test_tiny_landscape_run_writes_report_summary_and_checkpoints(tmp_path, caps
         assert 0 <= values["mean_accuracy"] <= 1 and values["mean_normalized_diversity"] >= 0
     assert summary["ensembles"]["sizes"] == [1, 2] and summary["batch_norm"] == "none in this family"
     assert summary["checkpoints_per_init"] == 4
+    shift = summary["shift"]  # SWA against ensembles on the corrupted test sets (noise, shift × severities 1–5)
+    assert shift["sizes"] == [1, 2] and set(shift["by_corruption"]) == {"noise", "shift"}
+    assert list(shift["by_severity"]) == ["1", "2", "3", "4", "5"] and len(shift["sets"]) == 10
+    for pools in (shift["mean"], *shift["by_corruption"].values(), *shift["by_severity"].values()):
+        assert set(pools) == {"independent", "SWA"}
+        assert all(len(values) == 2 for v in pools.values() for values in v.values())
+    noise = [s for s in shift["sets"] if s["corruption"] == "noise"]
+    assert shift["by_corruption"]["noise"]["SWA"]["cnll"][1] == pytest.approx(
+        sum(s["SWA"]["cnll"][1] for s in noise) / 5)
     page = (tmp_path / "report.html").read_text()
-    assert page.count("<img") == 7 and "Subspace sampling" in page
+    assert page.count("<img") == 8 and "Subspace sampling" in page and "under dataset shift" in page
     assert json.loads((tmp_path / "summary.json").read_text())["cosine"] == summary["cosine"]
     assert len(list((tmp_path / "checkpoints" / "init1").glob("*.safetensors"))) == 4
 

@@ -144,3 +144,30 @@ def ensemble_subsets(pool: int, size: int, limit: int = 20, seed: int = 0) -> li
         return subsets
     order = np.random.default_rng(seed).permutation(len(subsets))[:limit]
     return [subsets[i] for i in sorted(order)]
+
+
+def _mean_curves(sets: Sequence[dict[str, dict[str, list[float]]]], pools: Sequence[str]
+                 ) -> dict[str, dict[str, list[float]]]:
+    """Element-wise mean over sets of each pool's metric-vs-size lists."""
+    return {pool: {m: np.mean([s[pool][m] for s in sets], axis=0).tolist() for m in ("accuracy", "nll", "cnll")}
+            for pool in pools}
+
+
+def shift_curves(per_set: dict[tuple[str, int], dict[str, torch.Tensor]], labels: torch.Tensor, limit: int = 20,
+                 seed: int = 0) -> dict[str, object]:
+    """Ensembles under dataset shift: `ensemble_size_curves` on every corrupted test set (pools of member
+    log-probabilities `[K, N, C]` keyed by (corruption, severity)), then averaged over every set ("mean"),
+    per corruption over severities ("by_corruption") and per severity over corruptions ("by_severity")."""
+    if not per_set:
+        return {}
+    sets, sizes = [], []
+    for (name, severity), pools in per_set.items():
+        sizes, curves = ensemble_size_curves(pools, labels, limit, seed)
+        sets.append({"corruption": name, "severity": int(severity), **curves})
+    pools = list(next(iter(per_set.values())))
+    names = list(dict.fromkeys(s["corruption"] for s in sets))
+    severities = sorted({s["severity"] for s in sets})
+    return {"sizes": sizes, "mean": _mean_curves(sets, pools),
+            "by_corruption": {c: _mean_curves([s for s in sets if s["corruption"] == c], pools) for c in names},
+            "by_severity": {str(v): _mean_curves([s for s in sets if s["severity"] == v], pools) for v in severities},
+            "sets": sets}

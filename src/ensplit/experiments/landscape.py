@@ -4,7 +4,8 @@
 then runs every analysis on them: weight cosine and disagreement within and across trajectories, t-SNE of
 the checkpoints' predictions, linear and Bézier interpolation between two solutions, subspace samplers
 (MC dropout, diagonal and low-rank Gaussians of the trajectory tail, random directions) against independent
-inits at equal accuracy, and SWA ensembles across modes. It writes `out/report.html` and
+inits at equal accuracy, SWA ensembles across modes, and SWA against ensembles on the corrupted test sets
+(dataset shift, `landscape_shift`). It writes `out/report.html` and
 `out/summary.json`; `LandscapeResult.to_json()` is what `ensplit landscape --json` prints.
 """
 
@@ -40,6 +41,7 @@ from ensplit.analysis.subspace import DiagonalGaussian, DropoutSampler, LowRankG
 from ensplit.data.dataset import Dataset
 from ensplit.ensembles.states import State, flatten_state, flatten_states, has_batch_norm, parameter_names
 from ensplit.errors import EnsplitError
+from ensplit.experiments.landscape_shift import shift_analysis
 from ensplit.metrics import accuracy, mean_pairwise_kl
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.resources import FLOAT32, check_training, require
@@ -129,6 +131,7 @@ class LandscapeResult:
     independent_diversity: np.ndarray
     ensemble_sizes: list[int]
     ensemble_curves: dict[str, dict[str, list[float]]]
+    shift: dict[str, Any] = field(default_factory=dict)   # `shift_curves` on the corrupted test sets
     summary: dict[str, Any] = field(default_factory=dict)
     config: LandscapeConfig | None = None
 
@@ -153,7 +156,7 @@ def _samplers(trajectories: Trajectories, template: torch.nn.Module, rank: int, 
 def analyse_trajectories(trajectories: Trajectories, dataset: Dataset, samples: int = 8, rank: int = 5,
                          bezier_epochs: int = 10, seed: int = 0,
                          log: Callable[[str], None] = _log) -> LandscapeResult:
-    """Run analyses 2–7 of issue 6 on trained trajectories (≥ 2 inits)."""
+    """Run analyses 2–7 of issue 6 and the dataset-shift comparison on trained trajectories (≥ 2 inits)."""
     if trajectories.inits < 2:
         raise ValueError("the landscape analysis needs at least 2 inits")
     clock: dict[str, float] = {}
@@ -193,18 +196,24 @@ def analyse_trajectories(trajectories: Trajectories, dataset: Dataset, samples: 
     log("SWA within each mode, ensembles across modes")
     t0 = time.perf_counter()
     pools = {"independent": solution_lp}
+    states = {"independent": solutions}
     if all(len(trajectories.tail(k)) >= 1 for k in range(trajectories.inits)):
-        swa = [swa_state(template, trajectories.tail(k), dataset) for k in range(trajectories.inits)]
-        pools["SWA"] = checkpoint_log_probs(template, swa, dataset)
+        states["SWA"] = [swa_state(template, trajectories.tail(k), dataset) for k in range(trajectories.inits)]
+        pools["SWA"] = checkpoint_log_probs(template, states["SWA"], dataset)
     sizes, curves = ensemble_size_curves(pools, labels, seed=seed)
     clock["swa"] = time.perf_counter() - t0
+
+    log("SWA and ensembles under dataset shift (corrupted test sets)")
+    t0 = time.perf_counter()
+    shift = shift_analysis(template, states, dataset, seed=seed)
+    clock["shift"] = time.perf_counter() - t0
 
     result = LandscapeResult(
         inits=inits, epochs=epochs, cosine=cosine, disagreement=disagreement, tsne=tsne,
         cosine_to_final=to_final(cosine, inits), disagreement_to_final=to_final(disagreement, inits),
         trajectory_epochs=list(trajectories.epochs), paths=paths, sweeps=sweeps,
         reference_accuracy=float(accuracy(solution_lp[0], labels)), independent_accuracy=ind_acc,
-        independent_diversity=ind_div, ensemble_sizes=sizes, ensemble_curves=curves)
+        independent_diversity=ind_div, ensemble_sizes=sizes, ensemble_curves=curves, shift=shift)
     result.summary = _summary(trajectories, template, result, solution_lp, labels, final_index, clock)
     return result
 
@@ -255,6 +264,7 @@ def _summary(trajectories: Trajectories, template: torch.nn.Module, r: Landscape
         "samplers": samplers,
         "interpolation": paths,
         "ensembles": {"sizes": r.ensemble_sizes, **r.ensemble_curves},
+        "shift": r.shift,
         "seconds": {k: round(v, 2) for k, v in clock.items()},
     }
 

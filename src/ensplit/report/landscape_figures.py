@@ -121,6 +121,48 @@ def ensemble_curves_figure(sizes: Sequence[int], curves: Mapping[str, Mapping[st
     return fig
 
 
+def shift_figure(shift: Mapping[str, object], clean: Mapping[str, Mapping[str, Sequence[float]]],
+                 metrics: Sequence[str] = ("accuracy", "nll", "cnll")) -> Figure:
+    """Dataset shift. Top: metrics vs ensemble size averaged over every corrupted test set (solid), the clean
+    test set dashed. Bottom: metrics vs severity (averaged over corruptions) for one member and the largest
+    ensemble of each pool."""
+    sizes, mean, by_severity = shift["sizes"], shift["mean"], shift["by_severity"]
+    fig = Figure(figsize=(11, 6.4))
+    axes = fig.subplots(2, len(metrics))
+    severities = [int(v) for v in by_severity]
+    for col, metric in enumerate(metrics):
+        top, bottom = axes[0, col], axes[1, col]
+        name = metric.upper() if metric != "accuracy" else "test accuracy"
+        for i, (pool, values) in enumerate(mean.items()):
+            top.plot(sizes, values[metric], "-o", ms=4, color=_color(i), label=f"{pool} (corrupted)")
+            if pool in clean:
+                top.plot(sizes, clean[pool][metric], "--", color=_color(i), alpha=0.6, label=f"{pool} (clean)")
+            for n_index, style in ((0, ":s"), (-1, "-o")):
+                ys = [by_severity[str(v)][pool][metric][n_index] for v in severities]
+                bottom.plot(severities, ys, style, ms=4, color=_color(i), label=f"{pool}, n = {sizes[n_index]}")
+        top.set_xlabel("ensemble size n")
+        top.set_xticks(list(sizes))
+        top.set_ylabel(name)
+        bottom.set_xlabel("corruption severity")
+        bottom.set_xticks(severities)
+        bottom.set_ylabel(name)
+    axes[0, 0].legend(fontsize=7)
+    axes[1, 0].legend(fontsize=7)
+    fig.suptitle("SWA against ensembles under dataset shift (mean over corruptions)")
+    fig.tight_layout()
+    return fig
+
+
+def shift_rows(shift: Mapping[str, object]) -> list[dict[str, object]]:
+    """One row per corruption (averaged over severities) and pool: metrics of one member and the largest ensemble."""
+    sizes = shift["sizes"]
+    groups = {**shift["by_corruption"], "all corruptions": shift["mean"]}
+    return [{"corruption": c, "members": pool,
+             **{f"{m} (n={n})": values[m][i] for m in ("accuracy", "nll", "cnll")
+                for i, n in ((0, sizes[0]), (len(sizes) - 1, sizes[-1]))}}
+            for c, pools in groups.items() for pool, values in pools.items()]
+
+
 def trajectory_similarity_figure(epochs: Sequence[int], cosine_to_final: np.ndarray,
                                  disagreement_to_final: np.ndarray) -> Figure:
     """Along each trajectory: cosine and disagreement of every checkpoint with that trajectory's final one."""
@@ -159,7 +201,7 @@ def landscape_sections(result: object) -> list[Section]:
     ensemble_rows = [{"members": name, **{f"{m} (n={n})": values[m][i] for m in ("accuracy", "cnll")
                                           for i, n in enumerate(sizes) if n in (1, sizes[-1])}}
                      for name, values in result.ensemble_curves.items()]
-    return [
+    sections = [
         Section("Setup", f"{s['family']} width {s['width']} ({s['parameters']:,} parameters), {s['inits']} random "
                 f"inits, {s['epochs']} epochs plus a {s['tail_epochs']}-epoch constant-rate tail, "
                 f"{s['checkpoints_per_init']} checkpoints per init, on {s['dataset']}. Batch norm: "
@@ -198,3 +240,15 @@ def landscape_sections(result: object) -> list[Section]:
                 figures=[(ensemble_curves_figure(sizes, result.ensemble_curves), "Test metrics vs ensemble size.")],
                 table=ensemble_rows),
     ]
+    if result.shift:
+        severities = list(result.shift["by_severity"])
+        sections.append(Section(
+            "Weight averaging against ensembles under dataset shift",
+            f"The same SWA and independent solutions on {len(result.shift['sets'])} corrupted test sets ("
+            + ", ".join(result.shift["by_corruption"]) + f" at severities {severities[0]}–{severities[-1]},"
+            " the sets `ensplit compare` uses). Ensembles average member probabilities; CNLL by test-time "
+            "cross-validation on each corrupted set.",
+            figures=[(shift_figure(result.shift, result.ensemble_curves),
+                      "Top: mean over every corrupted set (clean test set dashed). Bottom: by severity.")],
+            table=shift_rows(result.shift)))
+    return sections
