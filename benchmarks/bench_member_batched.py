@@ -17,6 +17,7 @@ kernels around the convolutions and matmuls). Writes `benchmarks/results/member_
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import statistics
 import time
@@ -140,7 +141,8 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     load = os.getloadavg()[0]
     lines = [f"# Member-batched training step vs a loop vs one network of the same size (M = {args.members})", "",
-             f"Forward + backward + Adam; median of {args.repeats} interleaved repeats; torch {torch.__version__}; "
+             f"{datetime.datetime.now().isoformat(timespec='seconds')}. Forward + backward + Adam; median of "
+             f"{args.repeats} interleaved repeats; torch {torch.__version__}; "
              f"CPU with 1 torch thread, times are the thread's CPU time; load average {load:.1f} at start on "
              f"{os.cpu_count()} cores (shared machine: absolute times are noisy, ratios less so). "
              + ("" if torch.cuda.is_available() else "No GPU was available: GPU rows were not measured."), "",

@@ -20,6 +20,7 @@ channels-last, see docs/scale-out.md). Reports medians and ratios against "group
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -101,7 +102,8 @@ def main() -> None:
     device = torch.device(args.device)
     names = ["grouped_nhwc", "im2col", "loop", "grouped, channels-last tensors"]
     lines = [f"# Member-batched convolution: MemberConv strategies vs a loop ({device.type})", "",
-             f"Forward + backward of one layer (bias, input gradient unless C_in = 1), median of {args.repeats} "
+             f"{datetime.datetime.now().isoformat(timespec='seconds')}. Forward + backward of one layer (bias, "
+             f"input gradient unless C_in = 1), median of {args.repeats} "
              f"interleaved repeats; torch {torch.__version__}, {args.threads} torch thread(s), load average "
              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a shared machine: absolute times are noisy, "
              "ratios less so). Kernel 5 (1-d, padding 2) or 3 (2-d, padding 1).", "",

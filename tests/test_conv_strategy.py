@@ -31,10 +31,10 @@ def test_unmeasured_devices_get_grouped(device):
 
 
 def test_nearest_shape_in_log_space():
-    assert choose_strategy("cpu", 2, 5, 16, 32) == "loop"  # nearest: the 4-member row
     assert choose_strategy("cpu", 2, 8, 128, 4) == "grouped"
     # a 1-d network's first layer (one input channel) has rows of its own
     assert choose_strategy("cpu", 1, 8, 1, 40, 24) == "im2col"
+    assert choose_strategy("cpu", 1, 8, 2, 40, 24) == "im2col"
     assert choose_strategy("cpu", 1, 8, 24, 20, 24) == "grouped"
 
 
@@ -50,13 +50,13 @@ def _auto_choice(members, dim, channels, size):
     return conv.resolved_strategy(x), conv._auto_choices
 
 
-def test_auto_follows_the_table_on_cpu():
-    # few channels on large images -> loop; many channels on small images -> grouped (member_conv_cpu.md)
-    choice, cache = _auto_choice(4, 2, 16, 32)
-    assert choice == "loop" and cache == {("cpu", (32, 32)): "loop"}
+def test_auto_follows_the_table_on_cpu(tmp_path, monkeypatch):
     choice, cache = _auto_choice(4, 2, 64, 8)
     assert choice == "grouped" and cache == {("cpu", (8, 8)): "grouped"}
     assert _auto_choice(16, 1, 16, 40)[0] == "grouped"
+    monkeypatch.setenv(ENV_VAR, str(_write(tmp_path, [["cpu", 2, 4, 16, 32, "loop"]])))
+    choice, cache = _auto_choice(4, 2, 16, 32)  # a table that says loop: auto runs the loop
+    assert choice == "loop" and cache == {("cpu", (32, 32)): "loop"}
 
 
 def test_auto_asks_the_table_once_per_device_and_shape(monkeypatch):
@@ -131,12 +131,12 @@ def test_a_user_table_replaces_the_rows_of_its_device_types(tmp_path, monkeypatc
     monkeypatch.setenv(ENV_VAR, str(path))
     assert choose_strategy("cuda", 2, 8, 16, 32) == "loop"  # unmeasured before: grouped
     assert choose_strategy("cuda", 2, 8, 128, 8) == "grouped"
-    assert choose_strategy("cpu", 2, 4, 16, 32) == "grouped"  # built-in: loop
-    assert choose_strategy("cpu", 2, 16, 16, 32) == "grouped"  # the built-in cpu loop rows are gone
+    assert choose_strategy("cpu", 2, 4, 16, 32) == "grouped"
+    assert choose_strategy("cpu", 1, 8, 1, 40, 16) == "grouped"  # the built-in cpu im2col rows are gone
     assert [r for r in active_table() if r[0] == "cpu"] == [("cpu", 2, 4, 16, 32, "grouped")]
     assert _auto_choice(4, 2, 16, 32)[0] == "grouped"
     monkeypatch.delenv(ENV_VAR)
-    assert _auto_choice(4, 2, 16, 32)[0] == "loop"
+    assert choose_strategy("cpu", 1, 8, 1, 40, 16) == "im2col"
 
 
 @pytest.mark.parametrize("content,needle", [
