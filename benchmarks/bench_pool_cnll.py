@@ -129,9 +129,10 @@ from ensplit.metrics import pool_curve
 torch.set_num_threads(1)
 saved = torch.load(sys.argv[2])
 sizes = json.loads(sys.argv[4])
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.thread_time()
 curve = pool_curve(saved["log_probs"], saved["labels"], sizes=sizes, min_ensembles=1, mode=sys.argv[3])
-print(json.dumps({"seconds": time.perf_counter() - start, "cnll": [e.mean["cnll"] for e in curve]}))
+print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.thread_time() - cpu,
+                  "cnll": [e.mean["cnll"] for e in curve]}))
 """
 
 
@@ -143,10 +144,12 @@ def previous_curve(source: Path, pool_file: Path, mode: str, sizes: list[int]) -
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def timed(fn):
-    start = time.perf_counter()
+def timed(fn) -> tuple[tuple[float, float], object]:
+    """((wall seconds, this thread's CPU seconds), fn's value): everything runs on one thread, so CPU time
+    is the work done, which other jobs on a shared machine disturb less than wall time."""
+    start, cpu = time.perf_counter(), time.thread_time()
     value = fn()
-    return time.perf_counter() - start, value
+    return (time.perf_counter() - start, time.thread_time() - cpu), value
 
 
 def main() -> None:
@@ -195,21 +198,21 @@ def main() -> None:
             ("previous before", lambda: previous_curve(source, args.pool_file, "before", sizes))]
     slow = [("pyens after", pyens), ("project NM after", lambda: baseline("after", sizes)),
             ("project NM before (subset)", lambda: baseline("before", subset))]
-    times: dict[str, list[float]] = {}
+    times: dict[str, list[tuple[float, float]]] = {}  # (wall, CPU) seconds per run
     results: dict[str, list[float]] = {}
     for repeat in range(max(args.repeats, len(slow))):
         batch = (fast if repeat < args.repeats else []) + slow[repeat : repeat + 1]  # one slow reference per round
         for name, fn in batch:
             if name.startswith("previous"):
                 run = fn()
-                seconds, values = run["seconds"], run["cnll"]
+                seconds, values = (run["seconds"], run["cpu"]), run["cnll"]
             else:
                 seconds, values = fn()
                 if name.startswith("ensplit"):
                     values = [e.mean["cnll"] for e in values]
             times.setdefault(name, []).append(seconds)
             results[name] = values
-            print(f"round {repeat}: {name} {seconds:.3f} s", flush=True)
+            print(f"round {repeat}: {name} {seconds[0]:.3f} s wall, {seconds[1]:.3f} s CPU", flush=True)
     report = _report(args, times, results, sizes, subset, ensembles, load_start, previous_commit, current_commit)
     print(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -217,8 +220,17 @@ def main() -> None:
 
 
 def _report(args, times, results, sizes, subset, ensembles, load_start, previous_commit, current_commit) -> str:
-    med = {name: statistics.median(t) for name, t in times.items()}
-    span = {name: f"{min(t):.3g}–{max(t):.3g}" if len(t) > 1 else f"{t[0]:.3g}" for name, t in times.items()}
+    wall = {name: [t[0] for t in runs] for name, runs in times.items()}
+    cpu = {name: [t[1] for t in runs] for name, runs in times.items()}
+    med = {name: statistics.median(t) for name, t in cpu.items()}
+    med_wall = {name: statistics.median(t) for name, t in wall.items()}
+
+    def cell(name: str) -> str:
+        def one(values: list[float]) -> str:
+            middle = statistics.median(values)
+            return f"{middle:.3g} ({min(values):.3g}–{max(values):.3g})" if len(values) > 1 else f"{middle:.3g}"
+        return f"{one(cpu[name])} | {one(wall[name])}"
+
     ours_after = np.array(results["ensplit after"])
     ours_before = np.array(results["ensplit before"])
     per_ensemble = _per_ensemble_after(args)
@@ -231,7 +243,7 @@ def _report(args, times, results, sizes, subset, ensembles, load_start, previous
     subset_ensembles = sum(POOL // n for n in subset)
 
     def ratio(slow: str, fast: str) -> str:
-        return f"**{med[slow] / med[fast]:.1f}×**"
+        return f"**{med[slow] / med[fast]:.1f}×** (wall {med_wall[slow] / med_wall[fast]:.1f}×)"
 
     lines = [
         "# Pool CNLL: ensplit vs its previous implementation, PyEns's procedure and the project's NM baseline",
@@ -244,22 +256,23 @@ def _report(args, times, results, sizes, subset, ensembles, load_start, previous
         f"- pool: 64 MNIST-1D MLPs (width 64, depth 2, 10 epochs on 8,000 samples, seeds 0..63), float32 test "
         f"log-probs, N = 2000, C = 10; n = 1..64: {ensembles} disjoint ensembles "
         "(`disjoint_ensembles(64, n, seed=0)`), 5 TTCV splits × 2 halves (ensplit's halves, `split_masks(2000, 5, 0)`)",
-        f"- fast variants: median of {args.repeats} interleaved repeats (range in brackets); slow references once",
+        f"- fast variants: median (range) of {args.repeats} interleaved repeats; slow references once. CPU: the "
+        "timed thread's CPU seconds (everything runs on one thread; the previous implementation reports its "
+        "own); wall: elapsed seconds, which other jobs on the machine inflate",
         "",
-        "| variant | seconds |",
-        "|---|---|",
-        f"| ensplit `pool_curve(mode=\"after\")`, all n (every metric) | {med['ensplit after']:.3f} "
-        f"({span['ensplit after']}) |",
-        f"| ensplit `pool_curve(mode=\"before\")`, all n | {med['ensplit before']:.2f} ({span['ensplit before']}) |",
-        f"| previous implementation, after | {med['previous after']:.2f} ({span['previous after']}) |",
-        f"| previous implementation, before | {med['previous before']:.2f} ({span['previous before']}) |",
-        f"| PyEns's procedure (fit-and-score core), after, {ensembles} ensembles | {med['pyens after']:.1f} |",
-        f"| project's NM on log τ, after, {ensembles} ensembles | {med['project NM after']:.1f} |",
+        "| variant | CPU seconds | wall seconds |",
+        "|---|---|---|",
+        f"| ensplit `pool_curve(mode=\"after\")`, all n (every metric) | {cell('ensplit after')} |",
+        f"| ensplit `pool_curve(mode=\"before\")`, all n | {cell('ensplit before')} |",
+        f"| previous implementation, after | {cell('previous after')} |",
+        f"| previous implementation, before | {cell('previous before')} |",
+        f"| PyEns's procedure (fit-and-score core), after, {ensembles} ensembles | {cell('pyens after')} |",
+        f"| project's NM on log τ, after, {ensembles} ensembles | {cell('project NM after')} |",
         f"| ensplit before, n ∈ {{{args.before_baseline_sizes}}} ({subset_ensembles} ensembles) "
-        f"| {med['ensplit before (subset)']:.3f} |",
-        f"| project's NM on log τ, before, same n | {med['project NM before (subset)']:.1f} |",
+        f"| {cell('ensplit before (subset)')} |",
+        f"| project's NM on log τ, before, same n | {cell('project NM before (subset)')} |",
         "",
-        "Ratios (median times):",
+        "Ratios (median CPU times; median wall times in brackets):",
         "",
         f"- after averaging: ensplit vs PyEns's procedure {ratio('pyens after', 'ensplit after')}, vs the project's "
         f"NM baseline {ratio('project NM after', 'ensplit after')}, vs the previous implementation "
