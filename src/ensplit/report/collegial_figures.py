@@ -97,9 +97,10 @@ def _errorbar(ax: Any, x: np.ndarray, rows: list[dict[str, Any]], metric: str, *
 
 def training_figure(rows: list[dict[str, Any]], curve: str) -> Figure:
     """Accuracy and CNLL (mean ± std over seeds) against m along one curve, and the test error against the
-    model's variance (seed 004 Fig. 4); the predicted optimum is the red ring, the measured best a star."""
+    model's variance (primal) or the parameters (dual) (seed 004 Fig. 4); the predicted optimum is the red
+    ring, the measured best a star."""
     rows = sorted((r for r in rows if r["curve"] == curve), key=lambda r: r["members"])
-    fig = Figure(figsize=(12.0, 3.6))
+    fig = Figure(figsize=(9.4, 3.3))  # the page is 1100 px wide
     axes = fig.subplots(1, 3)
     m = np.array([r["members"] for r in rows], dtype=float)
     for ax, metric, label, best in ((axes[0], "accuracy", "test accuracy", np.argmax),
@@ -117,13 +118,15 @@ def training_figure(rows: list[dict[str, Any]], curve: str) -> Figure:
         ax.set_xlabel("members m (paths)")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=7, loc="best")
-    variance = np.array([r["variance"] for r in rows])
+    # Fig. 4: along the primal curve the variance changes at fixed parameters; along the dual the reverse
+    key, xlabel = (("variance", "model variance (exp(αΣ(n)) − 1)/m") if curve == "primal" else
+                   ("params", "parameters m·β(n)"))
+    x = np.array([r[key] for r in rows], dtype=float)
     error = 1.0 - np.array([r["accuracy"] for r in rows])
-    axes[2].errorbar(variance, error, yerr=[r["accuracy_std"] or 0.0 for r in rows], fmt="o", ms=4, capsize=3)
-    for r, x, y in zip(rows, variance, error, strict=True):
-        axes[2].annotate(f"m={r['members']}", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    axes[2].set_xscale("log")
-    axes[2].set_xlabel("model variance (e^{αΣ(n)} − 1)/m")
+    axes[2].errorbar(x, error, yerr=[r["accuracy_std"] or 0.0 for r in rows], fmt="o", ms=4, capsize=3)
+    for r, xi, y in zip(rows, x, error, strict=True):
+        axes[2].annotate(f"m={r['members']}", (xi, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    axes[2].set_xlabel(xlabel)
     axes[2].set_ylabel("test error")
     fig.suptitle(f"{curve} curve: " + ("fixed parameters, m = ⌊β_s/β(n)⌋" if curve == "primal" else
                                       "fixed variance, m = round(m_d(n))"), fontsize=10)
@@ -152,15 +155,18 @@ def training_section(result: dict[str, Any]) -> Section:
             "test metrics as mean ± std over seeds. " + " ".join(notes))
     curves = list(dict.fromkeys(r["curve"] for r in rows))
     return Section("Training along the curves (seed 004 Figures 4 and 6)", text,
-                   figures=[(training_figure(rows, c), f"{c} curve: accuracy and CNLL against m, error against "
-                             "the model variance") for c in curves], table=table)
+                   figures=[(training_figure(rows, c), f"{c} curve: accuracy and CNLL against m; test error "
+                             f"against the {'model variance' if c == 'primal' else 'parameters'}")
+                            for c in curves], table=table)
 
 
 def write_collegial_report(directory: str | os.PathLike[str], baseline: Baseline, design: CollegialDesign,
                            fit: AlphaFit | None, result: dict[str, Any]) -> Path:
     """DIR/report.html: the design, primal and dual curves, the α fit and the ensemble-NTK check."""
     curves = design_curves(baseline, design.alpha, design.cost)
-    summary = [{k: v for k, v in result.items() if not isinstance(v, (dict, list))}]
+    summary = [{"quantity": k, "value": v} for k, v in result.items() if not isinstance(v, (dict, list))]
+    if "whole_network" in result:
+        summary += [{"quantity": f"whole network {k}", "value": v} for k, v in result["whole_network"].items()]
     sections = [
         Section("Design", f"Baseline {result['baseline']}; α = {design.alpha:.3f}; cost in {design.cost}.",
                 table=summary),

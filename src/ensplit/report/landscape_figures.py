@@ -78,7 +78,7 @@ def diversity_accuracy_figure(sweeps: Sequence[object], independent_accuracy: np
     """Fort et al. Fig. 5: normalised diversity vs accuracy of samples around one solution (one colour per
     sampler, per-scale means joined) against independently trained solutions (black stars); the right
     panel zooms on the accuracy range of the independent solutions."""
-    fig = Figure(figsize=(11, 4.4))
+    fig = Figure(figsize=(9.4, 4.0))
     axes = fig.subplots(1, 2)
     low = min(float(np.min(independent_accuracy)), reference_accuracy) - 0.08
     high = max(float(np.max(independent_accuracy)), reference_accuracy) + 0.02
@@ -97,7 +97,7 @@ def diversity_accuracy_figure(sweeps: Sequence[object], independent_accuracy: np
             ax.set_ylim(0, 1.6 * float(np.max(independent_diversity)))
             ax.set_title("zoom: the independent solutions' accuracy range")
         else:
-            ax.set_ylabel("normalised diversity (disagreement / (1 − acc ref))")
+            ax.set_ylabel("normalised diversity (disagr. / error of ref)")
             ax.set_title("Diversity vs accuracy around one solution")
             ax.legend(fontsize=8)
     fig.tight_layout()
@@ -107,7 +107,7 @@ def diversity_accuracy_figure(sweeps: Sequence[object], independent_accuracy: np
 def ensemble_curves_figure(sizes: Sequence[int], curves: Mapping[str, Mapping[str, Sequence[float]]],
                            metrics: Sequence[str] = ("accuracy", "nll", "cnll")) -> Figure:
     """Metrics vs ensemble size, one line per kind of ensemble (e.g. plain vs SWA members)."""
-    fig = Figure(figsize=(11, 3.4))
+    fig = Figure(figsize=(9.4, 3.2))
     axes = fig.subplots(1, len(metrics))
     for ax, metric in zip(axes, metrics, strict=True):
         for i, (name, values) in enumerate(curves.items()):
@@ -127,7 +127,7 @@ def shift_figure(shift: Mapping[str, object], clean: Mapping[str, Mapping[str, S
     test set dashed. Bottom: metrics vs severity (averaged over corruptions) for one member and the largest
     ensemble of each pool."""
     sizes, mean, by_severity = shift["sizes"], shift["mean"], shift["by_severity"]
-    fig = Figure(figsize=(11, 6.4))
+    fig = Figure(figsize=(9.4, 6.6))  # the page is 1100 px wide
     axes = fig.subplots(2, len(metrics))
     severities = [int(v) for v in by_severity]
     for col, metric in enumerate(metrics):
@@ -146,10 +146,11 @@ def shift_figure(shift: Mapping[str, object], clean: Mapping[str, Mapping[str, S
         bottom.set_xlabel("corruption severity")
         bottom.set_xticks(severities)
         bottom.set_ylabel(name)
-    axes[0, 0].legend(fontsize=7)
-    axes[1, 0].legend(fontsize=7)
     fig.suptitle("SWA against ensembles under dataset shift (mean over corruptions)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 0.92), h_pad=2.0)
+    for row, loc, y in ((axes[0], "center", 0.925), (axes[1], "lower center", 0.0)):  # clear of the curves
+        fig.legend(*row[0].get_legend_handles_labels(), loc=loc, bbox_to_anchor=(0.5, y), ncol=4, fontsize=7,
+                   frameon=False)
     return fig
 
 
