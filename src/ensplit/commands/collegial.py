@@ -29,9 +29,9 @@ def render(result: dict[str, Any]) -> str:
     ]
     if "whole_network" in result:
         w = result["whole_network"]
-        kind = "flops" if w.get("cost") == "flops" else "params"
+        kind, what = ("flops", "FLOPs efficiency") if w.get("cost") == "flops" else ("params", "efficiency")
         lines.append(f"whole network: ResNeXt-29 {w['name']} with {w[kind]:,} {unit} "
-                     f"(baseline {w['baseline']}: {w['baseline_' + kind]:,}; {unit} efficiency {w['efficiency']:.3f})")
+                     f"(baseline {w['baseline']}: {w['baseline_' + kind]:,}; {what} {w['efficiency']:.3f})")
     lines.append("design for training: " + ", ".join(f"{k}={v}" for k, v in result["design"].items()))
     if result.get("training"):
         lines += training_lines(result["training"], result["training_optimum"])
