@@ -7,14 +7,17 @@ d = z − max_c z, which leave F unchanged and keep the exponentials ≤ 1.
 
 One evaluation at one β per ensemble costs one exponential per object and class and gives F, F', F'' of
 every half at once (masked sums over objects). So the halves of an ensemble share their evaluation points:
-1. the centre β₀: Newton steps on all objects from β = 1 until the step is below h/2, h = 5% of β;
-2. points β₀ + k·h, k = −1, 0, 1, extended one point at a time (only for the ensembles that need it)
-   until F' changes sign for every half between two points, or the last point is a range end;
-3. per half, the quintic Hermite interpolant of (F, F', F'') on that cell; its derivative's root
-   (bisection) is the fitted β, and the other halves' F are read from their interpolants there.
-Interpolation error ≤ h⁶·|F⁽⁶⁾|/46080 (~1e-12 nats on real pools); the tests check τ and the held-out
-NLL against a scalar optimiser. τ is searched in [1e-2, 1e2] like the grid search (β in [1e-2, 1e2]).
-Four evaluations per ensemble usually suffice, against 37 + ~40 grid points for the grid search.
+1. the centre β₀: Newton steps on all objects from β = 1 until the step is below 5% of β;
+2. one point on each side of β₀ that a half's Newton prediction from β₀ needs, 5–10% away;
+3. one more point per round for the ensembles with a half whose minimum is not yet in a cell of at most
+   10% of β between two points (Newton beyond an end, or half a step from the interpolated minimum), until
+   none is left or the point is a range end;
+4. per half, the quintic Hermite interpolant of (F, F', F'') on its cell; its derivative's root (bisection,
+   polished by Newton) is the fitted β, and the other halves' F are read from their interpolants there.
+Interpolation error ≤ w⁶·|F⁽⁶⁾|/46080 for a cell of width w (~1e-11 nats on real pools); the tests check τ
+and the held-out NLL against Newton's method per ensemble and half. τ is searched in [1e-2, 1e2] like the
+grid search (β in [1e-2, 1e2]). Four evaluations per ensemble usually suffice, against 37 + ~40 grid
+points for the grid search.
 """
 
 from __future__ import annotations
