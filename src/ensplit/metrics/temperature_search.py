@@ -2,7 +2,8 @@
 
 Objective: for ensemble e (member index set) and object subset h (a 0/1 mask over objects),
 F_eh(u) = mean_{j∈h} −log((1/n) Σ_{i∈e} softmax(ℓ_ij e^{−u})_{y_j}),  u = log τ  (temperature *before*
-averaging; *after* averaging is the n = 1 case applied to the averaged log-probabilities).
+averaging; *after* averaging it is the n = 1 case on the averaged log-probabilities, which
+temperature_after.py solves faster using the convexity in 1/τ).
 
 Why a grid and not an optimiser per ensemble: the costly part, a softmax over classes per member, object
 and τ, depends only on the member, not on the ensemble. So it is computed once per pool member on a grid of
