@@ -130,3 +130,14 @@ def test_baseline_must_fit_the_data() -> None:
     with pytest.raises(EnsplitError, match="family"):
         check_fits(BASELINE, Recipe(family="cnn1d"), dataset)
     assert torch.equal(dataset.y_test, TINY.load_data().y_test)
+
+
+def test_train_setting_reaches_the_config_from_a_table() -> None:
+    """`train` is also the recipe's [train] table: the experiment's flag lives in the [collegial] table."""
+    from ensplit.experiments.collegial import CollegialConfig
+
+    config = CollegialConfig.from_mapping({"baseline": "mlp", "input_dim": 40, "outputs": 10, "width": 16,
+                                           "alpha": 3.0, "collegial": {"train": True}, "train": {"epochs": 2}})
+    assert config.train and config.recipe.train.epochs == 2
+    with pytest.raises(EnsplitError, match="--train trains mlp baselines"):
+        CollegialConfig(baseline="resnext-block", width=32, alpha=1.6, train=True)
