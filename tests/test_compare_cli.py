@@ -36,6 +36,8 @@ def test_report_has_the_table_and_both_sweeps(capsys, tmp_path) -> None:
     assert code == 0 and "mixture" in capsys.readouterr().out
     page = (tmp_path / "report.html").read_text()
     assert "against parameters" in page and "number of members" in page and page.count("<img") == 4
+    saved = json.loads((tmp_path / "results.json").read_text())  # the recipe is recorded with the results
+    assert saved["recipe"]["train"]["epochs"] == 1 and saved["git_commit"] and len(saved["member_sweep"]) == 4
 
 
 def test_compare_at_a_budget_sizes_every_method_to_it(capsys) -> None:

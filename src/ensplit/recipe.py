@@ -31,7 +31,7 @@ from ensplit.data.dataset import Dataset
 from ensplit.data.spec import DataSpec, load_data
 from ensplit.errors import EnsplitError
 from ensplit.models import count_params, get_family, with_dropout
-from ensplit.parsing import from_config, typed_options
+from ensplit.parsing import FALSE, TRUE, from_config, typed_options
 from ensplit.train.config import TrainConfig, config_class
 from ensplit.train.device import check_device_name, resolve_device
 
@@ -192,7 +192,9 @@ def split_recipe(values: Mapping[str, Any]) -> tuple[Recipe, dict[str, Any]]:
     train_values: dict[str, Any] = {}
     rest: dict[str, Any] = {}
     for key, value in values.items():
-        if key == "train":
+        if key == "train" and (isinstance(value, bool) or str(value).lower() in (*TRUE, *FALSE)):
+            rest[key] = value  # an experiment's own `train` switch (collegial --train), not the [train] table
+        elif key == "train":
             if isinstance(value, TrainConfig):
                 train_values.update(dataclasses.asdict(value))
                 continue

@@ -37,6 +37,10 @@ def render(result: dict[str, Any]) -> str:
     for name in [k for k in ens if k != "sizes"]:
         lines.append(f"{name} ensembles n={ens['sizes'][-1]}: accuracy {ens[name]['accuracy'][-1]:.3f}, "
                      f"NLL {ens[name]['nll'][-1]:.3f}, CNLL {ens[name]['cnll'][-1]:.3f}")
+    shift = result.get("shift") or {}
+    for name, curves in (shift.get("mean") or {}).items():
+        lines.append(f"{name} ensembles n={shift['sizes'][-1]} under shift (mean over corrupted test sets): accuracy "
+                     f"{curves['accuracy'][-1]:.3f}, NLL {curves['nll'][-1]:.3f}, CNLL {curves['cnll'][-1]:.3f}")
     if any(not (v["reaches_independent_accuracy"] and v["reaches_independent_diversity"])
            for v in result["samplers"].values()):
         lines.append("* never as accurate (diverse) as the independent inits: value at its most accurate (diverse) "

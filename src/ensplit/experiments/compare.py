@@ -8,6 +8,7 @@ CNLL by test-time cross-validation). Optional sweeps re-run every method over bu
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from ensplit._version import __version__
 from ensplit.analysis.ensemble_scores import score
 from ensplit.data.corruptions import corrupted_test_sets
 from ensplit.data.dataset import Dataset
@@ -23,10 +25,13 @@ from ensplit.ensembles import build_method, method_names, method_param_count, so
 from ensplit.ensembles.cost import forward_flops
 from ensplit.ensembles.methods import METHOD_OPTIONS, MethodModel
 from ensplit.errors import EnsplitError
+from ensplit.files import atomic_write_text
+from ensplit.jsonable import to_jsonable
 from ensplit.metrics import classification_metrics, ensemble_log_probs
 from ensplit.parsing import COUNT, typed_options
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.resources import check_training
+from ensplit.store import git_commit
 from ensplit.train import predict_log_probs, train
 from ensplit.train.config import config_class
 
@@ -232,6 +237,8 @@ def run_compare(config: CompareConfig | None = None, out: str | Path | None = No
         from ensplit.report.compare_report import write_compare_report
 
         result.report = write_compare_report(Path(out), result)
-        _log(f"report written to {result.report}", True)
+        summary = {**result.to_json(), "ensplit": __version__, "git_commit": git_commit()}
+        atomic_write_text(Path(out) / "results.json", json.dumps(to_jsonable(summary), indent=1))
+        _log(f"report written to {result.report} (and results.json beside it)", True)
     return result
 
