@@ -161,3 +161,12 @@ def test_every_generated_option_says_what_it_does():
                 field = action.dest.rpartition(".")[2]
                 assert action.help and not action.help.startswith(field.replace("_", " ") + ";"), (name, field)
                 assert action.help.split(";")[0] != field.replace("_", " "), (name, field)
+
+
+def test_an_experiments_own_train_switch_is_not_the_train_table():
+    config = ensplit._settings(ensplit.CollegialConfig, "collegial", None,
+                               {"train": True, "baseline": "mlp", "input_dim": 40, "outputs": 10, "width": 16,
+                                "alpha": 3.0, "epochs": 2})
+    assert config.train is True and config.recipe.train.epochs == 2
+    with pytest.raises(ensplit.EnsplitError, match="train = 5: must be a table"):
+        ensplit._settings(ensplit.StudyConfig, "study", None, {"train": 5})
