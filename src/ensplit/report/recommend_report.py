@@ -56,6 +56,16 @@ def _finish(ax: Any, xlabel: str, title: str, budget: int) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
+def _family(ax: Any, ladder: dict[int, list[float]], assessed: Any, budget: int, label: str, color: Any) -> None:
+    """One family's ladder, its extrapolation to the candidate at the budget, and its measured point (if any)."""
+    prediction = None if assessed is None else assessed.prediction
+    target = budget if assessed is None else assessed.candidate.params
+    _ladder_axes(ax, ladder, prediction, budget, target, label, color)
+    if assessed is not None and assessed.measured_cnll is not None:
+        ax.scatter([assessed.candidate.params], [assessed.measured_cnll], label="measured at P (fresh seeds)",
+                   **MEASURED)
+
+
 def ladders_figure(result: Any) -> Figure:
     """Each sharing family's CNLL against its parameters, extrapolated to the budget with a 5–95% band."""
     figure = Figure(figsize=(8.6, 4.6), layout="constrained")
@@ -65,11 +75,7 @@ def ladders_figure(result: Any) -> Figure:
     for (method, members), ladder in sorted(result.evidence.ladders.items()):
         assessed = by_family.get((method, members))
         color = next(colors)
-        _ladder_axes(ax, ladder, None if assessed is None else assessed.prediction, result.config.budget,
-                     result.config.budget if assessed is None else assessed.candidate.params, f"{method}({members})",
-                     color)
-        if assessed is not None and assessed.measured_cnll is not None:
-            ax.scatter([assessed.candidate.params], [assessed.measured_cnll], **MEASURED)
+        _family(ax, ladder, assessed, result.config.budget, f"{method}({members})", color)
     _finish(ax, "parameters of the ensemble", "Sharing methods: ladders and their extrapolation",
             result.config.budget)
     return figure
@@ -80,10 +86,7 @@ def single_figure(result: Any) -> Figure:
     figure = Figure(figsize=(8.6, 4.6), layout="constrained")
     ax = figure.subplots()
     single = next((a for a in result.ranked if a.candidate.method == "single"), None)
-    _ladder_axes(ax, result.evidence.singles, None if single is None else single.prediction, result.config.budget,
-                 result.config.budget if single is None else single.candidate.params, "single network", "C0")
-    if single is not None and single.measured_cnll is not None:
-        ax.scatter([single.candidate.params], [single.measured_cnll], label="measured at P (fresh seed)", **MEASURED)
+    _family(ax, result.evidence.singles, single, result.config.budget, "single network", "C0")
     _finish(ax, "parameters of the network", "The single network: pool networks and the extrapolation",
             result.config.budget)
     return figure
