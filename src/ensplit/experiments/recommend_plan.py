@@ -41,8 +41,8 @@ class RecommendConfig:
 
     recipe: Recipe = dataclasses.field(default_factory=Recipe)
     budget: Annotated[int, Field(ge=1, le=10**12, description="parameter budget P (e.g. 80k, 1.5M)"), COUNT] = 80_000
-    methods: Annotated[tuple[SharingMethod, ...], Field(max_length=5, description="sharing methods to consider, "
-                                                        "comma-separated (an empty value: memory splits only)")] = SHARING
+    methods: Annotated[tuple[SharingMethod, ...], Field(
+        max_length=5, description="sharing methods to consider, comma-separated (empty: memory splits only)")] = SHARING
     members_max: Annotated[int, Field(ge=2, le=64, description="largest memory split n (members of a deep "
                                                                "ensemble)")] = 8
     sharing_members: Annotated[tuple[Annotated[int, Field(ge=2, le=64)], ...], Field(
