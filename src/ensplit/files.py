@@ -8,6 +8,7 @@ temporary file they were written as.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import signal
 import tempfile
@@ -63,9 +64,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def atomic_save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
-    """Save one array as `.npy` (never pickled), atomically."""
-    return atomic_write(path, lambda f: np.save(f, np.asarray(array), allow_pickle=False))
+def atomic_save_npy(path: str | os.PathLike[str], array: np.ndarray) -> str:
+    """Save one array as `.npy` (never pickled), atomically; returns the file's SHA-256 (hex), computed from the
+    bytes written rather than by reading the file back."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    content = buffer.getvalue()
+    atomic_write(path, lambda f: f.write(content))
+    return hashlib.sha256(content).hexdigest()
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -166,11 +166,11 @@ def fitting_methods(config: CompareConfig, dataset: Dataset, methods: tuple[str,
     for method in methods:
         try:
             width = method_width(method, config, members, budget, dataset)
-            _options(method, config, budget, dataset)
-            if method == "mixture" and budget is not None:
+            options = _options(method, config, budget, dataset)
+            if method == "mixture" and budget is not None:  # the bank knob, not the width, must fit
                 r = config.recipe
                 method_param_count(method, r.family, members, width, r.depth, dataset.in_shape, dataset.num_classes,
-                                   r.options, **_options(method, config, budget, dataset))
+                                   r.options, **options)
             fitting.append(method)
         except EnsplitError as error:
             if budget is None:
@@ -180,9 +180,13 @@ def fitting_methods(config: CompareConfig, dataset: Dataset, methods: tuple[str,
 
 
 def run_methods(config: CompareConfig, dataset: Dataset, methods: tuple[str, ...], members: int, budget: int | None,
-                epochs: int | None, progress: bool) -> list[dict[str, Any]]:
-    """Every method that fits once; at a budget, the others are skipped with one line on stderr."""
+                epochs: int | None, progress: bool, required: bool = False) -> list[dict[str, Any]]:
+    """Every method that fits once; at a budget, the others are skipped with one line on stderr. With
+    `required`, a budget that fits no method is refused before anything is trained."""
     fitting, reasons = fitting_methods(config, dataset, methods, members, budget)
+    if required and not fitting:
+        raise EnsplitError(f"no method fits param_budget = {budget:,} with {members} members; raise the budget or "
+                           "lower the members")
     if reasons:
         print(f"ensplit compare: skipping {', '.join(reasons)} (they do not fit {budget:,} parameters with "
               f"{members} members)", file=sys.stderr)
@@ -218,11 +222,8 @@ def run_compare(config: CompareConfig | None = None, out: str | Path | None = No
     config = config or CompareConfig()
     dataset = config.recipe.load_data()
     config.recipe.params(config.width, dataset)  # family, width, depth and options fit the data
-    fitting, _ = fitting_methods(config, dataset, config.methods, config.members, config.param_budget)
-    if not fitting:
-        raise EnsplitError(f"no method fits param_budget = {config.param_budget:,} with {config.members} members; "
-                           "raise the budget or lower the members")
-    rows = run_methods(config, dataset, config.methods, config.members, config.param_budget, None, progress)
+    rows = run_methods(config, dataset, config.methods, config.members, config.param_budget, None, progress,
+                       required=True)
     budget_rows: list[dict[str, Any]] = []
     member_rows: list[dict[str, Any]] = []
     reference = config.param_budget or config.recipe.params(config.width, dataset)

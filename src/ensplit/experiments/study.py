@@ -137,15 +137,13 @@ def run_study(config: StudyConfig | None = None, folder: str | Path = DEFAULT_OU
     return StudyResult(config, folder, analysis, trained, path, store)
 
 
-def folder_settings(folder: Path) -> StudyConfig:
+def folder_settings(folder: Path, store: ResultStore) -> StudyConfig:
     """A study folder's settings: its config.toml, or (when that is missing or damaged) the copy in its index,
     which is then written back to config.toml."""
     config = read_settings(folder, StudyConfig)
     if config is not None:
         return config
-    store = ResultStore(folder)
     text = store.get_meta("settings")
-    store.close()
     if text is None:
         raise EnsplitError(f"{folder / CONFIG_FILE} is missing or damaged and the index holds no copy of the "
                            "settings; rerun `ensplit study` with the folder's settings")
@@ -161,9 +159,9 @@ def reanalyze(folder: str | Path, report: bool = True) -> StudyResult:
     if not (folder / INDEX).exists():
         raise EnsplitError(f"{folder} is not a study folder (no {INDEX})")
     with folder_lock(folder, "report"):
-        config = folder_settings(folder)
-        config.recipe.apply_threads()
         store = ResultStore(folder)
+        config = folder_settings(folder, store)
+        config.recipe.apply_threads()
         if store.fingerprint not in (None, config.fingerprint()):
             raise EnsplitError(f"{folder / CONFIG_FILE} does not match the results in the index (fingerprint "
                                f"{store.fingerprint}); restore the folder's config.toml")

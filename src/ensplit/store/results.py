@@ -124,8 +124,7 @@ class ResultStore:
         key = f"labels_{split}_sha256"
         if path.exists() and file_sha256(path) == self.get_meta(key):
             return
-        atomic_save_npy(path, np.asarray(labels, dtype=np.int64))
-        self.set_meta(key, file_sha256(path))
+        self.set_meta(key, atomic_save_npy(path, np.asarray(labels, dtype=np.int64)))
 
     def labels(self, split: str = "test") -> np.ndarray:
         path = self.arrays / f"labels_{split}.npy"
@@ -143,11 +142,10 @@ class ResultStore:
         """Store one finished TrainJob and its JobResult: arrays, then the sidecar, then the index rows and
         (with the first job) the folder's fingerprint, in one transaction."""
         files = {"test_file": f"{job.job_id}_test.npy", "val_file": None}
-        atomic_save_npy(self.arrays / files["test_file"], result.test_log_probs)
+        checksums = {files["test_file"]: atomic_save_npy(self.arrays / files["test_file"], result.test_log_probs)}
         if result.val_log_probs is not None:
             files["val_file"] = f"{job.job_id}_val.npy"
-            atomic_save_npy(self.arrays / files["val_file"], result.val_log_probs)
-        checksums = {name: file_sha256(self.arrays / name) for name in files.values() if name}
+            checksums[files["val_file"]] = atomic_save_npy(self.arrays / files["val_file"], result.val_log_probs)
         config = json.dumps({"train": dict(job.train), "family_options": dict(job.family_options),
                              "data": job.data.__dict__, "seeds": list(job.seeds), "method": job.method,
                              "members": job.members, "method_options": dict(job.method_options)}, default=list)
