@@ -32,7 +32,10 @@ from ensplit.ensembles import build_member, deep_ensemble
 from ensplit.layers import member
 from ensplit.models import count_params
 from ensplit.models.scaling import solve_width
+from ensplit.train.allocator import keep_freed_memory
 
+MALLOC = {True: "malloc keeps freed memory (ensplit.train.allocator, as training does)",
+          False: "malloc defaults (ENSPLIT_KEEP_FREED_MEMORY=0 or not glibc)"}
 # (family, member width, batch, input shape): MNIST-1D sized inputs, 10 classes
 CASES = [("mlp", 64, 128, (40,)), ("mlp", 256, 128, (40,)), ("cnn1d", 16, 128, (40,)), ("cnn1d", 32, 128, (40,))]
 
@@ -138,12 +141,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "member_batched.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    tuned = keep_freed_memory()  # as ensplit.train does on CPU; ENSPLIT_KEEP_FREED_MEMORY=0 to compare
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     load = os.getloadavg()[0]
     lines = [f"# Member-batched training step vs a loop vs one network of the same size (M = {args.members})", "",
              f"{datetime.datetime.now().isoformat(timespec='seconds')}. Forward + backward + Adam; median of "
              f"{args.repeats} interleaved repeats; torch {torch.__version__}; "
-             f"CPU with 1 torch thread, times are the thread's CPU time; load average {load:.1f} at start on "
+             f"CPU with 1 torch thread, times are the thread's CPU time; {MALLOC[tuned]}; "
+             f"load average {load:.1f} at start on "
              f"{os.cpu_count()} cores (shared machine: absolute times are noisy, ratios less so). "
              + ("" if torch.cuda.is_available() else "No GPU was available: GPU rows were not measured."), "",
              "| device | family | member width | single width | params (ensemble / single) | batch "

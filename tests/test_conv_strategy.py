@@ -32,10 +32,11 @@ def test_unmeasured_devices_get_grouped(device):
 
 def test_nearest_shape_in_log_space():
     assert choose_strategy("cpu", 2, 8, 128, 4) == "grouped"
-    # a 1-d network's first layer (one input channel) has rows of its own
-    assert choose_strategy("cpu", 1, 8, 1, 40, 24) == "im2col"
-    assert choose_strategy("cpu", 1, 8, 2, 40, 24) == "im2col"
-    assert choose_strategy("cpu", 1, 8, 24, 20, 24) == "grouped"
+    assert choose_strategy("cpu", 2, 4, 16, 30) == "grouped"
+    # 1-d layers, first (one input channel) and hidden, run channels-last on the CPU
+    assert choose_strategy("cpu", 1, 8, 1, 40, 24) == "grouped_nhwc"
+    assert choose_strategy("cpu", 1, 8, 24, 20, 24) == "grouped_nhwc"
+    assert choose_strategy("cuda", 1, 8, 24, 20, 24) == "grouped"
 
 
 # --- strategy "auto" in MemberConv, and tables measured elsewhere ($ENSPLIT_CONV_TABLE) ---------------
@@ -53,7 +54,7 @@ def _auto_choice(members, dim, channels, size):
 def test_auto_follows_the_table_on_cpu(tmp_path, monkeypatch):
     choice, cache = _auto_choice(4, 2, 64, 8)
     assert choice == "grouped" and cache == {("cpu", (8, 8)): "grouped"}
-    assert _auto_choice(16, 1, 16, 40)[0] == "grouped"
+    assert _auto_choice(16, 1, 16, 40)[0] == "grouped_nhwc"
     monkeypatch.setenv(ENV_VAR, str(_write(tmp_path, [["cpu", 2, 4, 16, 32, "loop"]])))
     choice, cache = _auto_choice(4, 2, 16, 32)  # a table that says loop: auto runs the loop
     assert choice == "loop" and cache == {("cpu", (32, 32)): "loop"}
@@ -96,13 +97,13 @@ def test_auto_grouped_and_loop_agree(float64_default, dim, groups, batch):
             torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
 
 
-def test_auto_runs_a_one_channel_first_layer_on_im2col_and_matches_grouped(float64_default):
+def test_auto_runs_a_one_channel_first_layer_channels_last_and_matches_grouped(float64_default):
     conv = MemberConv(8, 1, 1, 16, 5, padding=2)
     x = torch.randn(8, 3, 1, 40)
     grouped = MemberConv(8, 1, 1, 16, 5, padding=2, strategy="grouped")
     grouped.load_state_dict(conv.state_dict())
     torch.testing.assert_close(conv(x), grouped(x), atol=1e-12, rtol=0)
-    assert conv.resolved_strategy(x) == "im2col"
+    assert conv.resolved_strategy(x) == "grouped_nhwc"
 
 
 def test_table_rows_with_and_without_output_channels(tmp_path, monkeypatch):
@@ -132,11 +133,11 @@ def test_a_user_table_replaces_the_rows_of_its_device_types(tmp_path, monkeypatc
     assert choose_strategy("cuda", 2, 8, 16, 32) == "loop"  # unmeasured before: grouped
     assert choose_strategy("cuda", 2, 8, 128, 8) == "grouped"
     assert choose_strategy("cpu", 2, 4, 16, 32) == "grouped"
-    assert choose_strategy("cpu", 1, 8, 1, 40, 16) == "grouped"  # the built-in cpu im2col rows are gone
+    assert choose_strategy("cpu", 1, 8, 1, 40, 16) == "grouped"  # the built-in cpu 1-d rows are gone
     assert [r for r in active_table() if r[0] == "cpu"] == [("cpu", 2, 4, 16, 32, "grouped")]
     assert _auto_choice(4, 2, 16, 32)[0] == "grouped"
     monkeypatch.delenv(ENV_VAR)
-    assert choose_strategy("cpu", 1, 8, 1, 40, 16) == "im2col"
+    assert choose_strategy("cpu", 1, 8, 1, 40, 16) == "grouped_nhwc"
 
 
 @pytest.mark.parametrize("content,needle", [

@@ -110,10 +110,10 @@ def test_member_linear_equals_separate_linears(float64_default):
     assert torch.equal(restored.weight, layer.weight)
 
 
-@pytest.mark.parametrize("strategy", ["auto", "im2col", "grouped_nhwc"])
+@pytest.mark.parametrize("strategy", ["auto", "grouped", "im2col", "grouped_nhwc", "loop"])
 def test_cnn1d_ensemble_trains_like_its_separate_members(float64_default, strategy):
-    """One SGD step of the member-batched 1-d CNN (the first conv on im2col under "auto") against each plain
-    member trained alone: same logits, gradients and updated weights."""
+    """One SGD step of the member-batched 1-d CNN (channels-last end to end under "auto" on the CPU) against
+    each plain member trained alone: same logits, gradients and updated weights."""
     seeds = [0, 1, 2]
     ensemble = deep_ensemble("cnn1d", seeds, conv_strategy=strategy, width=4, in_shape=(40,))
     plains = [build_member("cnn1d", s, width=4, in_shape=(40,)) for s in seeds]

@@ -26,26 +26,26 @@ from ensplit.errors import EnsplitError
 
 Row = tuple  # (device, dim, members, in channels, [out channels,] spatial, choice)
 
-# (device type, conv dim, members, in channels, out channels, spatial size, choice), measured on a shared
-# 2-core CPU (benchmarks/results/member_conv_cpu.md): a strategy other than the grouped conv where its median
-# time ratio over three runs was below 0.9. A 1-d network's first layer (one input channel) runs fastest as
-# im2col (0.39-0.76 of the grouped conv); every other measured shape keeps the grouped conv: channels-last
-# and the loop came within 10% at best, and with input gradients timed the loop no longer wins the 2-d
-# shapes with few channels on large images (0.87-0.98).
+# (device type, conv dim, members, in channels, out channels, spatial size, choice), measured on a 2-core CPU
+# (benchmarks/results/member_conv_cpu.md), each strategy timed in the steady state of a network built on it
+# (inputs and gradients in the layout its own output has) and with malloc keeping freed memory, as training
+# runs. Every 1-d shape is fastest channels-last (0.34-0.42 of the grouped conv on first layers, 0.70-0.95
+# on hidden ones), so a 1-d network runs channels-last end to end; 2-d shapes keep the grouped conv unless
+# the model itself is converted to channels-last (docs/scale-out.md).
 TABLE: tuple[Row, ...] = (
-    ("cpu", 1, 8, 1, 16, 40, "im2col"),
-    ("cpu", 1, 8, 16, 16, 20, "grouped"),
-    ("cpu", 1, 8, 16, 16, 10, "grouped"),
-    ("cpu", 1, 8, 1, 32, 40, "im2col"),
-    ("cpu", 1, 8, 32, 32, 20, "grouped"),
-    ("cpu", 1, 8, 32, 32, 10, "grouped"),
-    ("cpu", 1, 8, 1, 64, 40, "im2col"),
-    ("cpu", 1, 8, 64, 64, 20, "grouped"),
-    ("cpu", 1, 4, 64, 64, 20, "grouped"),
-    ("cpu", 1, 16, 1, 16, 40, "im2col"),
-    ("cpu", 1, 16, 16, 16, 20, "grouped"),
-    ("cpu", 1, 16, 64, 64, 20, "grouped"),
-    ("cpu", 1, 32, 32, 32, 10, "grouped"),
+    ("cpu", 1, 8, 1, 16, 40, "grouped_nhwc"),
+    ("cpu", 1, 8, 16, 16, 20, "grouped_nhwc"),
+    ("cpu", 1, 8, 16, 16, 10, "grouped_nhwc"),
+    ("cpu", 1, 8, 1, 32, 40, "grouped_nhwc"),
+    ("cpu", 1, 8, 32, 32, 20, "grouped_nhwc"),
+    ("cpu", 1, 8, 32, 32, 10, "grouped_nhwc"),
+    ("cpu", 1, 8, 1, 64, 40, "grouped_nhwc"),
+    ("cpu", 1, 8, 64, 64, 20, "grouped_nhwc"),
+    ("cpu", 1, 4, 64, 64, 20, "grouped_nhwc"),
+    ("cpu", 1, 16, 1, 16, 40, "grouped_nhwc"),
+    ("cpu", 1, 16, 16, 16, 20, "grouped_nhwc"),
+    ("cpu", 1, 16, 64, 64, 20, "grouped_nhwc"),
+    ("cpu", 1, 32, 32, 32, 10, "grouped_nhwc"),
     ("cpu", 2, 4, 16, 16, 32, "grouped"),
     ("cpu", 2, 16, 16, 16, 32, "grouped"),
     ("cpu", 2, 4, 64, 64, 8, "grouped"),

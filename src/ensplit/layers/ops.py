@@ -68,8 +68,52 @@ class _PairMax(torch.autograd.Function):
         return out
 
 
+class _StridedPairMax(torch.autograd.Function):
+    """The same pooling for inputs whose last dim is not the innermost in memory (channels-last activations,
+    `[..., C, L]` stored with C innermost): the two halves of each pair are read as strided views, so every
+    element-wise pass runs along the contiguous channels and nothing is copied into another layout; the
+    output, and the gradient, keep the input's layout."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        half = x.shape[-1] // 2
+        first, second = x[..., 0 : 2 * half : 2], x[..., 1 : 2 * half : 2]
+        return torch.maximum(first, second), first >= second
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[torch.Tensor], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+        ctx.shape, ctx.strides = inputs[0].shape, inputs[0].stride()
+        ctx.save_for_backward(output[1])
+        ctx.mark_non_differentiable(output[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+        (first,) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # a differentiable backward (create_graph, torch.func): no out= writes
+            pairs = torch.stack((grad * first, grad * ~first), dim=-1).flatten(-2)
+            return F.pad(pairs, (0, ctx.shape[-1] % 2))
+        out = grad.new_empty_strided(ctx.shape, ctx.strides)
+        if ctx.shape[-1] % 2:
+            out[..., -1] = 0
+        half = grad.shape[-1]
+        to_first, to_second = out[..., 0 : 2 * half : 2], out[..., 1 : 2 * half : 2]
+        torch.mul(grad, first, out=to_first)  # written in place: the gradient keeps the input's layout
+        torch.sub(grad, to_first, out=to_second)
+        return out
+
+
+def _dense(x: torch.Tensor) -> bool:
+    """Whether `x` covers its storage span exactly (a permutation of a contiguous tensor), so its strides can
+    be reused for a gradient buffer of the same layout."""
+    return x.is_contiguous() or x.permute(*sorted(range(x.dim()), key=lambda d: -x.stride(d))).is_contiguous()
+
+
 def max_pool(x: torch.Tensor, spatial_dims: int, kernel_size: int, stride: int | None = None) -> torch.Tensor:
     if spatial_dims == 1 and kernel_size == 2 and stride in (None, 2) and x.shape[-1] >= 2:
+        if x.stride(-1) != 1 and _dense(x):
+            return _StridedPairMax.apply(x)[0]
         # folded in memory order like every pooling here, so the output (and, backwards, the gradient) keeps
         # the input's layout: element-wise kernels on operands of mixed layouts run several times slower
         return per_example(lambda folded: _PairMax.apply(folded)[0], x, spatial_dims + 1)

@@ -15,6 +15,9 @@ KERNEL = 5
 class CNN1d(nn.Module):
     """[conv(k=5) → (norm) → ReLU → max-pool 2] × depth → global average pool → linear head.
 
+    Each max-pool runs before its ReLU: the two commute, in values and in gradients, and the ReLU then
+    touches half the elements.
+
     Input `[..., L]` is read as one channel; `[..., C, L]` (in_shape of length 2) as C channels.
     """
 
@@ -44,9 +47,9 @@ class CNN1d(nn.Module):
             x = conv(x)
             if len(self.norms):
                 x = self.norms[i](x)
+            if self.pool_after[i]:  # pooled before the ReLU: they commute (values and gradients), and the
+                x = max_pool(x, 1, 2)  # ReLU then runs on half the elements
             x = torch.relu(x)
-            if self.pool_after[i]:
-                x = max_pool(x, 1, 2)
         return self.head(self.dropout(global_avg_pool(x, 1)))
 
 

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from ensplit.data.dataset import Dataset
 from ensplit.errors import EnsplitError
+from ensplit.train.allocator import keep_freed_memory
 from ensplit.train.config import PRECISIONS, TrainConfig
 from ensplit.train.optim import make_optimizer, make_schedule
 
@@ -115,6 +116,8 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
     aug_generators = member_generators(member_seeds, offset=1)
     augment = _augmenter(dataset, config)
     device = dataset.x_train.device
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults for every step's activations (ensplit.train.allocator)
     dtype = _model_dtype(model)
     channels_last = config.channels_last and len(dataset.in_shape) == 3  # 2-d images only
     if channels_last:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ensplit.train.allocator import keep_freed_memory
 from ensplit.train.config import TrainConfig
 from ensplit.train.optim import make_optimizer
 
@@ -96,6 +97,8 @@ def epoch_seconds(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
     result is scaled by `steps_per_epoch / steps`. `x` must already be prepared floats on the device.
     """
     device = _device_of(models[0])
+    if device.type == "cpu":
+        keep_freed_memory()  # as training does (ensplit.train.allocator)
     optimizers = [make_optimizer(m.parameters(), config) for m in models]
     batches = [_batches(x, y, k, config.batch_size, steps, seed=i) for i, k in enumerate(members)]
     for model in models:
@@ -191,6 +194,7 @@ def _memory_worker(factory: ModelFactory, x: torch.Tensor, y: torch.Tensor, memb
                    config: TrainConfig, steps: int, threads: int, connection) -> None:
     try:
         torch.set_num_threads(threads)
+        keep_freed_memory()  # the process trains as `train` would
         _warm_up(config)
         _reset_peak_rss()
         baseline = _current_rss()
