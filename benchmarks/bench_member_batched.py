@@ -33,6 +33,7 @@ from ensplit.layers import member
 from ensplit.models import count_params
 from ensplit.models.scaling import solve_width
 from ensplit.train.allocator import keep_freed_memory
+from ensplit.train.loss import member_losses
 
 MALLOC = {True: "malloc keeps freed memory (ensplit.train.allocator, as training does)",
           False: "malloc defaults (ENSPLIT_KEEP_FREED_MEMORY=0 or not glibc)"}
@@ -72,8 +73,7 @@ def build_steps(family: str, width: int, batch: int, in_shape: tuple[int, ...], 
     opt_ens, opt_sep, opt_single = optimiser([ensemble]), optimiser(separate), optimiser([single])
 
     def batched() -> None:
-        logits = ensemble(x)  # [M, B, C]
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(members, -1).mean(1)
+        loss = member_losses(ensemble(x), y)  # logits [M, B, C]; the loss ensplit.train minimises
         opt_ens.zero_grad(set_to_none=True)
         loss.sum().backward()
         opt_ens.step()
@@ -91,8 +91,7 @@ def build_steps(family: str, width: int, batch: int, in_shape: tuple[int, ...], 
 
     def member_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
         def step() -> None:
-            logits = model(x)
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(members, -1).mean(1)
+            loss = member_losses(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
             optimizer.step()

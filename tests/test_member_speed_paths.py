@@ -88,11 +88,12 @@ def test_one_d_strategies_are_refused_where_they_do_not_apply():
     MemberConv(2, 1, 4, 4, 3, groups=2, strategy="grouped_nhwc")  # a grouped conv either way
 
 
-def test_member_linear_equals_separate_linears(float64_default):
+@pytest.mark.parametrize("lead", [(2, 4), (4,)])  # extra leading dims, and the usual [M, B, in]
+def test_member_linear_equals_separate_linears(float64_default, lead):
     torch.manual_seed(0)
     linears = [torch.nn.Linear(5, 7) for _ in range(3)]
     layer = MemberLinear.from_modules(linears)
-    x = torch.randn(3, 2, 4, 5, requires_grad=True)
+    x = torch.randn(3, *lead, 5, requires_grad=True)
     expected = torch.stack([linear(x[i]) for i, linear in enumerate(linears)])
     upstream = torch.randn_like(expected)
     expected_grads = torch.autograd.grad(expected, [x, *[p for lin in linears for p in lin.parameters()]], upstream)

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -17,6 +16,7 @@ from ensplit.data.dataset import Dataset
 from ensplit.errors import EnsplitError
 from ensplit.train.allocator import keep_freed_memory
 from ensplit.train.config import PRECISIONS, TrainConfig
+from ensplit.train.loss import member_losses
 from ensplit.train.optim import make_optimizer, make_schedule
 
 IndexSampler = Callable[[int, int, Sequence[torch.Generator]], torch.Tensor]
@@ -152,8 +152,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
                 xb = _channels_last_input(xb)
             with autocast(config.precision, device):  # bf16: forward and loss; backward and step outside
                 logits = forward(xb).to(dtype)  # the loss in full precision whatever autocast's policy for it
-                per_member = F.cross_entropy(logits.flatten(0, 1), yb.reshape(-1), reduction="none",
-                                             label_smoothing=config.label_smoothing).view(members, -1).mean(1)
+                per_member = member_losses(logits, yb, config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             per_member.sum().backward()
             optimizer.step()

@@ -20,11 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ensplit.train.allocator import keep_freed_memory
 from ensplit.train.config import TrainConfig
+from ensplit.train.loss import member_losses
 from ensplit.train.optim import make_optimizer
 
 ModelFactory = Callable[[], nn.Module]
@@ -68,8 +68,7 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.
     """One optimiser step; logits `[B, C]` (a plain network) or `[M, B, C]` with labels `[M, B]`.
     The loss is the sum over members of each member's mean cross-entropy, as in `ensplit.train`."""
     logits = model(xb)
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1), reduction="none")
-    loss = loss.view(-1, yb.shape[-1]).mean(1).sum()
+    loss = member_losses(logits, yb).sum()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
