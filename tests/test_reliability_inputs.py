@@ -71,6 +71,17 @@ def test_other_commands_refuse_bad_values(capsys, tmp_path, monkeypatch, argv, n
     refused(capsys, [*argv, "--quiet"] if argv[0] not in ("budget", "evaluate") else argv, needle)
 
 
+@pytest.mark.parametrize("variable, value, needle", [
+    ("ENSPLIT_KEEP_FREED_MEMORY", "sometimes", "ENSPLIT_KEEP_FREED_MEMORY = 'sometimes': must be a boolean"),
+    ("ENSPLIT_CONV_TABLE", "/nonexistent/table.json", "ENSPLIT_CONV_TABLE file /nonexistent/table.json not found"),
+])
+def test_bad_environment_settings_are_refused_before_work(capsys, tmp_path, monkeypatch, variable, value, needle):
+    monkeypatch.setenv(variable, value)
+    out = tmp_path / "s"
+    refused(capsys, ["study", "--out", str(out), *TINY], needle)
+    assert not out.exists()
+
+
 def test_compare_refuses_an_impossible_budget_before_training(capsys, tmp_path):
     refused(capsys, ["compare", "--methods", "deep", "--members", "4", "--param-budget", "1", "--epochs", "1",
                      "--train-subset", "50", "--test-subset", "20", "--quiet"], "no method fits")

@@ -22,7 +22,9 @@ from pydantic import ValidationError
 
 from ensplit.errors import EnsplitError
 from ensplit.jsonable import to_jsonable
+from ensplit.layers import conv_strategy
 from ensplit.parsing import describe_validation_error
+from ensplit.train import allocator
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -61,6 +63,13 @@ def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
     return parser, by_name
 
 
+def check_environment() -> None:
+    """Settings read from the environment are input too: a bad one is refused before any work starts."""
+    allocator.enabled()  # ENSPLIT_KEEP_FREED_MEMORY must be a boolean
+    if os.environ.get(conv_strategy.ENV_VAR):
+        conv_strategy.active_table()  # ENSPLIT_CONV_TABLE must name a readable table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, commands = build_parser()
     try:
@@ -72,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = commands[args.command]
     try:
+        check_environment()
         result = to_jsonable(module.run(args))
     except EnsplitError as error:
         print(f"ensplit {args.command}: error: {error}", file=sys.stderr)

@@ -29,7 +29,7 @@ Row = tuple  # (device, dim, members, in channels, [out channels,] spatial, choi
 # (device type, conv dim, members, in channels, out channels, spatial size, choice), measured on a 2-core CPU
 # (benchmarks/results/member_conv_cpu.md), each strategy timed in the steady state of a network built on it
 # (inputs and gradients in the layout its own output has) and with malloc keeping freed memory, as training
-# runs. Every 1-d shape is fastest channels-last (0.34-0.42 of the grouped conv on first layers, 0.70-0.95
+# runs. Every 1-d shape is fastest channels-last (0.34-0.57 of the grouped conv on first layers, 0.70-0.98
 # on hidden ones), so a 1-d network runs channels-last end to end; 2-d shapes keep the grouped conv unless
 # the model itself is converted to channels-last (docs/scale-out.md).
 TABLE: tuple[Row, ...] = (
