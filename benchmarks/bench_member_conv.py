@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from ensplit.layers.member import MemberConv
+from ensplit.layers.ops import memory_order
 from ensplit.train.allocator import keep_freed_memory
 
 MALLOC = {True: "malloc keeps freed memory (ensplit.train.allocator, as training does)",
@@ -77,7 +78,7 @@ def layers(shape: tuple[int, ...], device: torch.device) -> dict[str, torch.nn.M
 
 def laid_out_like(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """`values` copied into the memory order of `like` (a tensor of as many dims, any sizes)."""
-    order = sorted(range(like.dim()), key=lambda d: -like.stride(d))
+    order = memory_order(like)
     inverse = sorted(range(like.dim()), key=order.__getitem__)
     return values.permute(*order).contiguous().permute(*inverse)
 

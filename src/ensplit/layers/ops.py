@@ -18,6 +18,11 @@ def global_avg_pool(x: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     return x.mean(dim=tuple(range(-spatial_dims, 0)))
 
 
+def memory_order(x: torch.Tensor, dims: int | None = None) -> list[int]:
+    """The first `dims` dims of `x` (default all), outermost in memory first (stable for equal strides)."""
+    return sorted(range(x.dim() if dims is None else dims), key=lambda d: -x.stride(d))
+
+
 def per_example(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, trailing: int) -> torch.Tensor:
     """Apply `fn` (an op on `[N, *rest]`, len(rest) = trailing) to `x = [*lead, *rest]`, all leading dims
     folded into N.
@@ -27,7 +32,7 @@ def per_example(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tra
     reshape would copy it before and after every pooling layer. The result has `x`'s dim order.
     """
     lead = x.dim() - trailing
-    order = sorted(range(lead), key=lambda d: -x.stride(d))  # outermost in memory first (stable for ties)
+    order = memory_order(x, lead)
     permuted = x.permute(*order, *range(lead, x.dim()))
     y = fn(permuted.reshape(-1, *permuted.shape[lead:]))
     y = y.reshape(*permuted.shape[:lead], *y.shape[1:])
@@ -107,7 +112,7 @@ class _StridedPairMax(torch.autograd.Function):
 def _dense(x: torch.Tensor) -> bool:
     """Whether `x` covers its storage span exactly (a permutation of a contiguous tensor), so its strides can
     be reused for a gradient buffer of the same layout."""
-    return x.is_contiguous() or x.permute(*sorted(range(x.dim()), key=lambda d: -x.stride(d))).is_contiguous()
+    return x.permute(*memory_order(x)).is_contiguous()
 
 
 def max_pool(x: torch.Tensor, spatial_dims: int, kernel_size: int, stride: int | None = None) -> torch.Tensor:
