@@ -60,23 +60,40 @@ class MemberLinear(nn.Module):
         return layer.to(first.weight.device, first.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Computed feature-major, y^T = W x^T + b: the weight gradient then comes out of the backward bmm
-        # in the weight's own [M, out, in] layout. The row-major form (x W^T) leaves it transposed and
-        # costs a strided [M, out, in] copy per layer and step (10-15% of an MLP step on CPU; see
-        # benchmarks/results/member_batched.md). The output is a transposed view; the next layer reads
-        # it without a copy. (Storing the weight [M, in, out] to get a contiguous output instead measured
-        # 0.99-1.14× this step time, so it was not kept.)
-        # `[M, B, in]` inputs (the usual case) skip the two reshapes: fewer ops and autograd nodes per layer,
-        # which a small MLP's step notices (benchmarks/results/member_batched.md)
-        rows_given = x.dim() == 3
-        flat = x if rows_given else x.reshape(self.members, -1, self.in_features)
+        return self._rows(self._feature_major(x), x)
+
+    def forward_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """`relu(self(x))`, rectified in place on the product before it is viewed as rows.
+
+        The product is a fresh tensor that `baddbmm` does not save for its backward, so the ReLU may
+        overwrite it: one activation buffer fewer per layer and step (4-6% of an MLP ensemble's CPU step,
+        benchmarks/results/member_batched.md). Done on the transposed view instead, the in-place ReLU
+        would cost autograd a view replay and measured slower than the out-of-place one.
+        """
+        return self._rows(self._feature_major(x).relu_(), x)
+
+    def _feature_major(self, x: torch.Tensor) -> torch.Tensor:
+        """`y^T = W x^T + b` as `[M, out, rows]`.
+
+        Feature-major, the weight gradient comes out of the backward bmm in the weight's own
+        `[M, out, in]` layout. The row-major form (x W^T) leaves it transposed and costs a strided
+        `[M, out, in]` copy per layer and step (10-15% of an MLP step on CPU; see
+        benchmarks/results/member_batched.md). (Storing the weight `[M, in, out]` to get a contiguous
+        output instead measured 0.99-1.14× this step time, so it was not kept.) `[M, B, in]` inputs (the
+        usual case) skip the reshape: fewer ops and autograd nodes per layer, which a small MLP's step
+        notices.
+        """
+        flat = x if x.dim() == 3 else x.reshape(self.members, -1, self.in_features)
         flat_t = flat.transpose(1, 2)  # [M, in, rows]
         if self.bias is None:
-            y_t = torch.bmm(self.weight, flat_t)
-        else:
-            y_t = torch.baddbmm(self.bias.unsqueeze(2), self.weight, flat_t)
+            return torch.bmm(self.weight, flat_t)
+        return torch.baddbmm(self.bias.unsqueeze(2), self.weight, flat_t)
+
+    def _rows(self, y_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The `[M, out, rows]` product as `x`'s shape with `out` features: a transposed view, which the next
+        layer reads without a copy."""
         y = y_t.transpose(1, 2)
-        return y if rows_given else y.reshape(self.members, *x.shape[1:-1], self.out_features)
+        return y if x.dim() == 3 else y.reshape(self.members, *x.shape[1:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, {self.in_features} -> {self.out_features}, bias={self.bias is not None}"

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ensplit.layers import LayerSet
+from ensplit.layers.activation import linear_relu
 from ensplit.layers.ops import flatten_features
 from ensplit.models.registry import Family, register_family
 
@@ -19,18 +20,28 @@ class MLP(nn.Module):
         self.in_dims = len(in_shape)
         in_features = math.prod(in_shape)
         blocks: list[nn.Module] = []
+        relu_after_linear: list[int] = []
         for i in range(depth):
             blocks.append(layers.linear(in_features if i == 0 else width, width, bias))
             if norm:
                 blocks.append(layers.norm(0, width))
+            else:
+                relu_after_linear.append(len(blocks))
             blocks.append(nn.ReLU())
             if dropout > 0:
                 blocks.append(layers.dropout(dropout))
-        self.body = nn.Sequential(*blocks)
+        self.body = nn.Sequential(*blocks)  # keeps the state-dict keys (body.0.weight, ...) of saved models
         self.head = layers.linear(width, num_classes, bias)
+        self._relu_after_linear = frozenset(relu_after_linear)  # indices of ReLUs right after a linear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(flatten_features(x, self.in_dims)))
+        h = flatten_features(x, self.in_dims)
+        for i, module in enumerate(self.body):
+            if i + 1 in self._relu_after_linear:  # the linear and its ReLU in one call: rectified in place
+                h = linear_relu(module, h)
+            elif i not in self._relu_after_linear:
+                h = module(h)
+        return self.head(h)
 
 
 def count_mlp(width: int, depth: int, in_shape: tuple[int, ...], num_classes: int, dropout: float = 0.0,
