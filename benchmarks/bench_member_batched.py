@@ -1,11 +1,14 @@
 """One training step: a member-batched ensemble vs a Python loop over its members vs one network of the
 same total size.
 
-    python benchmarks/bench_member_batched.py [--members 8] [--repeats 7] [--compile] [--out PATH]
+    python benchmarks/bench_member_batched.py [--members 8] [--repeats 7] [--optimizer adam|sgd] [--compile]
+                                              [--out PATH]
 
 Each of M members sees its own batch of B examples (as in `ensplit.train`); the single network sees one
 batch of B examples with M times the parameters, so all three do about the same FLOPs per step. The step is
-forward + backward + Adam, on CPU (one torch thread) and on the GPU when one is available. Variants are
+forward + backward + optimiser step (`--optimizer adam`, the default: torch's Adam at lr 1e-3, as issue 15
+measured; `sgd`: ensplit's default training recipe, `make_optimizer(TrainConfig())`, SGD with momentum 0.9
+and weight decay), on CPU (one torch thread) and on the GPU when one is available. Variants are
 interleaved within each repeat so load on a shared machine hits them alike. On CPU the time is the
 benchmark thread's CPU time (`time.thread_time`: torch runs on that one thread), which a busy shared
 machine disturbs less than wall time. For the 1-d CNN the member-batched step is also timed with every
@@ -33,10 +36,14 @@ from ensplit.layers import member
 from ensplit.models import count_params
 from ensplit.models.scaling import solve_width
 from ensplit.train.allocator import keep_freed_memory
+from ensplit.train.config import TrainConfig
 from ensplit.train.loss import member_losses
+from ensplit.train.optim import make_optimizer
 
 MALLOC = {True: "malloc keeps freed memory (ensplit.train.allocator, as training does)",
           False: "malloc defaults (ENSPLIT_KEEP_FREED_MEMORY=0 or not glibc)"}
+OPTIMIZERS = {"adam": "Adam (lr 1e-3)",
+              "sgd": "SGD with momentum 0.9 and weight decay 5e-4 (ensplit's default recipe)"}
 # (family, member width, batch, input shape): MNIST-1D sized inputs, 10 classes
 CASES = [("mlp", 64, 128, (40,)), ("mlp", 256, 128, (40,)), ("cnn1d", 16, 128, (40,)), ("cnn1d", 32, 128, (40,))]
 
@@ -57,7 +64,8 @@ STRATEGIES = tuple(s for s in ("grouped", "grouped_nhwc", "im2col", "loop") if s
 
 
 def build_steps(family: str, width: int, batch: int, in_shape: tuple[int, ...], members: int,
-                device: torch.device, compile_: bool = False) -> tuple[dict[str, Callable[[], None]], dict[str, int]]:
+                device: torch.device, compile_: bool = False, optimizer_name: str = "adam"
+                ) -> tuple[dict[str, Callable[[], None]], dict[str, int]]:
     seeds = list(range(members))
     ensemble = deep_ensemble(family, seeds, width=width, in_shape=in_shape).to(device)
     separate = [build_member(family, s, width=width, in_shape=in_shape).to(device) for s in seeds]
@@ -68,7 +76,8 @@ def build_steps(family: str, width: int, batch: int, in_shape: tuple[int, ...], 
     y = torch.randint(0, 10, (members, batch), device=device)
 
     def optimiser(modules: list[nn.Module]) -> torch.optim.Optimizer:
-        return torch.optim.Adam([p for m in modules for p in m.parameters()], lr=1e-3)
+        params = [p for m in modules for p in m.parameters()]
+        return torch.optim.Adam(params, lr=1e-3) if optimizer_name == "adam" else make_optimizer(params, TrainConfig())
 
     opt_ens, opt_sep, opt_single = optimiser([ensemble]), optimiser(separate), optimiser([single])
 
@@ -117,9 +126,9 @@ def build_steps(family: str, width: int, batch: int, in_shape: tuple[int, ...], 
     return steps, sizes
 
 
-def measure(case: tuple, members: int, device: torch.device, repeats: int, compile_: bool = False
-            ) -> tuple[dict[str, float], dict[str, int]]:
-    steps, sizes = build_steps(*case, members, device, compile_)
+def measure(case: tuple, members: int, device: torch.device, repeats: int, compile_: bool = False,
+            optimizer: str = "adam") -> tuple[dict[str, float], dict[str, int]]:
+    steps, sizes = build_steps(*case, members, device, compile_, optimizer)
     for step in steps.values():  # warm-up (and compilation)
         step()
         step()
@@ -136,6 +145,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                        help="adam: torch's Adam at lr 1e-3 (as issue 15 measured); sgd: ensplit's default recipe")
     parser.add_argument("--compile", action="store_true", help="also time both sides under torch.compile")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "member_batched.md")
     args = parser.parse_args()
@@ -144,7 +155,8 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     load = os.getloadavg()[0]
     lines = [f"# Member-batched training step vs a loop vs one network of the same size (M = {args.members})", "",
-             f"{datetime.datetime.now().isoformat(timespec='seconds')}. Forward + backward + Adam; median of "
+             f"{datetime.datetime.now().isoformat(timespec='seconds')}. Forward + backward + "
+             f"{OPTIMIZERS[args.optimizer]}; median of "
              f"{args.repeats} interleaved repeats; torch {torch.__version__}; "
              f"CPU with 1 torch thread, times are the thread's CPU time; {MALLOC[tuned]}; "
              f"load average {load:.1f} at start on "
@@ -155,7 +167,7 @@ def main() -> None:
     variants = []
     for device in devices:
         for case in CASES:
-            t, sizes = measure(case, args.members, device, args.repeats, args.compile)
+            t, sizes = measure(case, args.members, device, args.repeats, args.compile, args.optimizer)
             lines.append(f"| {device.type} | {case[0]} | {case[1]} | {sizes['single_width']} "
                          f"| {sizes['ensemble']:,} / {sizes['single']:,} | {case[2]} "
                          f"| {1e3 * t['member-batched']:.2f} | {t['loop'] / t['member-batched']:.2f} "
@@ -177,6 +189,7 @@ def main() -> None:
               "≈ √M·w) and its first conv layer does √M times the multiply-adds (one input channel), so element-wise "
               "work (ReLU, pooling, bias, loss) and the smaller per-member matrices cost extra.", "",
               f"Reproduce: `python benchmarks/bench_member_batched.py --members {args.members} --repeats {args.repeats}"
+              + (f" --optimizer {args.optimizer}" if args.optimizer != "adam" else "")
               + (" --compile" if args.compile else "") + "`"]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines[-len(variants) - 8 :]))
