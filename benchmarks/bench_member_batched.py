@@ -1,7 +1,8 @@
 """One training step: a member-batched ensemble vs a Python loop over its members vs one network of the
 same total size.
 
-    python benchmarks/bench_member_batched.py [--members 8] [--repeats 7] [--optimizer adam|sgd] [--compile]
+    python benchmarks/bench_member_batched.py [--members 8] [--repeats 7] [--processes 3]
+                                              [--optimizer adam|sgd] [--families mlp,cnn1d] [--compile]
                                               [--out PATH]
 
 Each of M members sees its own batch of B examples (as in `ensplit.train`); the single network sees one
@@ -9,7 +10,10 @@ batch of B examples with M times the parameters, so all three do about the same 
 forward + backward + optimiser step (`--optimizer adam`, the default: torch's Adam at lr 1e-3, as issue 15
 measured; `sgd`: ensplit's default training recipe, `make_optimizer(TrainConfig())`, SGD with momentum 0.9
 and weight decay), on CPU (one torch thread) and on the GPU when one is available. Variants are
-interleaved within each repeat so load on a shared machine hits them alike. On CPU the time is the
+interleaved within each repeat so load on a shared machine hits them alike. On the CPU each case runs in
+`--processes` fresh processes, one case after another in each round, and a ratio is the median of the
+per-process ratios, shown with their range: a process's memory placement biases its timings (the same
+comparison measured 1.07-1.24 in six processes, each steady within itself). On CPU the time is the
 benchmark thread's CPU time (`time.thread_time`: torch runs on that one thread), which a busy shared
 machine disturbs less than wall time. For the 1-d CNN the member-batched step is also timed with every
 `MemberConv` strategy forced on all its convs ("auto" is the default: the measured table, per layer);
@@ -21,8 +25,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +68,23 @@ def step_seconds(step: Callable[[], None], iters: int, device: torch.device) -> 
 # forced on every conv of the 1-d CNN (those this version of MemberConv implements)
 STRATEGIES = tuple(s for s in ("grouped", "grouped_nhwc", "im2col", "loop") if s in getattr(
     member, "STRATEGIES", ("grouped", "loop")))
+
+
+def relu_out_of_place(model: nn.Module, step: Callable[[], None]) -> Callable[[], None]:
+    """`step` with the MLPs in `model` running each hidden ReLU out of place (their forward as it was before
+    the ReLU ran in place). The same objects as the in-place variant, so both see the same memory."""
+    mlps = [m for m in model.modules() if hasattr(m, "_relu_after_linear")]
+    saved = [m._relu_after_linear for m in mlps]
+
+    def run() -> None:
+        for m in mlps:
+            m._relu_after_linear = frozenset()
+        try:
+            step()
+        finally:
+            for m, kept in zip(mlps, saved, strict=True):
+                m._relu_after_linear = kept
+    return run
 
 
 def build_steps(family: str, width: int, batch: int, in_shape: tuple[int, ...], members: int,
@@ -118,6 +142,9 @@ def build_steps(family: str, width: int, batch: int, in_shape: tuple[int, ...], 
         for strategy in STRATEGIES:
             forced = deep_ensemble(family, seeds, conv_strategy=strategy, width=width, in_shape=in_shape).to(device)
             steps[f"batched, {strategy}"] = member_step(forced, optimiser([forced]))
+    if family == "mlp":  # the same networks and optimisers with each hidden ReLU out of place, as before
+        steps["batched, ReLU out of place"] = relu_out_of_place(ensemble, batched)
+        steps["single, ReLU out of place"] = relu_out_of_place(single, one_network)
     if compile_:
         steps["member-batched, compiled"] = member_step(torch.compile(ensemble), opt_ens)
         steps["single, compiled"] = single_step(torch.compile(single), opt_single)
@@ -141,58 +168,130 @@ def measure(case: tuple, members: int, device: torch.device, repeats: int, compi
     return {name: statistics.median(t) for name, t in times.items()}, sizes
 
 
+def worker_times(case_index: int, args: argparse.Namespace) -> None:
+    """One case measured in this (fresh) process: prints its median step times and sizes as JSON."""
+    torch.set_num_threads(1)
+    keep_freed_memory()
+    times, sizes = measure(CASES[case_index], args.members, torch.device("cpu"), args.repeats, args.compile,
+                           args.optimizer)
+    print(json.dumps({"times": times, "sizes": sizes}))
+
+
+def fresh_process(script: str, argv: list[str]) -> dict:
+    """Run `script` with `argv` in a fresh Python process and return the JSON its last output line holds."""
+    out = subprocess.run([sys.executable, script, *argv], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def cpu_times(args: argparse.Namespace, cases: list[int]) -> list[tuple[list[dict[str, float]], dict[str, int]]]:
+    """Each of `cases` measured in `args.processes` fresh processes, the cases interleaved within each round.
+
+    Separate processes because one process's memory placement biases its timings: on this 2-core VM the
+    same comparison measured 1.07-1.24 in six processes, each steady within itself.
+    """
+    runs: dict[int, list[dict[str, float]]] = {index: [] for index in cases}
+    sizes: dict[int, dict[str, int]] = {}
+    flags = ["--members", str(args.members), "--repeats", str(args.repeats), "--optimizer", args.optimizer]
+    for round_ in range(args.processes):
+        for index in cases:
+            result = fresh_process(__file__, ["--worker", str(index), *flags] + (["--compile"] * args.compile))
+            runs[index].append(result["times"])
+            sizes[index] = result["sizes"]
+            t = result["times"]
+            print(f"process {round_ + 1}/{args.processes}: {CASES[index][0]} {CASES[index][1]}: batched / single "
+                  f"{t['member-batched'] / t['single']:.2f}", flush=True)
+    return [(runs[index], sizes[index]) for index in cases]
+
+
+def spread(values: list[float]) -> str:
+    """The median, and the range over processes when there are several."""
+    text = f"{statistics.median(values):.2f}"
+    return text if len(values) == 1 else f"{text} ({min(values):.2f}–{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--processes", type=int, default=3,
+                        help="fresh processes per case on the CPU; ratios are the median over them, with the range")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
                         help="adam: torch's Adam at lr 1e-3 (as issue 15 measured); sgd: ensplit's default recipe")
     parser.add_argument("--compile", action="store_true", help="also time both sides under torch.compile")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "member_batched.md")
+    parser.add_argument("--families", default="mlp,cnn1d", help="comma-separated: which families' cases to run")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker is not None:
+        worker_times(args.worker, args)
+        return
     torch.set_num_threads(1)
     tuned = keep_freed_memory()  # as ensplit.train does on CPU; ENSPLIT_KEEP_FREED_MEMORY=0 to compare
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     load = os.getloadavg()[0]
+    families = args.families.split(",")
+    cases = [index for index, case in enumerate(CASES) if case[0] in families]
+    measured = [("cpu", CASES[index], runs, sizes)
+                for index, (runs, sizes) in zip(cases, cpu_times(args, cases), strict=True)]
+    if torch.cuda.is_available():
+        gpu = torch.device("cuda")
+        for case in (CASES[index] for index in cases):
+            times, sizes = measure(case, args.members, gpu, args.repeats, args.compile, args.optimizer)
+            measured.append(("cuda", case, [times], sizes))
     lines = [f"# Member-batched training step vs a loop vs one network of the same size (M = {args.members})", "",
              f"{datetime.datetime.now().isoformat(timespec='seconds')}. Forward + backward + "
-             f"{OPTIMIZERS[args.optimizer]}; median of "
-             f"{args.repeats} interleaved repeats; torch {torch.__version__}; "
-             f"CPU with 1 torch thread, times are the thread's CPU time; {MALLOC[tuned]}; "
-             f"load average {load:.1f} at start on "
-             f"{os.cpu_count()} cores (shared machine: absolute times are noisy, ratios less so). "
+             f"{OPTIMIZERS[args.optimizer]}; median of {args.repeats} interleaved repeats in each of "
+             f"{args.processes} fresh processes per case on the CPU; ratios are the median over the processes, with "
+             f"their range; torch {torch.__version__}; CPU with 1 torch thread, times are the thread's CPU time; "
+             f"{MALLOC[tuned]}; load average {load:.1f} at start on {os.cpu_count()} cores (shared machine: "
+             "absolute times are noisy, ratios less so). "
              + ("" if torch.cuda.is_available() else "No GPU was available: GPU rows were not measured."), "",
              "| device | family | member width | single width | params (ensemble / single) | batch "
              "| member-batched ms | loop / batched | batched / single |", "|---|---|---|---|---|---|---|---|---|"]
-    variants = []
-    for device in devices:
-        for case in CASES:
-            t, sizes = measure(case, args.members, device, args.repeats, args.compile, args.optimizer)
-            lines.append(f"| {device.type} | {case[0]} | {case[1]} | {sizes['single_width']} "
-                         f"| {sizes['ensemble']:,} / {sizes['single']:,} | {case[2]} "
-                         f"| {1e3 * t['member-batched']:.2f} | {t['loop'] / t['member-batched']:.2f} "
-                         f"| {t['member-batched'] / t['single']:.2f} |")
-            print(lines[-1], flush=True)
-            forced = [f"{t[f'batched, {s}'] / t['single']:.2f}" if f"batched, {s}" in t else "-" for s in STRATEGIES]
-            compiled = (f"{t['member-batched, compiled'] / t['single, compiled']:.2f} "
-                        f"({1e3 * t['member-batched, compiled']:.2f} / {1e3 * t['single, compiled']:.2f} ms)"
-                        if "single, compiled" in t else "-")
-            variants.append(f"| {device.type} | {case[0]} | {case[1]} | {t['member-batched'] / t['single']:.2f} | "
-                            + " | ".join(forced) + f" | {compiled} |")
-    lines += ["", "batched / single with every conv of the 1-d CNN forced to one `MemberConv` strategy (auto: the "
-              "measured table, per layer), and with both sides under `torch.compile`:", "",
+    variants, relu_rows = [], []
+    for device, case, runs, sizes in measured:
+        def ratios(top: str, bottom: str, runs: list[dict[str, float]] = runs) -> list[float]:
+            return [t[top] / t[bottom] for t in runs]
+
+        lines.append(f"| {device} | {case[0]} | {case[1]} | {sizes['single_width']} "
+                     f"| {sizes['ensemble']:,} / {sizes['single']:,} | {case[2]} "
+                     f"| {1e3 * statistics.median(t['member-batched'] for t in runs):.2f} "
+                     f"| {spread(ratios('loop', 'member-batched'))} | {spread(ratios('member-batched', 'single'))} |")
+        first = runs[0]
+        forced = [f"{statistics.median(ratios(f'batched, {s}', 'single')):.2f}" if f"batched, {s}" in first else "-"
+                  for s in STRATEGIES]
+        compiled = (f"{statistics.median(ratios('member-batched, compiled', 'single, compiled')):.2f}"
+                    if "single, compiled" in first else "-")
+        variants.append(f"| {device} | {case[0]} | {case[1]} "
+                        f"| {statistics.median(ratios('member-batched', 'single')):.2f} | "
+                        + " | ".join(forced) + f" | {compiled} |")
+        if "batched, ReLU out of place" in first:
+            relu_rows.append(f"| {device} | {case[1]} | {spread(ratios('member-batched', 'single'))} "
+                             f"| {spread(ratios('batched, ReLU out of place', 'single, ReLU out of place'))} "
+                             f"| {spread(ratios('member-batched', 'batched, ReLU out of place'))} "
+                             f"| {spread(ratios('single', 'single, ReLU out of place'))} |")
+    lines += ["", "batched / single (medians over the processes) with every conv of the 1-d CNN forced to one "
+              "`MemberConv` strategy (auto: the measured table, per layer), and with both sides under "
+              "`torch.compile`:", "",
               "| device | family | member width | auto | " + " | ".join(STRATEGIES) + " | compiled |",
               "|" + "---|" * (5 + len(STRATEGIES))] + variants
+    if relu_rows:
+        lines += ["", "MLP hidden ReLUs in place (the default: each rectifies its linear's fresh output) against "
+                  "out of place (as before), on the same networks and optimisers, interleaved:", "",
+                  "| device | member width | batched / single, in place | batched / single, out of place "
+                  "| batched: in place / out of place | single: in place / out of place |",
+                  "|---|---|---|---|---|---|"] + relu_rows
     lines += ["", "loop / batched > 1: member batching beats a Python loop. batched / single: an ensemble step against "
               "one network of the same total size. Both sides do the same multiply-adds in the hidden layers, but "
               "the ensemble carries √M times more activations (M members of width w against one network of width "
               "≈ √M·w) and its first conv layer does √M times the multiply-adds (one input channel), so element-wise "
               "work (ReLU, pooling, bias, loss) and the smaller per-member matrices cost extra.", "",
               f"Reproduce: `python benchmarks/bench_member_batched.py --members {args.members} --repeats {args.repeats}"
+              f" --processes {args.processes}"
+              + (f" --families {args.families}" if families != ["mlp", "cnn1d"] else "")
               + (f" --optimizer {args.optimizer}" if args.optimizer != "adam" else "")
               + (" --compile" if args.compile else "") + "`"]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines[-len(variants) - 8 :]))
+    print("\n".join(lines[2:]))
     print(f"written {args.out}")
 
 
