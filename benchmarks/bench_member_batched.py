@@ -13,7 +13,8 @@ and weight decay), on CPU (one torch thread) and on the GPU when one is availabl
 interleaved within each repeat so load on a shared machine hits them alike. On the CPU each case runs in
 `--processes` fresh processes, one case after another in each round, and a ratio is the median of the
 per-process ratios, shown with their range: a process's memory placement biases its timings (the same
-comparison measured 1.07-1.24 in six processes, each steady within itself). On CPU the time is the
+comparison measured 1.07-1.24 in six processes, each steady within itself; `--processes 1` for a quick
+run, e.g. on a lent GPU machine, whose GPU rows run in this process). On CPU the time is the
 benchmark thread's CPU time (`time.thread_time`: torch runs on that one thread), which a busy shared
 machine disturbs less than wall time. For the 1-d CNN the member-batched step is also timed with every
 `MemberConv` strategy forced on all its convs ("auto" is the default: the measured table, per layer);
