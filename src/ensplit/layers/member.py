@@ -66,7 +66,7 @@ class MemberLinear(nn.Module):
         """`relu(self(x))`, rectified in place on the product before it is viewed as rows.
 
         The product is a fresh tensor that `baddbmm` does not save for its backward, so the ReLU may
-        overwrite it: one activation buffer fewer per layer and step (4-6% of an MLP ensemble's CPU step,
+        overwrite it: one activation buffer fewer per layer and step (3-5% of an MLP ensemble's CPU step,
         benchmarks/results/member_batched.md). Done on the transposed view instead, the in-place ReLU
         would cost autograd a view replay and measured slower than the out-of-place one.
         """
