@@ -142,3 +142,23 @@ def test_threads_option_sets_torch_threads(tmp_path, capsys):
         assert "threads = 0: must be >= 1" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_pools_too_small_to_predict_still_get_their_report(tmp_path, capsys):
+    """Pools of 2 networks (fewer than --predict-pool): no prediction, and the report says so instead of
+    failing on the empty per-n RMSE figure."""
+    out = tmp_path / "small-pools"
+    args = ["--widths", "4,8", "--epochs", "1", "--pool-min", "2", "--pool-max", "2", "--train-subset", "100",
+            "--test-subset", "50", "--bootstrap", "0", "--cnll-splits", "1", "--quiet"]
+    assert main(["study", "--out", str(out), *args]) == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Predicting large ensembles" in html and "RMSE of the predicted CNLL_n per n" in html
+
+
+def test_figure_helpers_take_no_curves():
+    from ensplit.report.study_figures import _colors
+    from ensplit.report.study_figures_nll import prediction_rmse_per_n
+
+    assert _colors(0) == [] and len(_colors(3)) == 3
+    fig = prediction_rmse_per_n({}, 4, "bootstrap")
+    assert not fig.axes[0].axison and "No predictions" in fig.axes[0].texts[0].get_text()

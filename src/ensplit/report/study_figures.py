@@ -36,8 +36,9 @@ def _plain_log_y(ax) -> None:
 
 
 def _colors(count: int) -> list:
+    """`count` colours along viridis (none for 0: callers zip them strictly with their curves)."""
     cmap = plt.get_cmap("viridis")
-    return [cmap(x) for x in np.linspace(0.05, 0.9, max(count, 1))]
+    return [cmap(x) for x in np.linspace(0.05, 0.9, count)]
 
 
 def ns_plane(curves: Mapping[int, Curve]) -> Figure:

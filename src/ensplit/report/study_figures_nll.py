@@ -136,8 +136,14 @@ def prediction_rmse_per_n(curves: Mapping[int, tuple[np.ndarray, np.ndarray]], f
                           ) -> Figure:
     """RMSE over the repeats of the predicted CNLL_n against the measured one, per n (seed 000 Fig. 6 left).
 
-    curves[s] = (n, RMSE); the shaded region n ≤ fit_max_n is where the law was fitted."""
+    curves[s] = (n, RMSE); the shaded region n ≤ fit_max_n is where the law was fitted. With no curves (every
+    pool smaller than a prediction needs) the figure says so."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    if not curves:
+        ax.text(0.5, 0.5, "No predictions: every pool is smaller\nthan the prediction starts from (--predict-pool).",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
     for color, s in zip(_colors(len(curves)), sorted(curves), strict=True):
         n, rmse = curves[s]
         ax.plot(n, rmse, "-o", ms=4, color=color, label=f"s = {s:,}")
