@@ -2,8 +2,8 @@
 same total size.
 
     python benchmarks/bench_member_batched.py [--members 8] [--repeats 7] [--processes 3]
-                                              [--optimizer adam|sgd] [--families mlp,cnn1d] [--compile]
-                                              [--out PATH]
+                                              [--optimizer adam|sgd] [--families mlp,cnn1d] [--devices cpu,cuda]
+                                              [--compile] [--out PATH]
 
 Each of M members sees its own batch of B examples (as in `ensplit.train`); the single network sees one
 batch of B examples with M times the parameters, so all three do about the same FLOPs per step. The step is
@@ -221,6 +221,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time both sides under torch.compile")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "member_batched.md")
     parser.add_argument("--families", default="mlp,cnn1d", help="comma-separated: which families' cases to run")
+    parser.add_argument("--devices", default="cpu,cuda",
+                        help="comma-separated: cpu and/or cuda (cuda only where available)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -231,9 +233,11 @@ def main() -> None:
     load = os.getloadavg()[0]
     families = args.families.split(",")
     cases = [index for index, case in enumerate(CASES) if case[0] in families]
-    measured = [("cpu", CASES[index], runs, sizes)
-                for index, (runs, sizes) in zip(cases, cpu_times(args, cases), strict=True)]
-    if torch.cuda.is_available():
+    devices = args.devices.split(",")
+    measured = ([("cpu", CASES[index], runs, sizes)
+                 for index, (runs, sizes) in zip(cases, cpu_times(args, cases), strict=True)]
+                if "cpu" in devices else [])
+    if torch.cuda.is_available() and "cuda" in devices:
         gpu = torch.device("cuda")
         for case in (CASES[index] for index in cases):
             times, sizes = measure(case, args.members, gpu, args.repeats, args.compile, args.optimizer)
@@ -289,6 +293,7 @@ def main() -> None:
               f"Reproduce: `python benchmarks/bench_member_batched.py --members {args.members} --repeats {args.repeats}"
               f" --processes {args.processes}"
               + (f" --families {args.families}" if families != ["mlp", "cnn1d"] else "")
+              + (f" --devices {args.devices}" if devices != ["cpu", "cuda"] else "")
               + (f" --optimizer {args.optimizer}" if args.optimizer != "adam" else "")
               + (" --compile" if args.compile else "") + "`"]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
