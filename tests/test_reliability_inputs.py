@@ -45,6 +45,8 @@ def refused(capsys, argv: list[str], needle: str) -> str:
     (["--family-option", "norm=sometimes"], "option norm of family 'mlp' needs a bool"),
     (["--dropout", "0.1", "--family", "resnet", "--depth", "8"], "family 'resnet' has no dropout layers"),
     (["--step-milestones", "0.8,0.2"], "milestones must be increasing"),
+    # a power law in n has three parameters: refused up front, not after training every pool
+    (["--predict-max-n", "2"], "predict_max_n = 2: must be >= 3"),
 ])
 def test_study_refuses_bad_values_before_work(capsys, tmp_path, extra, needle):
     out = tmp_path / "s"
@@ -65,10 +67,11 @@ def test_study_refuses_bad_values_before_work(capsys, tmp_path, extra, needle):
     (["budget", "count", "--family", "mlp", "--width", "8", "--in-shape", "0"], "in_shape = [0]"),
     (["budget", "count", "--family", "mlp", "--width", "0"], "width = 0"),
     (["evaluate", "x.npz", "--cnll-splits", "0"], "splits = 0: must be an integer >= 1"),
+    (["analyze", "x.npz", "y.npz", "--predict-max-n", "2"], "predict_max_n = 2: must be an integer >= 3"),
 ])
 def test_other_commands_refuse_bad_values(capsys, tmp_path, monkeypatch, argv, needle):
     monkeypatch.chdir(tmp_path)
-    refused(capsys, [*argv, "--quiet"] if argv[0] not in ("budget", "evaluate") else argv, needle)
+    refused(capsys, [*argv, "--quiet"] if argv[0] not in ("budget", "evaluate", "analyze") else argv, needle)
 
 
 @pytest.mark.parametrize("variable, value, needle", [

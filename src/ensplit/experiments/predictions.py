@@ -38,7 +38,7 @@ def analyze(inputs: Sequence[str | Path], out: str | Path = "ensplit-analysis", 
     """Power laws, the memory split and its prediction from `.npz` pools (files or folders of them)."""
     if temperature not in ("before", "after"):
         raise EnsplitError(f"temperature = {temperature!r}: must be before or after")
-    for name, value, low in (("splits", splits, 1), ("predict_max_n", predict_max_n, 2),
+    for name, value, low in (("splits", splits, 1), ("predict_max_n", predict_max_n, 3),
                              ("predict_pool", predict_pool, 3), ("bootstrap", bootstrap, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise EnsplitError(f"{name} = {value!r}: must be an integer >= {low}")

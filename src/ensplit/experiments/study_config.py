@@ -64,7 +64,8 @@ class StudyConfig:
     temperature: Annotated[Literal["before", "after"], Field(description="calibrate before or after "
                                                                          "averaging")] = "before"
     cnll_splits: Annotated[int, Field(ge=1, le=1000, description="test-time cross-validation splits")] = 5
-    predict_max_n: Annotated[int, Field(ge=2, le=1000, description="prediction fits on n ≤ this")] = 4
+    predict_max_n: Annotated[int, Field(ge=3, le=1000, description="prediction fits on n ≤ this (at least 3: the "
+                                                                   "power law in n has three parameters)")] = 4
     predict_pool: Annotated[int, Field(ge=3, le=100_000, description="networks the prediction starts from")] = 6
     bootstrap: Annotated[int, Field(ge=0, le=10_000, description="resamples for prediction bands")] = 40
     predict_resample: Annotated[Literal["bootstrap", "subsets"], Field(
