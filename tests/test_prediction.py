@@ -100,3 +100,19 @@ def test_predicted_split_stays_on_measured_cells_unless_asked():
     anywhere = compare_splits(sizes, [32_000], within_measured=False)[0]
     assert inside.predicted.n <= 4  # only measured n are candidates
     assert anywhere.predicted == anywhere.predicted.__class__(32, 1_000, pytest.approx(anywhere.predicted.cnll))
+
+
+def test_no_resample_with_three_distinct_networks_leaves_the_point_prediction_without_bands():
+    """A bootstrap of a 3-network small pool often repeats a network; when every resample does, the bands
+    collapse onto the point prediction (as with repeats = 0) instead of failing after the pools were trained."""
+    from ensplit.analysis.prediction import _small_pools
+
+    seed = next(s for s in range(200)
+                if all(len(set(d.tolist())) < 3 for d in _small_pools(3, 3, 2, "bootstrap", s)))
+    pool, labels = synthetic_pool(3)
+    result = predict_size(pool, labels, params=10, small_pool=3, fit_max_n=3, repeats=2, splits=2, seed=seed)
+    assert result.fits == ()
+    np.testing.assert_array_equal(result.predicted, result.point)
+    np.testing.assert_array_equal(result.lower, result.upper)
+    with_bands = predict_size(pool, labels, params=10, small_pool=3, fit_max_n=3, repeats=0, splits=2, seed=seed)
+    np.testing.assert_array_equal(result.point, with_bands.point)

@@ -162,3 +162,16 @@ def test_figure_helpers_take_no_curves():
     assert _colors(0) == [] and len(_colors(3)) == 3
     fig = prediction_rmse_per_n({}, 4, "bootstrap")
     assert not fig.axes[0].axison and "No predictions" in fig.axes[0].texts[0].get_text()
+
+
+def test_a_study_whose_resamples_cannot_fit_notes_the_missing_bands(tmp_path, capsys):
+    out = tmp_path / "three"
+    args = ["--widths", "4,8", "--epochs", "1", "--pool-min", "3", "--pool-max", "3", "--predict-pool", "3",
+            "--predict-max-n", "3", "--bootstrap", "2", "--cnll-splits", "1", "--train-subset", "100",
+            "--test-subset", "50", "--no-report", "--quiet", "--seed", "0"]
+    assert main(["study", "--out", str(out), *args]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    # seeded: neither of the 2 bootstrap resamples of 3 networks has 3 distinct ones; the study says so once
+    notes = [line for line in err.splitlines() if "no prediction band" in line]
+    assert len(notes) == 1 and "raise --predict-pool or --bootstrap" in notes[0], err

@@ -121,8 +121,10 @@ def predict_size(pool_log_probs: ArrayLike, labels: ArrayLike, params: int, max_
                  measured: Sequence[PoolEstimate] | None = None) -> SizePrediction:
     """The §7 protocol for one member size: pool `[ℓ, N, C]`, labels `[N]` -> `SizePrediction`.
 
-    `repeats` may be 0: then the bands collapse onto the point prediction. `measured`: the pool's
-    `pool_curve` with the same mode, splits and seed, if the caller has it already (else computed here).
+    `repeats` may be 0: then the bands collapse onto the point prediction. They collapse too when no
+    resample had three distinct networks (a bootstrap of a 3-network small pool often has fewer); `fits`
+    is then empty, which callers can report. `measured`: the pool's `pool_curve` with the same mode, splits
+    and seed, if the caller has it already (else computed here).
     """
     pool, labels = validate_predictions(pool_log_probs, labels)
     max_n = pool.shape[0] if max_n is None else max_n
@@ -157,8 +159,6 @@ def predict_size(pool_log_probs: ArrayLike, labels: ArrayLike, params: int, max_
         fits.append(fit)
         curves.append(fit.predict(n_grid))
         errors.append(error(fit))
-    if repeats and not fits:
-        raise EnsplitError("no resample of the small pool had enough distinct networks to fit a power law")
     point = point_fit.predict(n_grid)
     curves = np.array(curves) if curves else point[None]
     errors = [e for e in errors if not np.isnan(e)]

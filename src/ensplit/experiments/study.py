@@ -87,10 +87,16 @@ def analyze_store(store: ResultStore, config: StudyConfig) -> StudyAnalysis:
 
     measured = {width: int(params) for width, params, _ in pools}  # the stored sizes (the data set's shapes)
     params = {w: measured.get(w) or member_params(config, w) for w in config.widths}
-    return analyze_pools(pools, store.labels(), config.temperature, config.cnll_splits, config.predict_max_n,
-                         config.predict_pool, config.bootstrap, failed, objective=config.fit_objective,
-                         resample=config.predict_resample, taus=config.temperature_grid,
-                         pool_rule=describe_pool_rule(config, params))
+    analysis = analyze_pools(pools, store.labels(), config.temperature, config.cnll_splits, config.predict_max_n,
+                             config.predict_pool, config.bootstrap, failed, objective=config.fit_objective,
+                             resample=config.predict_resample, taus=config.temperature_grid,
+                             pool_rule=describe_pool_rule(config, params))
+    bandless = [p.params for p in analysis.predictions if config.bootstrap and not p.fits]
+    if bandless:
+        note(f"no prediction band at member size {', '.join(f'{s:,}' for s in bandless)}: none of the "
+             f"{config.bootstrap} resamples of the small pool had 3 distinct networks; the point prediction "
+             "stands alone (raise --predict-pool or --bootstrap for bands)")
+    return analysis
 
 
 def _report(analysis: StudyAnalysis, folder: Path, config: StudyConfig) -> Path:
