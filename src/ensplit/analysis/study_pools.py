@@ -134,6 +134,17 @@ def _predictions(tensors: list[tuple[int | None, int, torch.Tensor]], curves: li
     return out
 
 
+def missing_bands(analysis: StudyAnalysis, bootstrap: int) -> str | None:
+    """A one-line note naming the member sizes whose prediction has no bands although `bootstrap`
+    resamples were asked for (none had 3 distinct networks), or None."""
+    sizes = [p.params for p in analysis.predictions if bootstrap and not p.fits]
+    if not sizes:
+        return None
+    return (f"no prediction band at member size {', '.join(f'{s:,}' for s in sizes)}: none of the {bootstrap} "
+            "resamples of the small pool had 3 distinct networks; the point prediction stands alone (raise "
+            "--predict-pool or --bootstrap for bands)")
+
+
 def _fit(m: np.ndarray, y: np.ndarray, objective: Objective) -> PowerLaw | None:
     return fit_power_law(m, y, objective) if np.unique(m).size >= 3 else None
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ensplit.analysis.study_pools import StudyAnalysis, analyze_pools, summary_dict
+from ensplit.analysis.study_pools import StudyAnalysis, analyze_pools, missing_bands, summary_dict
 from ensplit.errors import EnsplitError
 from ensplit.metrics import classification_metrics, cnll_ttcv, ensemble_log_probs
 from ensplit.store.npz_pools import load_pool, load_pools
@@ -47,6 +47,9 @@ def analyze(inputs: Sequence[str | Path], out: str | Path = "ensplit-analysis", 
         raise EnsplitError("analyze needs pools of at least two member sizes (one .npz per size)")
     analysis = analyze_pools([(None, p.params_per_member, p.log_probs) for p in pools], pools[0].labels,
                              temperature, splits, predict_max_n, predict_pool, bootstrap)
+    message = missing_bands(analysis, bootstrap)
+    if message:
+        print(f"ensplit analyze: {message}", file=sys.stderr)
     out = Path(out)
     path = None
     if report:
