@@ -56,8 +56,10 @@ def test_rerun_trains_nothing_and_reports_the_same(study_run, capsys):
     assert _job_table(study) == jobs  # no job trained or rewritten: the same rows, the same finishing times
     assert again["budgets"] == json.loads(first_output)["budgets"]
     assert main(["report", str(study), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
     assert again["budgets"] == report["budgets"]
+    assert f"ensplit report: report written to {study}" in captured.err  # the command the user ran
 
 
 def test_a_folder_of_another_config_is_refused(study, capsys):

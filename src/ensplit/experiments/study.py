@@ -97,11 +97,11 @@ def analyze_store(store: ResultStore, config: StudyConfig) -> StudyAnalysis:
     return analysis
 
 
-def _report(analysis: StudyAnalysis, folder: Path, config: StudyConfig) -> Path:
+def _report(analysis: StudyAnalysis, folder: Path, config: StudyConfig, command: str = "study") -> Path:
     from ensplit.report.study_report import write_study_report
 
     path = write_study_report(analysis, folder / "report.html", config)
-    print(f"ensplit study: report written to {path}", file=sys.stderr)
+    print(f"ensplit {command}: report written to {path}", file=sys.stderr)
     return path
 
 
@@ -176,5 +176,5 @@ def reanalyze(folder: str | Path, report: bool = True) -> StudyResult:
         if not store.networks("pool", status="ok"):
             raise EnsplitError(f"{folder} holds no finished networks yet; run `ensplit study` first")
         analysis = analyze_store(store, config)
-        path = _report(analysis, folder, config) if report else None
+        path = _report(analysis, folder, config, "report") if report else None
     return StudyResult(config, folder, analysis, 0, path, store)
