@@ -74,17 +74,16 @@ STRATEGIES = tuple(s for s in ("grouped", "grouped_nhwc", "im2col", "loop") if s
 def relu_out_of_place(model: nn.Module, step: Callable[[], None]) -> Callable[[], None]:
     """`step` with the MLPs in `model` running each hidden ReLU out of place (their forward as it was before
     the ReLU ran in place). The same objects as the in-place variant, so both see the same memory."""
-    mlps = [m for m in model.modules() if hasattr(m, "_relu_after_linear")]
-    saved = [m._relu_after_linear for m in mlps]
+    mlps = [m for m in model.modules() if hasattr(m, "relu_in_place")]
 
     def run() -> None:
         for m in mlps:
-            m._relu_after_linear = frozenset()
+            m.relu_in_place = False
         try:
             step()
         finally:
-            for m, kept in zip(mlps, saved, strict=True):
-                m._relu_after_linear = kept
+            for m in mlps:
+                m.relu_in_place = True
     return run
 
 

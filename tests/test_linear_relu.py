@@ -28,14 +28,13 @@ class OpCounter(TorchDispatchMode):
 def reference_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """`model(x)` with every MLP inside it run module by module (out-of-place `nn.ReLU`)."""
     mlps = [m for m in model.modules() if isinstance(m, MLP)]
-    saved = [m._relu_after_linear for m in mlps]
     try:
         for m in mlps:
-            m._relu_after_linear = frozenset()
+            m.relu_in_place = False
         return model(x)
     finally:
-        for m, s in zip(mlps, saved, strict=True):
-            m._relu_after_linear = s
+        for m in mlps:
+            m.relu_in_place = True
 
 
 def assert_same_values_and_gradients(model: nn.Module, x: torch.Tensor) -> None:

@@ -147,7 +147,7 @@ def test_threads_option_sets_torch_threads(tmp_path, capsys):
 
 
 def test_pools_too_small_to_predict_still_get_their_report(tmp_path, capsys):
-    """Pools of 2 networks (fewer than --predict-pool): no prediction, and the report says so instead of
+    """Pools of 2 networks (fewer than the 3 a power law needs): no prediction, and the report says so instead of
     failing on the empty per-n RMSE figure."""
     out = tmp_path / "small-pools"
     args = ["--widths", "4,8", "--epochs", "1", "--pool-min", "2", "--pool-max", "2", "--train-subset", "100",

@@ -137,8 +137,8 @@ def _predictions(tensors: list[tuple[int | None, int, torch.Tensor]], curves: li
 def missing_bands(analysis: StudyAnalysis, bootstrap: int) -> str | None:
     """A one-line note naming the member sizes whose prediction has no bands although `bootstrap`
     resamples were asked for (none had 3 distinct networks), or None."""
-    sizes = [p.params for p in analysis.predictions if bootstrap and not p.fits]
-    if not sizes:
+    sizes = [p.params for p in analysis.predictions if not p.fits]
+    if not bootstrap or not sizes:
         return None
     return (f"no prediction band at member size {', '.join(f'{s:,}' for s in sizes)}: none of the {bootstrap} "
             "resamples of the small pool had 3 distinct networks; the point prediction stands alone (raise "

@@ -33,13 +33,15 @@ class MLP(nn.Module):
         self.body = nn.Sequential(*blocks)  # keeps the state-dict keys (body.0.weight, ...) of saved models
         self.head = layers.linear(width, num_classes, bias)
         self._relu_after_linear = frozenset(relu_after_linear)  # indices of ReLUs right after a linear
+        self.relu_in_place = True  # False: every module runs on its own, each ReLU out of place (as before)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = flatten_features(x, self.in_dims)
+        fused = self._relu_after_linear if self.relu_in_place else frozenset()
         for i, module in enumerate(self.body):
-            if i + 1 in self._relu_after_linear:  # the linear and its ReLU in one call: rectified in place
+            if i + 1 in fused:  # the linear and its ReLU in one call: rectified in place
                 h = linear_relu(module, h)
-            elif i not in self._relu_after_linear:
+            elif i not in fused:
                 h = module(h)
         return self.head(h)
 

@@ -137,10 +137,10 @@ def prediction_rmse_per_n(curves: Mapping[int, tuple[np.ndarray, np.ndarray]], f
     """RMSE over the repeats of the predicted CNLL_n against the measured one, per n (seed 000 Fig. 6 left).
 
     curves[s] = (n, RMSE); the shaded region n ≤ fit_max_n is where the law was fitted. With no curves (every
-    pool smaller than a prediction needs) the figure says so."""
+    pool has fewer than 3 networks, too few to fit) the figure says so."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     if not curves:
-        ax.text(0.5, 0.5, "No predictions: every pool is smaller\nthan the prediction starts from (--predict-pool).",
+        ax.text(0.5, 0.5, "No predictions: every pool has fewer than 3 networks,\ntoo few to fit a power law in n.",
                 ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
