@@ -86,7 +86,7 @@ def test_flops_cost(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_fit_alpha_json_and_report(capsys: pytest.CaptureFixture[str], tmp_path, monkeypatch) -> None:
-    import ensplit.report.collegial_figures as figures
+    import ensplit.reports.collegial_figures as figures
 
     small = functools.partial(figures.ensemble_ntk_convergence, width=8, hidden_layers=2, members=(1, 4),
                               angles=9, mean_samples=64, repeats=1)
@@ -108,7 +108,7 @@ TRAIN = ["collegial", "--baseline", "mlp", "--input-dim", "40", "--outputs", "10
 
 def test_train_along_both_curves_json_text_and_report(capsys: pytest.CaptureFixture[str], tmp_path,
                                                       monkeypatch) -> None:
-    import ensplit.report.collegial_figures as figures
+    import ensplit.reports.collegial_figures as figures
 
     small = functools.partial(figures.ensemble_ntk_convergence, width=8, hidden_layers=2, members=(1, 4),
                               angles=9, mean_samples=64, repeats=1)

@@ -66,7 +66,11 @@ def test_study_refuses_bad_values_before_work(capsys, tmp_path, extra, needle):
      "alpha = 1000000.0: must be <= 100"),
     (["budget", "count", "--family", "mlp", "--width", "8", "--in-shape", "0"], "in_shape = [0]"),
     (["budget", "count", "--family", "mlp", "--width", "0"], "width = 0"),
-    (["evaluate", "x.npz", "--cnll-splits", "0"], "splits = 0: must be an integer >= 1"),
+    (["evaluate", "x.npz", "--cnll-splits", "0"], "splits = 0: must be an integer in [1, 1000]"),
+    (["evaluate", "x.npz", "--cnll-splits", "100000"], "splits = 100000: must be an integer in [1, 1000]"),
+    (["evaluate", "x.npz", "--seed", "99999999999999999999"], "seed = 99999999999999999999: must be an integer in "
+                                                              "[0, 2147483647]"),
+    (["analyze", "x.npz", "y.npz", "--cnll-splits", "5000"], "splits = 5000: must be an integer in [1, 1000]"),
     (["analyze", "x.npz", "y.npz", "--predict-max-n", "2"], "predict_max_n = 2: must be an integer >= 3"),
 ])
 def test_other_commands_refuse_bad_values(capsys, tmp_path, monkeypatch, argv, needle):

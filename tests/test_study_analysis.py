@@ -5,7 +5,7 @@ import pytest
 
 from ensplit.analysis.study_pools import analyze_pools, summary_dict
 from ensplit.metrics import pool_metrics
-from ensplit.report.study_text import render_summary
+from ensplit.reports.study_text import render_summary
 from synthetic import synthetic_pool
 
 
@@ -58,7 +58,7 @@ def test_summary_renders_and_sizes_below_three_networks_are_not_predicted(pools)
 
 
 def test_memory_split_curves_spend_the_budget(pools):
-    from ensplit.report.study_report import _at_budget
+    from ensplit.reports.study_report import _at_budget
 
     pools, labels = pools
     analysis = analyze_pools(pools, labels, splits=2, bootstrap=0)

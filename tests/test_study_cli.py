@@ -158,8 +158,8 @@ def test_pools_too_small_to_predict_still_get_their_report(tmp_path, capsys):
 
 
 def test_figure_helpers_take_no_curves():
-    from ensplit.report.study_figures import _colors
-    from ensplit.report.study_figures_nll import prediction_rmse_per_n
+    from ensplit.reports.study_figures import _colors
+    from ensplit.reports.study_figures_nll import prediction_rmse_per_n
 
     assert _colors(0) == [] and len(_colors(3)) == 3
     fig = prediction_rmse_per_n({}, 4, "bootstrap")

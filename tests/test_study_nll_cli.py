@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ensplit.cli import main
-from ensplit.report.study_text import render_summary
+from ensplit.reports.study_text import render_summary
 from studies import cli_stdout
 
 TINY = ["--widths", "4,8,16", "--epochs", "2", "--pool-min", "9", "--pool-max", "9", "--train-subset", "400",

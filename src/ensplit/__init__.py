@@ -19,6 +19,7 @@ count_params, flops_per_example, solve_width, memory_splits, equivalents.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,12 @@ def collegial(config: CollegialConfig | None = None, out: str | Path | None = No
 
 
 def analyze(inputs: list[str | Path], out: str | Path = "ensplit-analysis", **options: Any) -> AnalyzeResult:
-    """The memory-split analysis of `.npz` pools made by any framework (one file per member size)."""
+    """The memory-split analysis of `.npz` pools made by any framework (one file per member size). Options:
+    temperature ("before"/"after"), splits, predict_max_n, predict_pool, bootstrap, report."""
+    known = [name for name in inspect.signature(_analyze).parameters if name not in ("inputs", "out")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise EnsplitError(f"unknown field {unknown[0]!r}; known: {', '.join(known)}")
     return _analyze(inputs, out, **options)
 
 

@@ -26,6 +26,10 @@ from ensplit.layers import conv_strategy
 from ensplit.parsing import describe_validation_error
 from ensplit.train import allocator
 
+DESCRIPTION = ("Given a parameter budget: one wide network, an ensemble of thinner ones (how many), or a "
+               "parameter-sharing ensemble? `ensplit recommend` answers it; the other commands run the studies "
+               "behind the answer.")
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are a single line on stderr and exit code 2."""
@@ -48,7 +52,7 @@ def _command_modules() -> list[ModuleType]:
 
 
 def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
-    parser = OneLineParser(prog="ensplit", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = OneLineParser(prog="ensplit", description=DESCRIPTION)
     from ensplit._version import __version__
 
     parser.add_argument("--version", action="version", version=f"ensplit {__version__}")
@@ -73,11 +77,14 @@ def check_environment() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser, commands = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
     except SystemExit as exit_:  # --help, --version, or a one-line usage error (code 2)
         return int(exit_.code or 0)
     if args.command is None:
         parser.print_help(sys.stderr)
+        return 2
+    if unknown:  # named by the subcommand, like its other usage errors
+        print(f"ensplit {args.command}: error: unrecognized arguments: {' '.join(unknown)}", file=sys.stderr)
         return 2
     module = commands[args.command]
     try:

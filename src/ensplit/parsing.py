@@ -14,6 +14,7 @@ import json
 import re
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any, Literal, Union, get_args, get_origin
 
 from ensplit.errors import EnsplitError
@@ -56,6 +57,12 @@ def key_value(text: str) -> tuple[str, str]:
 def split_list(text: str) -> list[str]:
     """A comma-separated list (`16,32,64`); blanks are dropped."""
     return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def require_distinct(name: str, values: Sequence[Any]) -> None:
+    """Refuse a list setting that names one value twice (it would train or count the same thing twice)."""
+    if len(set(values)) != len(values):
+        raise EnsplitError(f"{name} = {list(values)}: must be distinct")
 
 
 def _scalar(text: str, kind: type) -> Any:

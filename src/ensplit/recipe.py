@@ -221,12 +221,22 @@ def build_settings(cls: type, table: str, values: Mapping[str, Any]) -> Any:
     for other in EXPERIMENT_TABLES:
         if other != table and isinstance(values.get(other), Mapping):
             values.pop(other)
-    recipe = values.pop("recipe", None)
-    if not isinstance(recipe, Recipe):
-        recipe, rest = split_recipe(values)
-    else:
-        rest = values
-    return build(cls, {**rest, **own, "recipe": recipe})
+    given = values.pop("recipe", None)
+    recipe, rest = split_recipe(values)
+    if given is None:
+        return build(cls, {**rest, **own, "recipe": recipe})
+    if isinstance(given, Mapping):  # e.g. a Recipe's to_json()
+        given, unknown = split_recipe(given)
+        if unknown:
+            raise EnsplitError(f"recipe has unknown field {sorted(unknown)[0]!r}; known: "
+                               + ", ".join(n for n in field_annotations(Recipe)))
+    if not isinstance(given, Recipe):
+        raise EnsplitError(f"recipe = {given!r}: must be a Recipe (ensplit.Recipe(...)) or a mapping of its fields")
+    doubled = [key for key in values if key not in rest]
+    if doubled:
+        raise EnsplitError(f"{doubled[0]} is given both as a keyword and inside recipe; give the recipe's fields "
+                           "in one place")
+    return build(cls, {**rest, **own, "recipe": given})
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ensplit.experiments.predictions import AnalyzeResult, analyze
-from ensplit.report.study_text import render_summary
+from ensplit.reports.study_text import render_summary
 
 NAME = "analyze"
 HELP = "power laws, memory split and report from .npz pools (one file per member size)"

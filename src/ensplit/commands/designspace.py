@@ -19,8 +19,9 @@ def render(result: dict[str, Any]) -> str:
     lines = [f"{'class':17} {'w':>5} {'d':>3} {'K':>3} {'params':>9} {'acc':>7} {'s/ep':>8} {'s/ep bat':>8} "
              f"{'t→single':>8} {'ms b=1':>8} {'MiB':>7}"]
     for r in result["records"]:
-        def fmt(value: Any, spec: str) -> str:
-            return "-" if value is None else format(value, spec)
+        def fmt(value: Any, spec: str) -> str:  # `spec` holds the column width: "-" is right-aligned to it
+            width = int(spec.split(".")[0])
+            return f"{'-':>{width}}" if value is None else format(value, spec)
 
         mem = None if r["peak_memory_bytes"] is None else r["peak_memory_bytes"] / 2**20
         lines.append(f"{r['class']:17} {r['width']:>5} {r['depth']:>3} {r['members']:>3} {r['params']:>9} "

@@ -25,9 +25,17 @@ def run(args: argparse.Namespace) -> EvaluateResult:
 def render(result: dict[str, Any]) -> str:
     keys = ["accuracy", "nll", "brier", "ece", "cnll_before", "cnll_after"]
 
-    def row(name: str, m: dict[str, Any]) -> str:
-        return f"{name:<10}" + "".join(f"{'-' if m[k] is None else format(m[k], '.4f'):>12}" for k in keys)
+    def cell(key: str, value: float | None, ensemble: bool) -> str:
+        if value is None:  # JSON's null: an infinite loss (a true class given probability 0), or no CNLL
+            infinite = key == "nll" or (key.startswith("cnll") and ensemble and len(result["members"]) > 1)
+            return "inf" if infinite else "-"
+        text = format(value, ".4f")
+        return "0.0000" if text == "-0.0000" else text
 
-    lines = [f"{'':<10}" + "".join(f"{k:>12}" for k in keys), row("ensemble", result["ensemble"])]
+    def row(name: str, m: dict[str, Any], ensemble: bool = False) -> str:
+        return f"{name:<10}" + "".join(f"{cell(k, m[k], ensemble):>12}" for k in keys)
+
+    lines = [f"{'':<10}" + "".join(f"{k:>12}" for k in keys), row("ensemble", result["ensemble"], True)]
     lines += [row(f"member {i}", m) for i, m in enumerate(result["members"])]
-    return "\n".join(lines) + "\n(ece in percent; cnll by test-time cross-validation)"
+    return "\n".join(lines) + "\n(ece in percent; cnll by test-time cross-validation; inf: a true class was given " \
+        "probability 0)"

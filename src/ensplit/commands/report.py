@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ensplit.experiments.study import StudyResult, reanalyze
-from ensplit.report.study_text import render_summary
+from ensplit.reports.study_text import render_summary
 
 NAME = "report"
 HELP = "rebuild report.html (and print the summary) of an existing study folder"

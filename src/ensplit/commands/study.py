@@ -8,7 +8,7 @@ from typing import Any
 from ensplit.commands._options import experiment_command
 from ensplit.experiments.study import DEFAULT_OUT, run_study
 from ensplit.experiments.study_config import StudyConfig
-from ensplit.report.study_text import render_summary
+from ensplit.reports.study_text import render_summary
 
 NAME = "study"
 HELP = "train pools of networks at several widths and find the optimal memory split (seed 000)"

@@ -23,7 +23,9 @@ from ensplit.analysis.collegial_montecarlo import AlphaFit, fit_alpha
 from ensplit.analysis.resnext29 import whole_network_design
 from ensplit.errors import EnsplitError
 from ensplit.experiments.collegial_train import CurveTraining, train_curves
+from ensplit.jsonable import to_jsonable
 from ensplit.recipe import Recipe, build_settings
+from ensplit.store import folder_lock
 from ensplit.train.config import config_class
 
 Positive = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -83,7 +85,8 @@ class CollegialConfig:
             if getattr(self, option) is not None and self.baseline not in baselines:
                 raise EnsplitError(f"{option} applies to baseline {' or '.join(baselines)}, not {self.baseline}")
         if self.fit_alpha == (self.alpha is not None):
-            raise EnsplitError("give alpha or fit_alpha (exactly one): alpha = α, or --fit-alpha for Monte Carlo")
+            raise EnsplitError("give alpha or fit_alpha (exactly one): alpha = α, or fit_alpha = true (--fit-alpha) "
+                               "for a Monte Carlo fit")
         if self.train and self.baseline != "mlp":
             raise EnsplitError(f"--train trains mlp baselines on the recipe's data, not baseline {self.baseline} "
                                "(e.g. --baseline mlp --input-dim 40 --outputs 10 for mnist1d)")
@@ -152,11 +155,19 @@ class CollegialResult:
     training: CurveTraining | None = None   # with --train: rows and the test predictions behind them
 
     def to_json(self) -> dict[str, Any]:
-        return self.values
+        return to_jsonable(self.values)
 
 
 def run_collegial(config: CollegialConfig, out: str | Path | None = None, progress: bool = True) -> CollegialResult:
     """Design the collegial ensemble of the configured baseline (and write the report with `out`)."""
+    if out is None:
+        return _collegial(config, None, progress)
+    with folder_lock(out, "collegial"):  # an unusable --out is refused before any work
+        return _collegial(config, Path(out), progress)
+
+
+def _collegial(config: CollegialConfig, out: Path | None, progress: bool) -> CollegialResult:
+    """The design (and its training curves); the caller holds `out`'s lock."""
     baseline = baseline_of(config)
     alpha, fit = _alpha(config, baseline, progress)
     design = solve(baseline, alpha, config.objective, config.cost, config.max_width)
@@ -197,7 +208,7 @@ def run_collegial(config: CollegialConfig, out: str | Path | None = None, progre
         values.update(training=training.rows, training_optimum=training.optimum, recipe=config.recipe.to_json())
     result = CollegialResult(values, baseline, design, fit, config, training)
     if out is not None:
-        from ensplit.report.collegial_figures import write_collegial_report
+        from ensplit.reports.collegial_figures import write_collegial_report
 
         if progress:
             print("writing the report (runs the ensemble-NTK convergence check) ...", file=sys.stderr)

@@ -28,10 +28,10 @@ from ensplit.errors import EnsplitError
 from ensplit.files import atomic_write_text
 from ensplit.jsonable import to_jsonable
 from ensplit.metrics import classification_metrics, ensemble_log_probs
-from ensplit.parsing import COUNT, typed_options
+from ensplit.parsing import COUNT, require_distinct, typed_options
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.resources import check_training
-from ensplit.store import git_commit
+from ensplit.store import folder_lock, git_commit
 from ensplit.train import predict_log_probs, train
 from ensplit.train.config import config_class
 
@@ -66,6 +66,8 @@ class CompareConfig:
                                                                       "recipe's)")] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("methods", "sweep_budgets", "sweep_members"):
+            require_distinct(name, getattr(self, name))
         object.__setattr__(self, "method_options", nested_method_options(self.method_options))
 
     @classmethod
@@ -210,16 +212,24 @@ class CompareResult:
     report: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"recipe": self.config.recipe.to_json(), "members": self.config.members,
-                "param_budget": self.config.param_budget, "width": self.config.width, "methods": self.rows,
-                "budget_sweep": self.budget_rows, "member_sweep": self.member_rows,
-                "report": None if self.report is None else str(self.report)}
+        return to_jsonable({"recipe": self.config.recipe.to_json(), "members": self.config.members,
+                            "param_budget": self.config.param_budget, "width": self.config.width,
+                            "methods": self.rows, "budget_sweep": self.budget_rows, "member_sweep": self.member_rows,
+                            "report": None if self.report is None else str(self.report)})
 
 
 def run_compare(config: CompareConfig | None = None, out: str | Path | None = None,
                 progress: bool = True) -> CompareResult:
     """Train and score every method (and the sweeps); with `out`, write `out/report.html`."""
     config = config or CompareConfig()
+    if out is None:
+        return _compare(config, None, progress)
+    with folder_lock(out, "compare"):  # an unusable --out is refused before any training
+        return _compare(config, Path(out), progress)
+
+
+def _compare(config: CompareConfig, out: Path | None, progress: bool) -> CompareResult:
+    """The comparison itself; the caller holds `out`'s lock."""
     dataset = config.recipe.load_data()
     config.recipe.params(config.width, dataset)  # family, width, depth and options fit the data
     rows = run_methods(config, dataset, config.methods, config.members, config.param_budget, None, progress,
@@ -235,11 +245,11 @@ def run_compare(config: CompareConfig | None = None, out: str | Path | None = No
                                    config.param_budget, config.sweep_epochs, progress)
     result = CompareResult(config, rows, budget_rows, member_rows)
     if out is not None:
-        from ensplit.report.compare_report import write_compare_report
+        from ensplit.reports.compare_report import write_compare_report
 
-        result.report = write_compare_report(Path(out), result)
+        result.report = write_compare_report(out, result)
         summary = {**result.to_json(), "ensplit": __version__, "git_commit": git_commit()}
-        atomic_write_text(Path(out) / "results.json", json.dumps(to_jsonable(summary), indent=1))
+        atomic_write_text(out / "results.json", json.dumps(to_jsonable(summary), indent=1))
         _log(f"report written to {result.report} (and results.json beside it)", True)
     return result
 

@@ -34,6 +34,7 @@ from ensplit.analysis.design_space import (
 from ensplit.data.dataset import Dataset
 from ensplit.ensembles import build_member, deep_ensemble
 from ensplit.errors import EnsplitError
+from ensplit.jsonable import to_jsonable
 from ensplit.models import get_family
 from ensplit.models.scaling import equivalents
 from ensplit.recipe import Recipe, build_settings
@@ -103,10 +104,11 @@ class DesignSpaceResult:
     report: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"recipe": self.config.recipe.to_json(), "dataset": self.dataset, "device": self.device,
-                "est": {str(k): vars(v) for k, v in sorted(self.est.items())}, "memory_method": self.memory_method,
-                "unformable": self.unformable, "records": [r.to_json() for r in self.records],
-                "report": None if self.report is None else str(self.report)}
+        return to_jsonable({"recipe": self.config.recipe.to_json(), "dataset": self.dataset, "device": self.device,
+                            "est": {str(k): vars(v) for k, v in sorted(self.est.items())},
+                            "memory_method": self.memory_method, "unformable": self.unformable,
+                            "records": [r.to_json() for r in self.records],
+                            "report": None if self.report is None else str(self.report)})
 
 
 @dataclass
@@ -261,16 +263,25 @@ def run_designspace(config: DesignSpaceConfig | None = None, out: str | Path = "
                     progress: bool = True) -> DesignSpaceResult:
     """The whole experiment: load the recipe's data on its device, train and measure the grid, write
     `out/report.html` and `out/results.json` (every record, with the recipe, version and commit)."""
-    from ensplit._version import __version__
-    from ensplit.jsonable import to_jsonable
-    from ensplit.report.design_space_figures import report_sections
-    from ensplit.report.html import write_report
-    from ensplit.store import git_commit
+    from ensplit.store import folder_lock
 
     config = config or DesignSpaceConfig()
-    dataset = config.recipe.load_data()
-    result = run_design_space(config, dataset, progress)
     out = Path(out)
+    with folder_lock(out, "designspace"):  # an unusable --out is refused before any training
+        dataset = config.recipe.load_data()
+        result = run_design_space(config, dataset, progress)
+        _write_designspace(config, result, dataset, out, progress)
+    return result
+
+
+def _write_designspace(config: DesignSpaceConfig, result: DesignSpaceResult, dataset: Any, out: Path,
+                       progress: bool) -> None:
+    """Log the EST per K and write `out/report.html` and `out/results.json`."""
+    from ensplit._version import __version__
+    from ensplit.reports.design_space_figures import report_sections
+    from ensplit.reports.html import write_report
+    from ensplit.store import atomic_write_text, git_commit
+
     for k, t in sorted(result.est.items()):
         where = f"{t.params:,} params, {t.epochs} epochs" if t.params is not None else "not reached in this grid"
         _log(f"EST for K={k}: {where}", progress)
@@ -283,5 +294,4 @@ def run_designspace(config: DesignSpaceConfig | None = None, out: str | Path = "
                                  subtitle=" ".join(notes[:1]))
     summary = {**result.to_json(), "ensplit": __version__, "git_commit": git_commit(), "notes": notes,
                "threads": torch.get_num_threads(), "full_records": [vars(r) for r in result.records]}
-    (out / "results.json").write_text(json.dumps(to_jsonable(summary), indent=1))
-    return result
+    atomic_write_text(out / "results.json", json.dumps(to_jsonable(summary), indent=1))

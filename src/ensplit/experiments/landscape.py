@@ -42,9 +42,11 @@ from ensplit.data.dataset import Dataset
 from ensplit.ensembles.states import State, flatten_state, flatten_states, has_batch_norm, parameter_names
 from ensplit.errors import EnsplitError
 from ensplit.experiments.landscape_shift import shift_analysis
+from ensplit.jsonable import to_jsonable
 from ensplit.metrics import accuracy, mean_pairwise_kl
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.resources import FLOAT32, check_training, require
+from ensplit.store import atomic_write_text, folder_lock
 from ensplit.store.trajectories import Trajectories, load_trajectories
 from ensplit.train.config import config_class
 from ensplit.train.evaluation import evaluate_states, evaluate_vectors
@@ -137,7 +139,7 @@ class LandscapeResult:
 
     def to_json(self) -> dict[str, Any]:
         """The summary numbers (what `ensplit landscape --json` prints and `summary.json` holds)."""
-        return self.summary
+        return to_jsonable(self.summary)
 
 
 def _samplers(trajectories: Trajectories, template: torch.nn.Module, rank: int, seed: int) -> list[Any]:
@@ -272,13 +274,19 @@ def _summary(trajectories: Trajectories, template: torch.nn.Module, r: Landscape
 def run_landscape(config: LandscapeConfig | None = None, out: str | Path = "landscape",
                   progress: bool = True) -> LandscapeResult:
     """Train (or load) the trajectories, run every analysis, write `out/report.html` and `out/summary.json`."""
-    from ensplit.report import write_report
-    from ensplit.report.landscape_figures import landscape_sections
-
     config = config or LandscapeConfig()
+    out = Path(out)
+    with folder_lock(out, "landscape"):  # an unusable --out is refused before any training
+        return _landscape(config, out, progress)
+
+
+def _landscape(config: LandscapeConfig, out: Path, progress: bool) -> LandscapeResult:
+    """The experiment itself; the caller holds `out`'s lock."""
+    from ensplit.reports import write_report
+    from ensplit.reports.landscape_figures import landscape_sections
+
     recipe = config.recipe
     log = _log if progress else (lambda message: None)
-    out = Path(out)
     start = time.perf_counter()
     dataset = recipe.load_data()
     if config.trajectories:
@@ -310,5 +318,5 @@ def run_landscape(config: LandscapeConfig | None = None, out: str | Path = "land
                  landscape_sections(result), subtitle=f"ensplit landscape, {result.summary['family']} width "
                  f"{result.summary['width']}")
     result.summary["seconds"]["total"] = round(time.perf_counter() - start, 2)
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(result.to_json(), indent=2))
     return result

@@ -16,8 +16,13 @@ import torch
 
 from ensplit.analysis.study_pools import StudyAnalysis, analyze_pools, missing_bands, summary_dict
 from ensplit.errors import EnsplitError
+from ensplit.jsonable import to_jsonable
 from ensplit.metrics import classification_metrics, cnll_ttcv, ensemble_log_probs
+from ensplit.recipe import MAX_SEED
+from ensplit.store import folder_lock
 from ensplit.store.npz_pools import load_pool, load_pools
+
+MAX_SPLITS = 1000  # test-time cross-validation halvings; as StudyConfig.cnll_splits
 
 
 @dataclass
@@ -29,7 +34,9 @@ class AnalyzeResult:
     report: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return summary_dict(self.analysis, self.folder)
+        # no study folder (no index, no config): only the report, when one was written
+        return to_jsonable({**summary_dict(self.analysis, None),
+                            "report": None if self.report is None else str(self.report)})
 
 
 def analyze(inputs: Sequence[str | Path], out: str | Path = "ensplit-analysis", temperature: str = "before",
@@ -38,11 +45,27 @@ def analyze(inputs: Sequence[str | Path], out: str | Path = "ensplit-analysis", 
     """Power laws, the memory split and its prediction from `.npz` pools (files or folders of them)."""
     if temperature not in ("before", "after"):
         raise EnsplitError(f"temperature = {temperature!r}: must be before or after")
-    for name, value, low in (("splits", splits, 1), ("predict_max_n", predict_max_n, 3),
-                             ("predict_pool", predict_pool, 3), ("bootstrap", bootstrap, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise EnsplitError(f"{name} = {value!r}: must be an integer >= {low}")
-    pools = load_pools([str(p) for p in inputs])
+    for name, value, low, high in (("splits", splits, 1, MAX_SPLITS), ("predict_max_n", predict_max_n, 3, None),
+                                   ("predict_pool", predict_pool, 3, None), ("bootstrap", bootstrap, 0, None)):
+        _check_int(name, value, low, high)
+    if not isinstance(report, bool):
+        raise EnsplitError(f"report = {report!r}: must be True or False")
+    paths = [_path("inputs", inputs)] if isinstance(inputs, (str, Path)) else _paths(inputs)
+    out = Path(_path("out", out))
+    if not report:
+        return AnalyzeResult(_analyze(paths, temperature, splits, predict_max_n, predict_pool, bootstrap), out)
+    from ensplit.reports.study_report import write_study_report
+
+    with folder_lock(out, "analyze"):  # an unusable --out is refused before any work
+        analysis = _analyze(paths, temperature, splits, predict_max_n, predict_pool, bootstrap)
+        path = write_study_report(analysis, out / "report.html")
+    print(f"ensplit analyze: report written to {path}", file=sys.stderr)
+    return AnalyzeResult(analysis, out, path)
+
+
+def _analyze(paths: list[str], temperature: str, splits: int, predict_max_n: int, predict_pool: int,
+             bootstrap: int) -> StudyAnalysis:
+    pools = load_pools(paths)
     if len(pools) < 2:
         raise EnsplitError("analyze needs pools of at least two member sizes (one .npz per size)")
     analysis = analyze_pools([(None, p.params_per_member, p.log_probs) for p in pools], pools[0].labels,
@@ -50,14 +73,25 @@ def analyze(inputs: Sequence[str | Path], out: str | Path = "ensplit-analysis", 
     message = missing_bands(analysis, bootstrap)
     if message:
         print(f"ensplit analyze: {message}", file=sys.stderr)
-    out = Path(out)
-    path = None
-    if report:
-        from ensplit.report.study_report import write_study_report
+    return analysis
 
-        path = write_study_report(analysis, out / "report.html")
-        print(f"ensplit analyze: report written to {path}", file=sys.stderr)
-    return AnalyzeResult(analysis, out, path)
+
+def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise EnsplitError(f"{name} = {value!r}: must be an integer {allowed}")
+
+
+def _path(name: str, value: Any) -> str:
+    if not isinstance(value, (str, Path)):
+        raise EnsplitError(f"{name} = {value!r}: must be a path (str or pathlib.Path)")
+    return str(value)
+
+
+def _paths(values: Any) -> list[str]:
+    if not isinstance(values, Sequence) or not values:
+        raise EnsplitError(f"inputs = {values!r}: must be a path or a non-empty list of .npz files or folders")
+    return [_path("inputs", v) for v in values]
 
 
 def _metrics(member_log_probs: torch.Tensor, labels: torch.Tensor, splits: int, seed: int) -> dict[str, Any]:
@@ -78,13 +112,16 @@ class EvaluateResult:
     members: list[dict[str, Any]]
 
     def to_json(self) -> dict[str, Any]:
-        return {"ensemble": self.ensemble, "members": self.members}
+        return to_jsonable({"ensemble": self.ensemble, "members": self.members})
 
 
 def evaluate(file: str | Path, splits: int = 5, seed: int = 0) -> EvaluateResult:
     """Accuracy, NLL, Brier, ECE (percent) and CNLL before/after averaging of a `.npz` ensemble."""
-    if isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
-        raise EnsplitError(f"splits = {splits!r}: must be an integer >= 1")
-    pool = load_pool(file)
+    _check_int("splits", splits, 1, MAX_SPLITS)
+    _check_int("seed", seed, 0, MAX_SEED)
+    pool = load_pool(_path("file", file))
+    if pool.log_probs.shape[0] > 1 and pool.labels.shape[0] < 2:
+        raise EnsplitError(f"{file}: CNLL's test-time cross-validation needs at least 2 test objects, the file has "
+                           f"{pool.labels.shape[0]}")
     members = [_metrics(pool.log_probs[i : i + 1], pool.labels, splits, seed) for i in range(pool.log_probs.shape[0])]
     return EvaluateResult(_metrics(pool.log_probs, pool.labels, splits, seed), members)

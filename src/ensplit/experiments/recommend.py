@@ -37,6 +37,7 @@ from ensplit.experiments.recommend_plan import (
     pool_widths,
     verify_job,
 )
+from ensplit.jsonable import to_jsonable
 from ensplit.runs.executors import make_executor
 from ensplit.runs.folder import execute, note, open_folder
 from ensplit.runs.resources import check_training
@@ -98,13 +99,13 @@ class RecommendResult:
         recommendation = {k: best[k] for k in ("method", "members", "width", "params", "flops_per_example",
                                               "predicted_cnll", "interval", "name")}
         rival = self.runner_up
-        return {"budget": self.config.budget, "recipe": self.config.recipe.to_json(),
-                "recommendation": recommendation,
-                "runner_up": None if rival is None else rival.to_json(), "separated": self.separated,
-                "candidates": [a.to_json() for a in self.ranked],
-                "dropped": [{**a.to_json(), "reason": "flops_budget"} for a in self.dropped],
-                "verification": self.verification, "folder": str(self.folder), "trained_jobs": self.trained_jobs,
-                "seconds": round(self.seconds, 1), "report": None if self.report is None else str(self.report)}
+        return to_jsonable({
+            "budget": self.config.budget, "recipe": self.config.recipe.to_json(), "recommendation": recommendation,
+            "runner_up": None if rival is None else rival.to_json(), "separated": self.separated,
+            "candidates": [a.to_json() for a in self.ranked],
+            "dropped": [{**a.to_json(), "reason": "flops_budget"} for a in self.dropped],
+            "verification": self.verification, "folder": str(self.folder), "trained_jobs": self.trained_jobs,
+            "seconds": round(self.seconds, 1), "report": None if self.report is None else str(self.report)})
 
 
 def _log(message: str, progress: bool) -> None:
@@ -204,7 +205,7 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
         result.trained_jobs = trained
         result.seconds = time.perf_counter() - start
         if report:
-            from ensplit.report.recommend_report import write_recommend_report
+            from ensplit.reports.recommend_report import write_recommend_report
 
             result.report = write_recommend_report(out / "report.html", result)
             _log(f"report written to {result.report}", progress)

@@ -25,7 +25,7 @@ from ensplit.ensembles import method_param_count, solve_method_width
 from ensplit.errors import EnsplitError
 from ensplit.models import count_params
 from ensplit.models.scaling import solve_width
-from ensplit.parsing import COUNT
+from ensplit.parsing import COUNT, require_distinct
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, network_seed
 from ensplit.train.config import config_class
@@ -61,6 +61,10 @@ class RecommendConfig:
     workers: Annotated[int, Field(ge=1, le=4096, description="process-pool or Ray workers")] = 2
     address: Annotated[str, Field(description="Ray cluster address (default: a local instance)")] | None = None
     gpus_per_job: Annotated[float, Field(gt=0, le=1, description="fraction of a GPU per Ray task")] = 0.25
+
+    def __post_init__(self) -> None:
+        require_distinct("methods", self.methods)
+        require_distinct("sharing_members", self.sharing_members)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> RecommendConfig:

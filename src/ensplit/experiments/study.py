@@ -17,8 +17,9 @@ from ensplit.analysis.study_pools import StudyAnalysis, analyze_pools, missing_b
 from ensplit.data.spec import load_data
 from ensplit.errors import EnsplitError
 from ensplit.experiments.study_config import StudyConfig, check_resources, plan_pool_jobs, plan_tune_jobs
+from ensplit.jsonable import to_jsonable
 from ensplit.metrics import nll
-from ensplit.recipe import loads_toml
+from ensplit.recipe import EXPERIMENT_TABLES, loads_toml
 from ensplit.runs.executors import Executor, make_executor
 from ensplit.runs.folder import CONFIG_FILE, execute, note, open_folder, read_settings
 from ensplit.store import ResultStore, atomic_write_text, folder_lock
@@ -39,7 +40,7 @@ class StudyResult:
     _store: ResultStore | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {**summary_dict(self.analysis, self.folder), "recipe": self.config.recipe.to_json()}
+        return to_jsonable({**summary_dict(self.analysis, self.folder), "recipe": self.config.recipe.to_json()})
 
     @property
     def store(self) -> ResultStore:
@@ -98,7 +99,7 @@ def analyze_store(store: ResultStore, config: StudyConfig) -> StudyAnalysis:
 
 
 def _report(analysis: StudyAnalysis, folder: Path, config: StudyConfig, command: str = "study") -> Path:
-    from ensplit.report.study_report import write_study_report
+    from ensplit.reports.study_report import write_study_report
 
     path = write_study_report(analysis, folder / "report.html", config)
     print(f"ensplit {command}: report written to {path}", file=sys.stderr)
@@ -141,6 +142,25 @@ def run_study(config: StudyConfig | None = None, folder: str | Path = DEFAULT_OU
     return StudyResult(config, folder, analysis, trained, path, store)
 
 
+def _other_experiment(folder: Path, store: ResultStore) -> str | None:
+    """The experiment whose table a folder's settings hold, when it is not `study` (a recommend folder has the
+    same index and layout); None for a study folder or when no readable settings say otherwise."""
+    texts = [store.get_meta("settings")]
+    try:
+        texts.insert(0, (folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        pass
+    for text in texts:
+        try:
+            tables = loads_toml(text) if text else {}
+        except EnsplitError:
+            continue
+        found = [name for name in EXPERIMENT_TABLES if isinstance(tables.get(name), dict)]
+        if found:
+            return None if "study" in found else found[0]
+    return None
+
+
 def folder_settings(folder: Path, store: ResultStore) -> StudyConfig:
     """A study folder's settings: its config.toml, or (when that is missing or damaged) the copy in its index,
     which is then written back to config.toml."""
@@ -164,6 +184,10 @@ def reanalyze(folder: str | Path, report: bool = True) -> StudyResult:
         raise EnsplitError(f"{folder} is not a study folder (no {INDEX})")
     with folder_lock(folder, "report"):
         store = ResultStore(folder)
+        other = _other_experiment(folder, store)
+        if other is not None:
+            raise EnsplitError(f"{folder} is an `ensplit {other}` folder, not a study folder; rerun `ensplit {other} "
+                               f"--out {folder}` with its settings to rebuild its report (nothing is retrained)")
         config = folder_settings(folder, store)
         config.recipe.apply_threads()
         if store.fingerprint not in (None, config.fingerprint()):

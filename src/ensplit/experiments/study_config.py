@@ -26,6 +26,7 @@ from pydantic import Field
 from ensplit.analysis.temperature_laws import DEFAULT_TAUS
 from ensplit.data.dataset import Dataset
 from ensplit.errors import EnsplitError
+from ensplit.parsing import require_distinct
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, network_seed
 from ensplit.runs.resources import FLOAT64, require, training_bytes
@@ -83,12 +84,10 @@ class StudyConfig:
                                                                   "device)")] = 0.25
 
     def __post_init__(self) -> None:
-        if len(set(self.widths)) != len(self.widths):
-            raise EnsplitError(f"widths = {list(self.widths)}: must be distinct")
+        require_distinct("widths", self.widths)
         if self.pool_max < self.pool_min:
             raise EnsplitError(f"pool_max = {self.pool_max}: must be >= pool_min ({self.pool_min})")
-        if len(set(self.temperature_grid)) != len(self.temperature_grid):
-            raise EnsplitError(f"temperature_grid = {list(self.temperature_grid)}: must be distinct")
+        require_distinct("temperature_grid", self.temperature_grid)
         if self.tune and self.recipe.validation_fraction == 0.0:  # tuning needs a validation split
             object.__setattr__(self, "recipe", dataclasses.replace(self.recipe, validation_fraction=0.1))
 

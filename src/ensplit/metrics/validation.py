@@ -39,6 +39,10 @@ def log_softmax(logits: ArrayLike) -> torch.Tensor:
 
 def validate_labels(labels: ArrayLike, num_objects: int, num_classes: int) -> torch.Tensor:
     """Labels as a long tensor `[N]`, checked for shape and range [0, num_classes)."""
+    if isinstance(labels, np.ndarray) and labels.dtype.kind == "u" and labels.size \
+            and int(labels.max()) >= num_classes:  # checked before the int64 cast can wrap it negative
+        raise EnsplitError(f"labels must lie in [0, {num_classes}), found range [{int(labels.min())}, "
+                           f"{int(labels.max())}]")
     tensor = torch.as_tensor(labels)
     if tensor.is_floating_point() or tensor.dtype == torch.bool:
         if tensor.is_floating_point() and torch.equal(tensor, tensor.round()):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,11 +70,35 @@ def _resolve(name: str, width: int, depth: int | None, in_shape, num_classes, op
     if unknown:
         known = ", ".join(sorted(family.options)) or "none"
         raise EnsplitError(f"unknown option(s) {', '.join(sorted(unknown))} for family {name!r} (known: {known})")
-    in_shape = tuple(family.default_in_shape if in_shape is None else in_shape)
-    num_classes = family.default_num_classes if num_classes is None else int(num_classes)
-    if num_classes < 1:
-        raise EnsplitError(f"num_classes must be positive, got {num_classes}")
-    return family, depth, in_shape, num_classes, {**family.options, **options}
+    for key, value in options.items():
+        _check_option(name, key, value, family.options[key])
+    in_shape = family.default_in_shape if in_shape is None else in_shape
+    if not (isinstance(in_shape, (tuple, list)) and in_shape and all(_positive_int(d) for d in in_shape)):
+        raise EnsplitError(f"in_shape must be a tuple of positive integers, got {in_shape!r}")
+    num_classes = family.default_num_classes if num_classes is None else num_classes
+    if not _positive_int(num_classes):
+        raise EnsplitError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return family, depth, tuple(int(d) for d in in_shape), int(num_classes), {**family.options, **options}
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
+
+def _check_option(name: str, key: str, value: Any, default: Any) -> None:
+    """A family option given in Python is of its default's kind (a string is not a bool), dropout in [0, 1)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    else:
+        ok = True
+    if not ok:
+        raise EnsplitError(f"option {key} of family {name!r} needs a {type(default).__name__}, got {value!r}")
+    if key == "dropout" and value is not None and not 0 <= value < 1:
+        raise EnsplitError(f"option dropout of family {name!r} must lie in [0, 1), got {value!r}")
 
 
 def create(

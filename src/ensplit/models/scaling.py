@@ -139,7 +139,10 @@ def depth_equivalent_width(family: str, width: int, depth: int, members: int, *,
 
 def equivalents(family: str, depth: int, width: int, members: int, *, in_shape: tuple[int, ...] | None = None,
                 num_classes: int | None = None, **options: Any) -> Equivalents:
-    """The single network S(width, depth) and its width- and depth-equivalent ensembles of `members`."""
+    """The single network S(width, depth) and its width- and depth-equivalent ensembles of `members`
+    (depth None: the family's default depth)."""
+    _positive("members", members)
+    depth = get_family(family).default_depth if depth is None else depth
     kw = dict(in_shape=in_shape, num_classes=num_classes, **options)
     single = count_params(family, width, depth, **kw)
     d = width_equivalent_depth(family, width, depth, members, **kw)

@@ -6,6 +6,7 @@ Each file holds `log_probs` `[members, N, classes]` (or `logits`), `labels` `[N]
 
 from __future__ import annotations
 
+import itertools
 import math
 import zipfile
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ def _check_headers(path: Path, headers: dict[str, tuple[tuple[int, ...], np.dtyp
 
 
 def _open(path: Path) -> dict[str, np.ndarray]:
+    if path.is_dir():
+        raise EnsplitError(f"{path} is a folder; give an .npz file")
     if not path.is_file():
         raise EnsplitError(f"no such file: {path}")
     with path.open("rb") as f:
@@ -78,9 +81,14 @@ def _open(path: Path) -> dict[str, np.ndarray]:
         headers = _headers(path)
         _check_headers(path, headers)
         with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files if k in ARRAYS}
+            return {k: _native(data[k]) for k in data.files if k in ARRAYS}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise EnsplitError(f"{path} is not a readable .npz file ({error})") from None
+
+
+def _native(array: np.ndarray) -> np.ndarray:
+    """The array in this machine's byte order (a big-endian file is read like any other)."""
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
 
 
 def _params(path: Path, value: np.ndarray) -> int:
@@ -97,10 +105,15 @@ def load_pool(path: str | Path, need_params: bool = False) -> Pool:
     arrays = _open(path)
     if "labels" not in arrays:
         raise EnsplitError(f"{path} has no 'labels' array (found: {', '.join(sorted(arrays)) or 'nothing'})")
+    if "log_probs" in arrays and "logits" in arrays:
+        raise EnsplitError(f"{path} holds both 'log_probs' and 'logits'; keep one, so it is clear which is meant")
     if "log_probs" in arrays:
         log_probs = torch.as_tensor(arrays["log_probs"])
     elif "logits" in arrays:
-        log_probs = log_softmax(torch.as_tensor(arrays["logits"]).double())
+        try:
+            log_probs = log_softmax(torch.as_tensor(arrays["logits"]).double())
+        except EnsplitError as error:
+            raise EnsplitError(f"{path}: {error}") from None
     else:
         raise EnsplitError(f"{path} needs a 'log_probs' or 'logits' array [members, N, classes]")
     if log_probs.dim() == 2:
@@ -131,17 +144,24 @@ def load_pools(paths: list[str]) -> list[Pool]:
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            found = sorted(path.glob("*.npz"))
+            found = sorted(f for f in path.glob("*.npz") if f.is_file())
             if not found:
                 raise EnsplitError(f"no .npz files in {path}")
             files += found
         else:
             files.append(path)
     pools = sorted((load_pool(f, need_params=True) for f in files), key=lambda p: p.params_per_member)
+    if pools and pools[0].labels.shape[0] < 2:
+        raise EnsplitError(f"{pools[0].name}: CNLL's test-time cross-validation needs at least 2 test objects, "
+                           f"the pool has {pools[0].labels.shape[0]}")
     for pool in pools[1:]:
         if not torch.equal(pool.labels, pools[0].labels):
             raise EnsplitError(f"{pool.name}: labels differ from {pools[0].name}'s; pools must share one split")
-    sizes = [p.params_per_member for p in pools]
-    if len(set(sizes)) != len(sizes):
-        raise EnsplitError("two pools have the same params_per_member; give one file per member size")
+        if pool.log_probs.shape[-1] != pools[0].log_probs.shape[-1]:
+            raise EnsplitError(f"{pool.name}: {pool.log_probs.shape[-1]} classes, but {pools[0].name} has "
+                               f"{pools[0].log_probs.shape[-1]}; pools must share one task")
+    for first, second in itertools.pairwise(pools):
+        if first.params_per_member == second.params_per_member:
+            raise EnsplitError(f"{first.name} and {second.name} have the same params_per_member "
+                               f"({first.params_per_member:,}); give one file per member size")
     return pools

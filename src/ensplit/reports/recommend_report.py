@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from ensplit.report.html import Section, write_report
+from ensplit.reports.html import Section, write_report
 
 MEASURED = dict(marker="*", s=160, color="black", zorder=5)
 

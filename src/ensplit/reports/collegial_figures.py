@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from ensplit.analysis.collegial import Baseline, CollegialDesign, DesignCurves, design_curves
 from ensplit.analysis.collegial_montecarlo import AlphaFit, EnsembleConvergence, ensemble_ntk_convergence
-from ensplit.report.html import Section, write_report
+from ensplit.reports.html import Section, write_report
 
 
 def _objective_figure(widths: np.ndarray, values: np.ndarray, best: int, members: np.ndarray, *, log_y: bool,

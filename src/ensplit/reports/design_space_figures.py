@@ -199,7 +199,7 @@ def summary_table(records: Sequence[DesignRecord]) -> list[dict[str, object]]:
 def report_sections(records: Sequence[DesignRecord], est: Mapping[int, SwitchoverThreshold], memory_method: str,
                     notes: Sequence[str] = ()) -> list:
     """The design-space report: every figure of issue 5, then the full table."""
-    from ensplit.report.html import Section
+    from ensplit.reports.html import Section
 
     def per_layer(r: DesignRecord) -> float | None:
         return None if r.seconds_per_epoch is None or not r.layers else 1000 * r.seconds_per_epoch / r.layers

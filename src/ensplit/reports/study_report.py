@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ensplit.report import study_figures as figures
-from ensplit.report import study_figures_nll as nll_figures
-from ensplit.report.html import Section, write_report
+from ensplit.reports import study_figures as figures
+from ensplit.reports import study_figures_nll as nll_figures
+from ensplit.reports.html import Section, write_report
 
 OBJECTIVES = {"nll": "least squares in NLL units (science.md §2); RMSE in nats",
               "log2": "seed 000 eq. 6, squared error in log2 space; RMSE in log2 units"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ensplit.report.compare_figures import metric_vs
-from ensplit.report.html import Section, write_report
+from ensplit.reports.compare_figures import metric_vs
+from ensplit.reports.html import Section, write_report
 
 
 def _table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
-from ensplit.report.study_figures import _colors, _plain_log_y, plt
+from ensplit.reports.study_figures import _colors, _plain_log_y, plt
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 ParamRows = Mapping[str, np.ndarray]  # "a", "b", "c", "rmse" -> values along the x axis
