@@ -182,3 +182,11 @@ def test_report_names_a_recommend_folder_for_what_it_is(capsys, tmp_path):
     folder = open_folder(ensplit.RecommendConfig(), tmp_path / "rec", "recommend")
     folder.store.close()
     refused(capsys, ["report", str(tmp_path / "rec")], "is an `ensplit recommend` folder, not a study folder")
+
+
+def test_a_refused_analysis_leaves_no_folder_behind(capsys, tmp_path):
+    labels = np.random.default_rng(0).integers(0, 4, 40)
+    a = _pool(tmp_path / "a.npz", 3, 4, 100, labels)
+    five = _pool(tmp_path / "five.npz", 3, 5, 200, labels)
+    refused(capsys, ["analyze", str(a), str(five), "--out", str(tmp_path / "new" / "analysis")], "5 classes")
+    assert not (tmp_path / "new").exists()

@@ -49,21 +49,24 @@ def _settings(cls: type, table: str, config: Any, settings: dict[str, Any]) -> A
 
 
 def recommend(config: RecommendConfig | None = None, out: str | Path = "ensplit-recommend", *,
-              progress: bool = True, report: bool = True, **settings: Any) -> RecommendResult:
+              progress: bool = True, report: bool = True, repair: bool = False, **settings: Any) -> RecommendResult:
     """The answer at a parameter budget: one wide network, a deep ensemble (how many members) or a sharing
     method? Every candidate's CNLL at the budget is predicted from cheap runs (with a 5–95% interval), the
     best is recommended, and it is verified at the budget. `ensplit.recommend(budget=80_000)`; settings: any
-    recipe field or RecommendConfig field. Resumable; one folder serves every budget of one recipe."""
+    recipe field or RecommendConfig field. Resumable; one folder serves every budget of one recipe; `repair`
+    rebuilds a damaged index from the stored arrays."""
     return run_recommend(_settings(RecommendConfig, "recommend", config, settings), out, progress=progress,
-                         report=report)
+                         report=report, repair=repair)
 
 
 def study(config: StudyConfig | None = None, out: str | Path = "ensplit-study", *, progress: bool = True,
-          report: bool = True, **settings: Any) -> StudyResult:
+          report: bool = True, repair: bool = False, **settings: Any) -> StudyResult:
     """The memory-split study: pools at each width, CNLL(n, s), power laws, the optimal split per budget and
-    its prediction. Resumable: rerun with the same settings and only missing networks are trained.
-    Settings: any recipe field (`epochs=20`, `dataset=...`, `recipe=Recipe(...)`) or StudyConfig field."""
-    return run_study(_settings(StudyConfig, "study", config, settings), out, progress=progress, report=report)
+    its prediction. Resumable: rerun with the same settings and only missing networks are trained; `repair`
+    rebuilds a damaged index from the stored arrays. Settings: any recipe field (`epochs=20`, `dataset=...`,
+    `recipe=Recipe(...)`) or StudyConfig field."""
+    return run_study(_settings(StudyConfig, "study", config, settings), out, progress=progress, report=report,
+                     repair=repair)
 
 
 def compare(config: CompareConfig | None = None, out: str | Path | None = None, *, progress: bool = True,

@@ -214,4 +214,8 @@ def describe_validation_error(error: Any, prefix: str = "") -> str:
             break
     if problem["type"] == "unexpected_keyword_argument":
         return f"unknown field {name!r}"
+    if problem["type"] in ("too_short", "too_long"):  # a list setting: "methods = []: must name at least 1"
+        bound = ctx.get("min_length") if problem["type"] == "too_short" else ctx.get("max_length")
+        given = list(problem["input"]) if isinstance(problem.get("input"), (tuple, list)) else problem.get("input")
+        return f"{name} = {given!r}: must name at {'least' if problem['type'] == 'too_short' else 'most'} {bound}"
     return f"{name} = {problem.get('input')!r}: {message[0].lower() + message[1:]}"

@@ -56,7 +56,8 @@ class Recipe:
     data_seed: Annotated[int, Field(ge=0, le=MAX_SEED, description="seed of the generated data and of the "
                                                                    "subsets")] = 42
     train_subset: Annotated[int, Field(ge=1, description="train on N seeded training examples")] | None = None
-    test_subset: Annotated[int, Field(ge=1, description="evaluate on N seeded test examples")] | None = None
+    test_subset: Annotated[int, Field(ge=2, description="evaluate on N seeded test examples (at least 2: CNLL's "
+                                                        "test-time cross-validation halves them)")] | None = None
     validation_fraction: Annotated[float, Field(ge=0, le=0.9, description="training share held out as a "
                                                                           "validation split")] = 0.0
     family: Annotated[str, Field(description="model family (see `ensplit budget`)")] = "mlp"

@@ -70,10 +70,6 @@ def run(args: argparse.Namespace) -> Any:
     return scaling.equivalents(args.family, args.depth, args.width, args.members, **kw)
 
 
-def _num(value: int | None) -> str:
-    return "none fits" if value is None else f"{value:,}"
-
-
 def render(result: Any) -> str:
     if isinstance(result, list):
         rows = [f"{'members':>7}  {'width':>6}  {'params/member':>13}  {'total':>13}  {'slack':>11}"]
@@ -83,13 +79,15 @@ def render(result: Any) -> str:
         return "\n".join(rows)
     if "single" in result:
         weq, deq = result["width_equivalent"], result["depth_equivalent"]
-        return "\n".join([
-            f"single network:               {result['single']['params']:>13,} params",
-            f"width-equivalent ensemble:    {_num(weq['params']):>13} params in total, "
-            f"member depth {_num(weq['depth'])}",
-            f"depth-equivalent ensemble:    {_num(deq['params']):>13} params in total, "
-            f"member width {_num(deq['width'])}",
-        ])
+
+        def line(label: str, entry: dict[str, Any], knob: str) -> str:
+            if entry["params"] is None:
+                return f"{label}none fits: no member {knob} keeps the ensemble within the single network's params"
+            return f"{label}{entry['params']:>13,} params in total, member {knob} {entry[knob]:,}"
+
+        return "\n".join([f"single network:               {result['single']['params']:>13,} params",
+                          line("width-equivalent ensemble:    ", weq, "depth"),
+                          line("depth-equivalent ensemble:    ", deq, "width")])
     if "flops_per_example" in result:
         return (f"params:             {result['params']:,}\n"
                 f"FLOPs per example:  {result['flops_per_example']:,} (torch FlopCounterMode, forward)")

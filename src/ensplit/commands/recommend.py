@@ -18,6 +18,8 @@ def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", dest="setting__own.verify", action="store_const", const="false",
                         help="skip the verification runs at the budget (same as --verify false)")
     parser.add_argument("--no-report", action="store_true", help="skip writing report.html")
+    parser.add_argument("--repair", action="store_true", help="rebuild a damaged results.sqlite from the stored "
+                        "arrays and their sidecars, then go on (see docs/what-happens-when.md)")
 
 
 add_arguments, settings, run = experiment_command(RecommendConfig, "recommend", run_recommend, DEFAULT_OUT, _extra)

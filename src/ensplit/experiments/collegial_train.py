@@ -78,7 +78,8 @@ def train_point(recipe: Recipe, baseline: MLPBaseline, dataset: Dataset, width: 
     -> test log-probabilities [1, N, C]."""
     params = point_params(recipe, baseline, dataset, width, members)
     check_training(params, recipe.train.optimizer, dataset.x_train.device,
-                   f"training {members} paths of width {width}", "choose fewer or wider --train-widths")
+                   f"training {members} path{'' if members == 1 else 's'} of width {width}",
+                   "choose smaller --train-widths")
     model = build_method("grouped", "mlp", members, width, baseline.hidden_layers, dataset.in_shape,
                          dataset.num_classes, seed, _options(recipe, baseline), aggregation="collegial")
     model = model.to(dataset.x_train.device)

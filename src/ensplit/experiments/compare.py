@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import torch
 from pydantic import Field
 
 from ensplit._version import __version__
@@ -160,6 +161,25 @@ def _log(message: str, progress: bool) -> None:
         print(f"ensplit compare: {message}", file=sys.stderr, flush=True)
 
 
+def check_method_options(config: CompareConfig, dataset: Dataset) -> None:
+    """Build every method once on the meta device (no memory, no training), so that a method option out of range
+    (e.g. mimo.batch_repetitions=0) is refused before the first method trains; the mixture's options are
+    checked by its closed-form plan."""
+    r = config.recipe
+    for method in config.methods:
+        options = _options(method, config, None, dataset)
+        try:
+            if method == "mixture":
+                method_param_count(method, r.family, config.members, config.width, r.depth, dataset.in_shape,
+                                   dataset.num_classes, r.options, **options)
+                continue
+            with torch.device("meta"):
+                build_method(method, r.family, config.members, config.width, r.depth, dataset.in_shape,
+                             dataset.num_classes, family_options=r.options, **options)
+        except (ValueError, TypeError) as error:
+            raise EnsplitError(f"method {method!r}: {error} (see its --method-option values)") from None
+
+
 def fitting_methods(config: CompareConfig, dataset: Dataset, methods: tuple[str, ...], members: int,
                     budget: int | None) -> tuple[list[str], dict[str, str]]:
     """The methods that fit `budget` (all of them without one), and why each of the others does not; planned
@@ -232,6 +252,7 @@ def _compare(config: CompareConfig, out: Path | None, progress: bool) -> Compare
     """The comparison itself; the caller holds `out`'s lock."""
     dataset = config.recipe.load_data()
     config.recipe.params(config.width, dataset)  # family, width, depth and options fit the data
+    check_method_options(config, dataset)
     rows = run_methods(config, dataset, config.methods, config.members, config.param_budget, None, progress,
                        required=True)
     budget_rows: list[dict[str, Any]] = []

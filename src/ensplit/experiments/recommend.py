@@ -156,9 +156,27 @@ def _verify(config: RecommendConfig, run: Any, executor: Any, best: Assessed, si
             "measured_advantage": None if measured is None or single_cnll is None else single_cnll - measured}, trained
 
 
+MIN_POOL_SIZES = 3  # a power law in s (c + b·s^a) needs three member sizes
+
+
+def _check_pool_sizes(config: RecommendConfig, data: Dataset) -> None:
+    """Refuse, before any training, a budget whose deep pools (P/16 … P/2) hold fewer than three network sizes,
+    naming the smallest budget that has them."""
+    sizes = len(pool_widths(config, data))
+    if sizes >= MIN_POOL_SIZES:
+        return
+    budget = config.budget
+    while budget < 10**12 and len(pool_widths(dataclasses.replace(config, budget=budget), data)) < MIN_POOL_SIZES:
+        budget = math.ceil(budget * 1.25)
+    raise EnsplitError(f"budget = {config.budget:,}: too small for the cheap runs: the deep pools at P/16 … P/2 "
+                       f"hold {sizes} network size(s) of {config.recipe.family}, and the prediction needs "
+                       f"{MIN_POOL_SIZES}; raise --budget to at least {budget:,}")
+
+
 def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAULT_OUT, progress: bool = True,
-                  report: bool = True) -> RecommendResult:
-    """The whole recommender (see the module docstring); resumable in `out`, which every budget can share."""
+                  report: bool = True, repair: bool = False) -> RecommendResult:
+    """The whole recommender (see the module docstring); resumable in `out`, which every budget can share.
+    `repair` rebuilds a damaged results.sqlite from the stored arrays first (as `ensplit study --repair`)."""
     start = time.perf_counter()
     config = config or RecommendConfig()
     recipe = config.recipe
@@ -176,9 +194,10 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
         cheapest = min(a.flops for a in assessed)
         raise EnsplitError(f"flops_budget = {config.flops_budget:,}: every candidate needs more inference FLOPs "
                            f"per example (the cheapest {cheapest:,})")
+    _check_pool_sizes(config, data)
     out = Path(out)
     with folder_lock(out, "recommend"):
-        run = open_folder(config, out, "recommend")
+        run = open_folder(config, out, "recommend", repair)
         run.store.save_labels("test", data.y_test.cpu().numpy())
         executor = make_executor(config.executor, str(device), config.workers, config.address, False,
                                  config.gpus_per_job)  # one progress bar per stage, none per training run
@@ -195,6 +214,9 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
         if unpredicted:
             note(f"no prediction for {', '.join(unpredicted)} (too few cheap runs fit the ladder); left out")
         ranked = sorted((a for a in kept if a.prediction is not None), key=lambda a: a.prediction.value)
+        if not ranked:
+            raise EnsplitError(f"budget = {config.budget:,}: the cheap runs were too few or too poor to predict any "
+                               "candidate; raise --budget, --pool or --epochs")
         result = RecommendResult(config, out, ranked, dropped, None, evidence)
         if config.verify and ranked:
             single = next((a for a in ranked if a.candidate.method == "single"), None)

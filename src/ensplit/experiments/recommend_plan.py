@@ -27,7 +27,7 @@ from ensplit.models import count_params
 from ensplit.models.scaling import solve_width
 from ensplit.parsing import COUNT, require_distinct
 from ensplit.recipe import Recipe, build_settings
-from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, network_seed
+from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, identity_differences, network_seed
 from ensplit.train.config import config_class
 
 SharingMethod = Literal["batchensemble", "mimo", "mixture", "grouped", "multihead"]
@@ -83,8 +83,8 @@ class RecommendConfig:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=list).encode()).hexdigest()[:16]
 
     def differences(self, other: RecommendConfig) -> list[str]:
-        mine, theirs = self.identity(), other.identity()
-        return [k for k in mine if mine[k] != theirs[k]]
+        """Each identifying field that differs from `other`'s (the folder's), with both values."""
+        return identity_differences(self.identity(), other.identity())
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from ensplit.errors import EnsplitError
 from ensplit.experiments.study_config import StudyConfig, check_resources, plan_pool_jobs, plan_tune_jobs
 from ensplit.jsonable import to_jsonable
 from ensplit.metrics import nll
-from ensplit.recipe import EXPERIMENT_TABLES, loads_toml
+from ensplit.recipe import loads_toml
 from ensplit.runs.executors import Executor, make_executor
-from ensplit.runs.folder import CONFIG_FILE, execute, note, open_folder, read_settings
+from ensplit.runs.folder import CONFIG_FILE, execute, folder_owner, note, open_folder, read_settings
 from ensplit.store import ResultStore, atomic_write_text, folder_lock
 from ensplit.store.results import INDEX
 
@@ -40,7 +40,8 @@ class StudyResult:
     _store: ResultStore | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return to_jsonable({**summary_dict(self.analysis, self.folder), "recipe": self.config.recipe.to_json()})
+        return to_jsonable({**summary_dict(self.analysis, self.folder), "recipe": self.config.recipe.to_json(),
+                            "report": None if self.report is None else str(self.report)})
 
     @property
     def store(self) -> ResultStore:
@@ -142,25 +143,6 @@ def run_study(config: StudyConfig | None = None, folder: str | Path = DEFAULT_OU
     return StudyResult(config, folder, analysis, trained, path, store)
 
 
-def _other_experiment(folder: Path, store: ResultStore) -> str | None:
-    """The experiment whose table a folder's settings hold, when it is not `study` (a recommend folder has the
-    same index and layout); None for a study folder or when no readable settings say otherwise."""
-    texts = [store.get_meta("settings")]
-    try:
-        texts.insert(0, (folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        pass
-    for text in texts:
-        try:
-            tables = loads_toml(text) if text else {}
-        except EnsplitError:
-            continue
-        found = [name for name in EXPERIMENT_TABLES if isinstance(tables.get(name), dict)]
-        if found:
-            return None if "study" in found else found[0]
-    return None
-
-
 def folder_settings(folder: Path, store: ResultStore) -> StudyConfig:
     """A study folder's settings: its config.toml, or (when that is missing or damaged) the copy in its index,
     which is then written back to config.toml."""
@@ -184,8 +166,8 @@ def reanalyze(folder: str | Path, report: bool = True) -> StudyResult:
         raise EnsplitError(f"{folder} is not a study folder (no {INDEX})")
     with folder_lock(folder, "report"):
         store = ResultStore(folder)
-        other = _other_experiment(folder, store)
-        if other is not None:
+        other = folder_owner(folder)
+        if other and other != "study":
             raise EnsplitError(f"{folder} is an `ensplit {other}` folder, not a study folder; rerun `ensplit {other} "
                                f"--out {folder}` with its settings to rebuild its report (nothing is retrained)")
         config = folder_settings(folder, store)

@@ -28,7 +28,7 @@ from ensplit.data.dataset import Dataset
 from ensplit.errors import EnsplitError
 from ensplit.parsing import require_distinct
 from ensplit.recipe import Recipe, build_settings
-from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, network_seed
+from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, identity_differences, network_seed
 from ensplit.runs.resources import FLOAT64, require, training_bytes
 from ensplit.train.config import config_class
 
@@ -119,8 +119,8 @@ class StudyConfig:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=list).encode()).hexdigest()[:16]
 
     def differences(self, other: StudyConfig) -> list[str]:
-        mine, theirs = self.identity(), other.identity()
-        return [k for k in {**mine, **theirs} if mine.get(k) != theirs.get(k)]
+        """Each identifying field that differs from `other`'s (the folder's), with both values."""
+        return identity_differences(self.identity(), other.identity())
 
 
 def member_params(config: StudyConfig, width: int, data: Dataset | None = None) -> int:

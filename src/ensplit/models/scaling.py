@@ -174,10 +174,15 @@ def flops_per_example(family: str, width: int, depth: int | None = None, *, in_s
     from torch.utils.flop_counter import FlopCounterMode
 
     in_shape = tuple(get_family(family).default_in_shape if in_shape is None else in_shape)
-    with torch.device("meta"):
-        model = create(family, width, depth, in_shape, num_classes, **options).eval()
-        x = torch.zeros(1, *in_shape)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(x)
+    try:
+        with torch.device("meta"):
+            model = create(family, width, depth, in_shape, num_classes, **options).eval()
+            x = torch.zeros(1, *in_shape)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model(x)
+    except (RuntimeError, ValueError) as error:  # e.g. an input shape the family's layers cannot take
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EnsplitError(f"family {family!r} at width {width} cannot run on inputs of shape {list(in_shape)}: "
+                           f"{first}") from None
     return int(counter.get_total_flops())

@@ -73,8 +73,11 @@ def render_summary(result: dict[str, Any]) -> str:
     lines.append(_fit_line("in s (n = 1)", result["power_laws"]["s"]))
     lines.append(_fit_line("in B (lower envelope)", result["power_laws"]["B"]))
     lines.extend(_nll_lines(result))
-    lines.append("\nPrediction from small ensembles (fit on n ≤ "
-                 f"{result['prediction'][0]['max_n'] if result['prediction'] else '-'}):")
+    if result["prediction"]:
+        lines.append(f"\nPrediction from small ensembles (fit on n ≤ {result['prediction'][0]['max_n']}):")
+    else:
+        lines.append("\nPrediction from small ensembles: none (every pool has fewer than 3 networks, too few to fit "
+                     "a power law in n)")
     for p in result["prediction"]:
         rmse = "-" if p["rmse_vs_measured"] is None else f"{p['rmse_vs_measured']:.4f}"
         lines.append(f"  s = {p['params']:>9,}: from {p['fit_on_networks']} networks, "
@@ -84,5 +87,6 @@ def render_summary(result: dict[str, Any]) -> str:
     if result["failed_networks"]:
         lines.append(f"\n{result['failed_networks']} network(s) diverged and were left out.")
     if result["folder"]:
-        lines.append(f"\nStudy folder: {result['folder']} (results.sqlite, config.toml, report.html)")
+        files = "results.sqlite, config.toml" + (", report.html" if result.get("report") else "")
+        lines.append(f"\nStudy folder: {result['folder']} ({files})")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ensplit.errors import EnsplitError
-from ensplit.recipe import load_toml, settings_to_toml
+from ensplit.recipe import EXPERIMENT_TABLES, Recipe, field_annotations, load_toml, loads_toml, settings_to_toml
 from ensplit.runs.executors import Executor
 from ensplit.runs.plan import TrainJob
 from ensplit.store import ResultStore, atomic_write_text
@@ -55,10 +55,40 @@ def read_settings(directory: Path, cls: type) -> Any | None:
         return None
 
 
+def folder_owner(directory: Path) -> str | None:
+    """Whose settings `directory/config.toml` holds: an experiment's table name ("study", "recommend", ...), ""
+    for a TOML file with no ensplit settings in it (someone else's file), None when it is missing, empty, not
+    TOML, or holds recipe settings only."""
+    try:
+        tables = loads_toml((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, EnsplitError):
+        return None
+    found = [name for name in EXPERIMENT_TABLES if isinstance(tables.get(name), dict)]
+    if found:
+        return found[0]
+    recipe_keys = set(field_annotations(Recipe)) | {"train"}
+    return None if not tables or recipe_keys & set(tables) else ""
+
+
+def _check_owner(directory: Path, table: str) -> None:
+    """Refuse a folder whose config.toml belongs to another experiment, or to no ensplit run at all (it would
+    be overwritten)."""
+    owner = folder_owner(directory)
+    if owner and owner != table:
+        raise EnsplitError(f"{directory} is an `ensplit {owner}` folder, not an `ensplit {table}` one; choose "
+                           "another --out")
+    has_results = (directory / INDEX).exists() or any((directory / "arrays").glob("*.json"))
+    if owner == "" and not has_results:
+        raise EnsplitError(f"{directory / CONFIG_FILE} holds no ensplit settings and would be overwritten; choose "
+                           "another --out")
+
+
 def open_folder(settings: Any, directory: str | Path, table: str, repair: bool = False) -> RunFolder:
     """Open (or start) the folder of `settings` (which has `fingerprint()`, `differences(other)` and a
-    `from_mapping` constructor). Refuses a folder made by other settings; see the module docstring."""
+    `from_mapping` constructor). Refuses a folder made by other settings, or another experiment's, or one whose
+    config.toml is someone else's file; see the module docstring."""
     directory = Path(directory)
+    _check_owner(directory, table)
     fingerprint = settings.fingerprint()
     previous = read_settings(directory, type(settings))
     if previous is not None and previous.fingerprint() != fingerprint:

@@ -31,6 +31,28 @@ def identifying_train_options(options: dict[str, Any]) -> dict[str, Any]:
             if not (k in LATER_TRAIN_FIELDS and v == _TRAIN_DEFAULTS[k])}
 
 
+def identity_differences(given: dict[str, Any], folder: dict[str, Any], prefix: str = "") -> list[str]:
+    """What differs between two settings' identities, field by field into nested tables (`train.epochs`), each
+    with the folder's value and the given one, for a refusal that says what to change back."""
+    lines = []
+    for key in {**folder, **given}:
+        mine, theirs = given.get(key, _UNSET), folder.get(key, _UNSET)
+        if mine == theirs:
+            continue
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            lines += identity_differences(mine, theirs, f"{prefix}{key}.")
+        else:
+            lines.append(f"{prefix}{key} (folder {_shown(theirs)}, given {_shown(mine)})")
+    return lines
+
+
+_UNSET = object()
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is _UNSET else repr(value)
+
+
 @dataclass(frozen=True)
 class TrainJob:
     """Train the networks of `seeds` together.

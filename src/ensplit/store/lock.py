@@ -22,10 +22,12 @@ PID_FILE = ".ensplit.pid"
 
 @contextmanager
 def folder_lock(directory: str | os.PathLike[str], action: str = "use") -> Iterator[None]:
-    """Hold the folder's lock for the block; refuse at once (exit 2) if another process holds it."""
+    """Hold the folder's lock for the block; refuse at once (exit 2) if another process holds it. A folder
+    this call made is removed again if the block leaves nothing in it (a refused run leaves nothing behind)."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise EnsplitError(f"{directory} exists and is not a folder")
+    made = _first_missing(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except (NotADirectoryError, FileExistsError):
@@ -50,6 +52,33 @@ def folder_lock(directory: str | os.PathLike[str], action: str = "use") -> Itera
             (directory / PID_FILE).unlink(missing_ok=True)
         finally:
             lock.release()
+            if made is not None:
+                _remove_if_unused(directory, made)
+
+
+def _first_missing(directory: Path) -> Path | None:
+    """The outermost folder of `directory`'s path that does not exist yet (None if `directory` exists)."""
+    missing = None
+    for path in (directory, *directory.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
+def _remove_if_unused(directory: Path, top: Path) -> None:
+    """Remove `directory` and its new parents up to `top` while they hold nothing but the lock file."""
+    try:
+        if {p.name for p in directory.iterdir()} <= {LOCK_FILE}:
+            (directory / LOCK_FILE).unlink(missing_ok=True)
+            path = directory
+            while True:
+                path.rmdir()
+                if path == top or any(path.parent.iterdir()):
+                    break
+                path = path.parent
+    except OSError:  # in use again, or not ours to remove: leave it
+        pass
 
 
 def _read_pid(path: Path) -> int | None:

@@ -60,8 +60,9 @@ def git_commit() -> str | None:
 
 
 def _damaged(path: Path, reason: str) -> EnsplitError:
-    return EnsplitError(f"the index {path} is damaged ({reason}); rebuild it from the stored arrays with "
-                        f"`ensplit study --repair --out {path.parent}` (same settings as the folder's)")
+    return EnsplitError(f"the index {path} is damaged ({reason}); rebuild it from the stored arrays: rerun the "
+                        f"command that made {path.parent} (`ensplit study` or `ensplit recommend`, same settings) "
+                        "with --repair")
 
 
 class ResultStore:

@@ -1,0 +1,97 @@
+"""Valid-looking settings that used to fail after training, or in a confusing way, are refused up front in one
+line; folders of other experiments and other people's files are never overwritten; a damaged recommend index
+is repaired by recommend itself. Found by trying each command by hand; each test fails without its fix."""
+
+from __future__ import annotations
+
+import pytest
+from tests.test_reliability_inputs import refused
+
+import ensplit
+from ensplit.cli import main
+from ensplit.commands.budget import render as render_budget
+
+TINY_RECOMMEND = ["--methods", "", "--members-max", "2", "--pool", "4", "--bootstrap", "10", "--epochs", "1",
+                  "--train-subset", "200", "--test-subset", "100", "--no-verify", "--no-report", "--quiet"]
+
+
+@pytest.mark.parametrize("option", ["mimo.batch_repetitions=0", "mimo.input_repetition=2", "grouped.aggregation=sum",
+                                    "multihead.split_at=nope"])
+def test_a_method_option_out_of_range_is_refused_before_any_method_trains(capsys, monkeypatch, tmp_path, option):
+    import ensplit.experiments.compare as compare
+
+    def never(*args, **kwargs):
+        raise AssertionError("a method trained before the options were checked")
+
+    monkeypatch.setattr(compare, "run_method", never)
+    method = option.split(".")[0]
+    refused(capsys, ["compare", "--methods", f"single,deep,{method}", "--members", "2", "--width", "8", "--epochs",
+                     "1", "--train-subset", "50", "--test-subset", "20", "--method-option", option, "--quiet",
+                     "--out", str(tmp_path / "new" / "out")], f"method {method!r}: ")
+    assert not (tmp_path / "new").exists()  # the folder the refused run made for its lock is gone again
+
+
+def test_recommend_refuses_a_budget_too_small_for_its_cheap_runs(capsys, tmp_path):
+    out = tmp_path / "r"
+    refused(capsys, ["recommend", "--budget", "200", *TINY_RECOMMEND, "--out", str(out)],
+            "budget = 200: too small for the cheap runs: the deep pools at P/16 … P/2 hold 1 network size(s) of "
+            "mlp, and the prediction needs 3; raise --budget to at least 392")
+    assert not out.exists()
+
+
+def test_recommend_repairs_its_own_damaged_index(capsys, tmp_path):
+    out = tmp_path / "r"
+    assert main(["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(out)]) == 0
+    capsys.readouterr()
+    index = out / "results.sqlite"
+    index.write_bytes(index.read_bytes()[:1000])
+    err = refused(capsys, ["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(out)], "is damaged")
+    assert "`ensplit study` or `ensplit recommend`" in err and "--repair" in err
+    assert main(["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(out), "--repair", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "rebuilt the index" in captured.err and '"trained_jobs": 0' in captured.out  # nothing retrained
+
+
+def test_a_folder_of_another_experiment_or_of_someone_else_is_not_overwritten(capsys, tmp_path):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "config.toml").write_text('name = "my project"\n')
+    refused(capsys, ["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(theirs)],
+            "config.toml holds no ensplit settings and would be overwritten")
+    refused(capsys, ["study", "--widths", "4,8", "--out", str(theirs), "--quiet"], "holds no ensplit settings")
+    assert (theirs / "config.toml").read_text() == 'name = "my project"\n'
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "config.toml").write_text("[study]\nwidths = [4, 8]\n")
+    refused(capsys, ["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(study)],
+            "is an `ensplit study` folder, not an `ensplit recommend` one")
+
+
+def test_the_planner_refuses_an_input_shape_the_family_cannot_take(capsys):
+    refused(capsys, ["budget", "count", "--family", "cnn1d", "--width", "8", "--in-shape", "3", "32", "32"],
+            "family 'cnn1d' at width 8 cannot run on inputs of shape [3, 32, 32]")
+    with pytest.raises(ensplit.EnsplitError, match="cannot run on inputs of shape"):
+        ensplit.flops_per_example("cnn1d", 8, in_shape=(3, 32, 32))
+
+
+def test_equivalents_that_do_not_fit_read_as_a_sentence():
+    text = render_budget({"single": {"params": 118}, "width_equivalent": {"depth": None, "params": None},
+                          "depth_equivalent": {"width": 24, "params": 7336}})
+    assert "none fits: no member depth keeps the ensemble within the single network's params" in text
+    assert "7,336 params in total, member width 24" in text
+
+
+def test_an_empty_list_setting_is_described_in_words():
+    with pytest.raises(ensplit.EnsplitError) as error:
+        ensplit.CompareConfig(methods=())
+    assert str(error.value) == "methods = []: must name at least 1"
+
+
+def test_a_study_without_a_report_or_predictions_says_so(capsys, tmp_path):
+    out = tmp_path / "s"
+    assert main(["study", "--widths", "4,8", "--epochs", "1", "--pool-min", "2", "--pool-max", "2",
+                 "--train-subset", "100", "--test-subset", "50", "--bootstrap", "0", "--cnll-splits", "1",
+                 "--no-report", "--quiet", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"Study folder: {out} (results.sqlite, config.toml)" in text  # no report.html was written
+    assert "Prediction from small ensembles: none (every pool has fewer than 3 networks" in text
