@@ -95,3 +95,26 @@ def test_a_study_without_a_report_or_predictions_says_so(capsys, tmp_path):
     text = capsys.readouterr().out
     assert f"Study folder: {out} (results.sqlite, config.toml)" in text  # no report.html was written
     assert "Prediction from small ensembles: none (every pool has fewer than 3 networks" in text
+
+
+def test_a_misspelt_config_key_gets_the_closest_name(capsys, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('famly = "mlp"\n')
+    refused(capsys, ["study", "--config", str(config), "--quiet"], "unknown field 'famly' (did you mean 'family'?)")
+    config.write_text("[comapre]\nmembers = 2\n")
+    refused(capsys, ["compare", "--config", str(config), "--quiet"], "unknown field 'comapre' (did you mean "
+                                                                       "'compare'?)")
+
+
+def test_a_training_setting_given_twice_in_a_file_is_refused_and_the_command_line_wins(capsys, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("epochs = 1\n[train]\nepochs = 2\n")
+    refused(capsys, ["compare", "--config", str(config), "--quiet"], "epochs is given twice, epochs = 1 and "
+                                                                       "[train] epochs = 2; keep one")
+    config.write_text("epochs = 1\n")
+    from ensplit.cli import build_parser
+    from ensplit.commands.compare import settings
+
+    parser, _ = build_parser()
+    args = parser.parse_args(["compare", "--config", str(config), "--epochs", "3"])
+    assert settings(args).recipe.train.epochs == 3

@@ -16,6 +16,7 @@ Config files and Python mappings share one layout, read by `build_settings`:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import sys
 import typing
@@ -168,6 +169,17 @@ def recipe_names() -> list[str]:
     return [n for n in field_annotations(Recipe) if n != "train"] + list(field_annotations(TrainConfig))
 
 
+def _unknown_field(cls: type, name: str, annotations: Mapping[str, Any]) -> str:
+    """One line for a misspelt setting: the closest known name, and the fields of `cls` (an experiment's also
+    takes the recipe's fields and the tables of a config file)."""
+    own = [n for n in annotations if n not in ("recipe", "train")]
+    candidates = [*own, *(recipe_names() + ["train", *EXPERIMENT_TABLES] if "recipe" in annotations else [])]
+    close = difflib.get_close_matches(name.rsplit(".", 1)[-1], candidates, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    also = "; and the recipe's fields (see --help)" if "recipe" in annotations else ""
+    return f"unknown field {name!r}{hint}; known: {', '.join(own)}{also}"
+
+
 def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
     """`cls(**values)` with config-file or command-line values converted to each field's type and every
     failure turned into one line naming the field, the value and what is allowed."""
@@ -175,8 +187,7 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
         if name not in annotations:
-            known = ", ".join(n for n in annotations if n not in ("recipe", "train"))
-            raise EnsplitError(f"unknown field {where + name!r}; known: {known}")
+            raise EnsplitError(_unknown_field(cls, where + name, annotations))
         try:
             kwargs[name] = from_config(value, *annotations[name])
         except (ValueError, TypeError) as error:
@@ -205,7 +216,12 @@ def split_recipe(values: Mapping[str, Any]) -> tuple[Recipe, dict[str, Any]]:
         elif key in recipe_fields:
             recipe_values[key] = value
         elif key.removeprefix("train.") in train_fields:
-            train_values[key.removeprefix("train.")] = value
+            name = key.removeprefix("train.")
+            table = values.get("train")
+            if isinstance(table, Mapping) and name in table and table[name] != value:
+                raise EnsplitError(f"{name} is given twice, {key} = {value!r} and [train] {name} = {table[name]!r}; "
+                                   "keep one")
+            train_values[name] = value
         else:
             rest[key] = value
     train = build(TrainConfig, train_values, "train.")

@@ -121,6 +121,9 @@ def settings_from_args(cls: type, table: str, args: argparse.Namespace) -> Any:
     file_train = values.get("train", {})
     if train and isinstance(file_train, dict):  # a malformed [train] is left for the validation to refuse
         values["train"] = {**file_train, **train}
+        for name in train:  # the option beats the file's flat spellings too (`epochs = 1`, `train.epochs = 1`)
+            values.pop(name, None)
+            values.pop(f"train.{name}", None)
     file_own = values.get(table, {})
     if own and isinstance(file_own, dict):
         values[table] = {**file_own, **own}
@@ -128,7 +131,7 @@ def settings_from_args(cls: type, table: str, args: argparse.Namespace) -> Any:
 
 
 def experiment_command(cls: type, table: str, pipeline: Any, out: str | None,
-                       extra: Any = None) -> tuple[Any, Any, Any]:
+                       extra: Any = None, writes: str = "OUT/report.html") -> tuple[Any, Any, Any]:
     """The three functions of a training command, which only parse, call the pipeline and print:
     `add_arguments(parser)` (common options, `extra(parser)` if given, the experiment's settings, the recipe),
     `settings(args)` (the typed settings) and `run(args)` (`pipeline(settings, args.out, progress=...)`)."""
@@ -136,7 +139,7 @@ def experiment_command(cls: type, table: str, pipeline: Any, out: str | None,
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_common_arguments(parser, out)
         if out is None:
-            parser.add_argument("--out", default=None, help="write OUT/report.html (default: no files)")
+            parser.add_argument("--out", default=None, help=f"write {writes} (default: no files)")
         if extra is not None:
             extra(parser)
         add_settings_arguments(parser, cls, table)

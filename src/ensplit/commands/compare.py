@@ -11,7 +11,8 @@ NAME = "compare"
 HELP = "train deep, BatchEnsemble, MIMO, MixtureEnsemble, grouped and multihead ensembles; compare them"
 
 
-add_arguments, settings, run = experiment_command(CompareConfig, "compare", run_compare, None)
+add_arguments, settings, run = experiment_command(CompareConfig, "compare", run_compare, None,
+                                                  writes="OUT/report.html and OUT/results.json")
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -44,7 +45,8 @@ def render(result: dict[str, Any]) -> str:
     recipe = result["recipe"]
     at = f"{result['param_budget']:,} parameters" if result["param_budget"] else f"width {result['width']}"
     lines = [f"Methods at {at}, {result['members']} members ({recipe['family']} on {recipe['dataset']}, "
-             f"{recipe['train']['epochs']} epochs, {recipe['train']['optimizer']} lr {recipe['train']['lr']}):",
+             f"{recipe['train']['epochs']} epoch{'' if recipe['train']['epochs'] == 1 else 's'}, "
+             f"{recipe['train']['optimizer']} lr {recipe['train']['lr']}):",
              table(result["methods"])]
     best = min((r for r in result["methods"] if r["cnll"] is not None), key=lambda r: r["cnll"], default=None)
     if best is not None:
