@@ -60,12 +60,23 @@ def _default_text(cls: type, name: str) -> str:
     return f"; default {value}"
 
 
+def _range_text(metadata: typing.Iterable[Any]) -> str:
+    """The bounds a field's validation enforces, for its help ("; 3 to 100", "; > 0, <= 1"), so a user reads
+    them before an error tells them."""
+    bounds = {kind: getattr(item, kind) for item in metadata for kind in ("ge", "gt", "le", "lt")
+              if hasattr(item, kind)}
+    if "ge" in bounds and "le" in bounds:
+        return f"; {bounds['ge']:,} to {bounds['le']:,}"
+    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    return ("; " + ", ".join(f"{symbols[k]} {v:,}" for k, v in bounds.items())) if bounds else ""
+
+
 def _add(group: argparse._ArgumentGroup, cls: type, names: typing.Iterable[str], where: str) -> None:
     annotations, helps = field_annotations(cls), field_help(cls)
     for name in names:
         annotation = annotations[name][0]
         flag, dest = _flag(name, annotation), f"{PREFIX}{where}{name}"
-        text = helps[name] + _default_text(cls, name)
+        text = helps[name] + _default_text(cls, name) + _range_text(annotations[name][1])
         if _is_bool(annotation):
             group.add_argument(flag, dest=dest, default=None, nargs="?", const="true", metavar="BOOL",
                                help=text + "; alone: true")
