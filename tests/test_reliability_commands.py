@@ -118,3 +118,12 @@ def test_a_training_setting_given_twice_in_a_file_is_refused_and_the_command_lin
     parser, _ = build_parser()
     args = parser.parse_args(["compare", "--config", str(config), "--epochs", "3"])
     assert settings(args).recipe.train.epochs == 3
+
+
+def test_the_help_states_each_bound_before_an_error_does(capsys):
+    assert main(["recommend", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "runs per ladder budget of each sharing method; default 3; 3 to 100" in text
+    assert "largest memory split n (members of a deep ensemble); default 8; 2 to 64" in text
+    assert main(["study", "--help"]) == 0
+    assert "SGD momentum; default 0.9; >= 0, < 1" in " ".join(capsys.readouterr().out.split())
