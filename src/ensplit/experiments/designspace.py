@@ -37,6 +37,7 @@ from ensplit.errors import EnsplitError
 from ensplit.jsonable import to_jsonable
 from ensplit.models import get_family
 from ensplit.models.scaling import equivalents
+from ensplit.parsing import require_distinct
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.resources import check_training
 from ensplit.train import measure, predict_log_probs, train
@@ -83,6 +84,10 @@ class DesignSpaceConfig:
                                                                   "measurement")] = 3
     est_fraction: Annotated[float, Field(gt=0, le=1, description="share of the cells beyond the EST that "
                                                                  "ensembles must win")] = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("widths", "depths", "members"):  # a repeated value would train and report the same rows twice
+            require_distinct(name, getattr(self, name))
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> DesignSpaceConfig:
@@ -219,6 +224,7 @@ def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool
                     unformable.append(f"{name} of K={k} for width {w}, depth {d}: no member fits the budget")
                 else:
                     plans.append((w, d, k, name, member_w, member_d))
+    _require_an_ensemble(config, plans)
     configs = sorted({(mw, md, 1 if c == SINGLE else k) for _, _, k, c, mw, md in plans},
                      key=lambda t: (t[2], recipe.params(t[0], dataset, t[1])))
     for mw, md, k in configs:  # refuse a grid that cannot fit before anything is allocated
@@ -248,6 +254,16 @@ def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool
     est = thresholds(records, min_fraction=config.est_fraction)
     return DesignSpaceResult(config, dataset.name, str(dataset.x_train.device), records, est,
                              measure.memory_method(dataset.x_train.device), unformable)
+
+
+def _require_an_ensemble(config: DesignSpaceConfig, plans: Sequence[tuple[int, int, int, str, int, int]]) -> None:
+    """Refuse, before any training, a grid where no ensemble of any K fits any single network's budget: it
+    would train only single networks and have nothing to compare them with."""
+    if any(name != SINGLE for _, _, _, name, _, _ in plans):
+        return
+    raise EnsplitError(f"members = {list(config.members)}: no width- or depth-equivalent ensemble fits the "
+                       f"budget of any single network (widths {list(config.widths)}, depths {list(config.depths)}): "
+                       "lower --members or raise --widths or --depths")
 
 
 def _fill_time_to_accuracy(records: list[DesignRecord]) -> None:

@@ -42,6 +42,7 @@ from ensplit.data.dataset import Dataset
 from ensplit.ensembles.states import State, flatten_state, flatten_states, has_batch_norm, parameter_names
 from ensplit.errors import EnsplitError
 from ensplit.experiments.landscape_shift import shift_analysis
+from ensplit.experiments.landscape_stored import stored_recipe
 from ensplit.jsonable import to_jsonable
 from ensplit.metrics import accuracy, mean_pairwise_kl
 from ensplit.recipe import Recipe, build_settings
@@ -55,6 +56,9 @@ from ensplit.train.swa import swa_state
 from ensplit.train.trajectories import train_trajectories, trajectory_template
 
 Count = Annotated[int, Field(ge=1, le=100_000)]
+# Similarity within a trajectory compares two of its checkpoints; with two inits that also gives the t-SNE
+# the 3 points it needs.
+MIN_CHECKPOINTS_PER_INIT = 2
 
 
 @config_class
@@ -75,6 +79,22 @@ class LandscapeConfig:
                                                                      "(0: skip)")] = 10
     trajectories: Annotated[str, Field(description="reuse checkpoints saved by an earlier run (its "
                                                    "checkpoints/ folder)")] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.trajectories:  # loaded trajectories are counted when they are read
+            count = self.checkpoints_per_init
+            if count < MIN_CHECKPOINTS_PER_INIT:
+                raise EnsplitError(
+                    f"epochs = {self.recipe.train.epochs}, every = {self.every}, tail_epochs = {self.tail_epochs}: "
+                    f"{count} checkpoint per init (ceil(epochs / every) + tail_epochs), but the within-trajectory "
+                    f"similarity and the t-SNE need >= {MIN_CHECKPOINTS_PER_INIT}: raise --epochs or --tail-epochs, "
+                    "or lower --every")
+
+    @property
+    def checkpoints_per_init(self) -> int:
+        """Checkpoints each init's trajectory gets: one every `every` epochs and one at the end of training
+        (ceil(epochs / every)), then one per tail epoch."""
+        return -(-self.recipe.train.epochs // self.every) + self.tail_epochs
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> LandscapeConfig:
@@ -155,12 +175,30 @@ def _samplers(trajectories: Trajectories, template: torch.nn.Module, rank: int, 
     return samplers
 
 
+def check_trajectories(trajectories: Trajectories, source: str = "the trajectories") -> None:
+    """Refuse trajectories the analyses cannot use: fewer than 2 inits (nothing to compare across), fewer than
+    MIN_CHECKPOINTS_PER_INIT checkpoints per init (nothing to compare within one trajectory), or checkpoints
+    whose tensors do not fit the architecture the manifest names (the loader checked they all agree)."""
+    if trajectories.inits < 2:
+        raise EnsplitError(f"{source} hold {trajectories.inits} init; the landscape analysis needs >= 2")
+    count = len(trajectories.epochs)
+    if count < MIN_CHECKPOINTS_PER_INIT:
+        raise EnsplitError(f"{source} hold {count} checkpoint(s) per init; the within-trajectory similarity and "
+                           f"the t-SNE need >= {MIN_CHECKPOINTS_PER_INIT}")
+    expected = {n: tuple(t.shape) for n, t in trajectory_template(trajectories).state_dict().items()}
+    if {n: tuple(t.shape) for n, t in trajectories.states[0][0].items()} != expected:
+        depth = "the default depth" if trajectories.depth is None else f"depth {trajectories.depth}"
+        raise EnsplitError(f"{source}: the checkpoints' tensors do not fit the manifest's architecture "
+                           f"({trajectories.family} width {trajectories.width}, {depth}); the manifest or the "
+                           "checkpoints are damaged")
+
+
 def analyse_trajectories(trajectories: Trajectories, dataset: Dataset, samples: int = 8, rank: int = 5,
                          bezier_epochs: int = 10, seed: int = 0,
                          log: Callable[[str], None] = _log) -> LandscapeResult:
-    """Run analyses 2–7 of issue 6 and the dataset-shift comparison on trained trajectories (≥ 2 inits)."""
-    if trajectories.inits < 2:
-        raise ValueError("the landscape analysis needs at least 2 inits")
+    """Run analyses 2–7 of issue 6 and the dataset-shift comparison on trained trajectories (≥ 2 inits, ≥ 2
+    checkpoints each)."""
+    check_trajectories(trajectories)
     clock: dict[str, float] = {}
     template = trajectory_template(trajectories)
     labels = dataset.y_test
@@ -291,12 +329,12 @@ def _landscape(config: LandscapeConfig, out: Path, progress: bool) -> LandscapeR
     dataset = recipe.load_data()
     if config.trajectories:
         trajectories = load_trajectories(config.trajectories)
-        if trajectories.inits < 2:
-            raise EnsplitError(f"trajectories = {config.trajectories!r}: holds {trajectories.inits} init; need >= 2")
+        check_trajectories(trajectories, f"trajectories = {config.trajectories!r}")
+        recipe = stored_recipe(config, trajectories, dataset, log)
         log(f"loaded {trajectories.inits} trajectories from {config.trajectories}")
     else:
         params = recipe.params(config.width, dataset)
-        checkpoints = config.inits * (recipe.train.epochs // config.every + 1 + config.tail_epochs)
+        checkpoints = config.inits * config.checkpoints_per_init
         check_training(config.inits * params, recipe.train.optimizer, dataset.x_train.device,
                        f"training {config.inits} inits of width {config.width}", "lower --width or --inits")
         require(FLOAT32 * params * checkpoints, dataset.x_train.device, f"holding {checkpoints} checkpoints",

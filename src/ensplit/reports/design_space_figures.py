@@ -41,6 +41,16 @@ def _axes_row(count: int, height: float = 3.4) -> tuple[Figure, list]:
     return figure, list(axes)
 
 
+def _no_ensembles(height: float = 3.4) -> Figure:
+    """A one-panel figure saying why it is empty: no ensemble of any K was formed in the grid (every one was
+    too small for the budget), so there is no panel per K to draw."""
+    figure = Figure(figsize=(5.0, height), layout="constrained")
+    ax = figure.subplots()
+    ax.text(0.5, 0.5, "no ensemble of any K could be formed in this grid", ha="center", va="center", fontsize=9)
+    ax.set_axis_off()
+    return figure
+
+
 def _budget_labels(records: Sequence[DesignRecord]) -> list[str]:
     return [f"{w}×{d}\n{p / 1000:.3g}k" for p, w, d in budgets(records)]
 
@@ -50,6 +60,8 @@ def winner_heatmaps(records: Sequence[DesignRecord], est: Mapping[int, Switchove
     both ensemble classes beat the single network. Black line: the EST staircase (ensembles win every
     cell above and to the right of it)."""
     ks = _ks(records)
+    if not ks:
+        return _no_ensembles(height=4.2)
     figure, axes = _axes_row(len(ks), height=4.2)
     cmap = ListedColormap([COLOURS[c] for c in CLASSES])
     labels = _budget_labels(records)
@@ -89,6 +101,8 @@ def error_vs_params(records: Sequence[DesignRecord]) -> Figure:
     """Seed 001 Fig. 3 / C: final test error vs total parameters per class, one line per depth of the
     single networks (marker); dotted: the mean error of the ensemble's individual members."""
     ks = _ks(records)
+    if not ks:
+        return _no_ensembles()
     figure, axes = _axes_row(len(ks))
     markers = dict(zip(sorted({r.budget_depth for r in records}), "osD^v<>ph", strict=False))
     for ax, k in zip(axes, ks, strict=True):
@@ -119,6 +133,8 @@ def grouped_bars(records: Sequence[DesignRecord], value: Value, ylabel: str, tit
     `second` draws a hatched bar beside each class bar (e.g. the member-batched time); `annotate` writes
     a label above each bar."""
     ks = _ks(records)
+    if not ks:
+        return _no_ensembles()
     figure, axes = _axes_row(len(ks))
     labels = _budget_labels(records)
     order = {(w, d): i for i, (_, w, d) in enumerate(budgets(records))}
@@ -171,7 +187,8 @@ def est_by_members(records: Sequence[DesignRecord], est: Mapping[int, Switchover
     ax.set_ylabel("ensembles win from epoch")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Switchover epoch per budget; ★ = EST", fontsize=9)
-    ax.legend(fontsize=7)
+    if _ks(records):  # no K formed an ensemble: nothing to label
+        ax.legend(fontsize=7)
     return figure
 
 
