@@ -64,8 +64,9 @@ def test_pool_rule_fields_join_the_identity_only_away_from_their_default():
         {"pool_rule": "paper"}, {"pool_rule": "paper", "pool_networks": 40}, {"pool_standard": 5000})]
     prints = {c.fingerprint() for c in changed}
     assert len(prints) == 3 and base.fingerprint() not in prints
-    assert changed[0].differences(base) == ["pool_rule", "pool_networks"]
-    assert base.differences(changed[2]) == ["pool_standard"]
+    assert changed[0].differences(base) == ["pool_rule (folder unset, given 'paper')",
+                                            "pool_networks (folder unset, given 12)"]
+    assert base.differences(changed[2]) == ["pool_standard (folder 5000, given unset)"]
 
 
 def test_pool_rule_options_from_the_cli():

@@ -91,6 +91,19 @@ def test_a_deleted_index_is_rebuilt_from_the_sidecars(study, finished, capsys):
     assert same_numbers(result, finished[1]) and jobs(study) == before
 
 
+def test_a_deleted_sidecar_is_written_again_so_a_later_repair_keeps_its_job(study, finished, capsys):
+    before = jobs(study)
+    sidecar = sorted((study / "arrays").glob("*.json"))[0]
+    original = json.loads(sidecar.read_text())
+    sidecar.unlink()
+    code, result, _ = rerun(capsys, study)
+    assert code == 0 and same_numbers(result, finished[1]) and jobs(study) == before  # nothing retrained
+    assert json.loads(sidecar.read_text()) == original  # the same record, rebuilt from the index
+    (study / "results.sqlite").unlink()
+    code, result, err = rerun(capsys, study)
+    assert code == 0 and "rebuilt the index" in err and jobs(study) == before  # no job lost to the repair
+
+
 def _first_array(folder: Path) -> Path:
     with sqlite3.connect(folder / "results.sqlite") as conn:
         name = conn.execute("SELECT test_file FROM jobs ORDER BY width LIMIT 1").fetchone()[0]

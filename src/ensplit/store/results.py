@@ -192,7 +192,8 @@ class ResultStore:
 
     def verify(self) -> list[str]:
         """Check every finished job's arrays; a job whose array is missing or does not match its checksum is
-        forgotten (so it is retrained and never analysed). Returns the forgotten job ids."""
+        forgotten (so it is retrained and never analysed). An intact job whose sidecar is missing gets it back
+        from the index, so a later `--repair` still recovers it. Returns the forgotten job ids."""
         damaged = []
         rows = self._conn.execute("SELECT job_id, test_file, val_file, checksums FROM jobs").fetchall()
         for job_id, test_file, val_file, checksums in rows:
@@ -203,7 +204,21 @@ class ResultStore:
             if expected is None or not all(self._intact(n, expected.get(n)) for n in names):
                 self.forget_job(job_id)
                 damaged.append(job_id)
+            elif not (self.arrays / f"{job_id}.json").is_file():
+                self._restore_sidecar(job_id)
         return damaged
+
+    def _restore_sidecar(self, job_id: str) -> None:
+        """Write a job's sidecar again from its index rows (as `save_job` wrote it)."""
+        fingerprint = self.fingerprint
+        if fingerprint is None:  # a folder from before fingerprints: its sidecars could not be repaired from
+            return
+        job = self._conn.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        networks = self._conn.execute(f"SELECT {', '.join(NETWORK_COLUMNS)} FROM networks WHERE job_id = ? "
+                                      "ORDER BY member", (job_id,)).fetchall()
+        sidecar = {"format": 1, "fingerprint": fingerprint, "job": dict(zip(JOB_COLUMNS, job, strict=True)),
+                   "networks": [dict(zip(NETWORK_COLUMNS, row, strict=True)) for row in networks]}
+        atomic_write_text(self.arrays / f"{job_id}.json", json.dumps(sidecar, default=_json_default))
 
     def _intact(self, name: str, sha256: str | None) -> bool:
         path = self.arrays / name
