@@ -29,7 +29,8 @@ def render(result: dict[str, Any]) -> str:
                      f"{fmt(r['seconds_per_epoch_batched'], '8.3g')} {fmt(r['time_to_single_accuracy'], '8.3g')} "
                      f"{fmt(r['inference_ms_batch1'], '8.3g')} {fmt(mem, '7.2f')}")
     for k, t in result["est"].items():
-        where = f"{t['params']:,} params, {t['epochs']} epochs" if t["params"] is not None else "not reached"
+        count = f"{t['epochs']} epoch{'' if t['epochs'] == 1 else 's'}"
+        where = f"{t['params']:,} params, {count}" if t["params"] is not None else "not reached"
         lines.append(f"EST for K={k}: {where}")
     if result["report"]:
         lines.append(f"Report: {result['report']}")

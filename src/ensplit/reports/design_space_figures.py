@@ -31,6 +31,11 @@ COLOURS = {SINGLE: "#9e9e9e", "width_equivalent": "#1f77b4", "depth_equivalent":
 Value = Callable[[DesignRecord], float | None]
 
 
+def epochs(count: int) -> str:
+    """"1 epoch", "3 epochs"."""
+    return f"{count} epoch{'' if count == 1 else 's'}"
+
+
 def _ks(records: Sequence[DesignRecord]) -> list[int]:
     return sorted({r.group_members for r in records if r.design_class != SINGLE})
 
@@ -86,7 +91,7 @@ def winner_heatmaps(records: Sequence[DesignRecord], est: Mapping[int, Switchove
             ax.plot([xs[0], xs[0]], [ys[0], n_epochs + 0.5], color="black", linewidth=1.6)
         threshold = est.get(k)
         found = threshold is not None and threshold.params is not None
-        where = f"EST ≈ {threshold.params / 1000:.3g}k params, {threshold.epochs} epochs" if found else "no EST"
+        where = f"EST ≈ {threshold.params / 1000:.3g}k params, {epochs(threshold.epochs)}" if found else "no EST"
         ax.set_title(f"K = {k}: {where}", fontsize=9)
         ax.set_xticks(range(n_budgets), labels, fontsize=6)
         ax.set_xlabel("single network width×depth / params")
@@ -225,7 +230,7 @@ def report_sections(records: Sequence[DesignRecord], est: Mapping[int, Switchove
         if t.params is None:
             return "not reached"
         _, w, d = budgets(records)[t.budget_index]
-        return f"{t.params:,} params ({w}×{d}), {t.epochs} epochs"
+        return f"{t.params:,} params ({w}×{d}), {epochs(t.epochs)}"
 
     fraction = next(iter(est.values())).min_fraction if est else 1.0
     by_class = {c: thresholds(records, which=c, min_fraction=fraction) for c in CLASSES if c != SINGLE}
