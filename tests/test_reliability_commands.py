@@ -55,16 +55,65 @@ def test_recommend_repairs_its_own_damaged_index(capsys, tmp_path):
 def test_a_folder_of_another_experiment_or_of_someone_else_is_not_overwritten(capsys, tmp_path):
     theirs = tmp_path / "theirs"
     theirs.mkdir()
-    (theirs / "config.toml").write_text('name = "my project"\n')
-    refused(capsys, ["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(theirs)],
-            "config.toml holds no ensplit settings and would be overwritten")
-    refused(capsys, ["study", "--widths", "4,8", "--out", str(theirs), "--quiet"], "holds no ensplit settings")
-    assert (theirs / "config.toml").read_text() == 'name = "my project"\n'
+    for text in ('name = "my project"\n', "[core]\n  name = my project\nkey: value\n"):  # TOML, and not TOML
+        (theirs / "config.toml").write_text(text)
+        refused(capsys, ["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(theirs)],
+                "holds files that `ensplit recommend` did not write (config.toml)")
+        refused(capsys, ["study", "--widths", "4,8", "--out", str(theirs), "--quiet"], "did not write (config.toml)")
+        assert (theirs / "config.toml").read_text() == text
     study = tmp_path / "study"
     study.mkdir()
     (study / "config.toml").write_text("[study]\nwidths = [4, 8]\n")
     refused(capsys, ["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(study)],
             "is an `ensplit study` folder, not an `ensplit recommend` one")
+
+
+COMPARE = ["compare", "--methods", "single", "--width", "8", "--epochs", "1", "--train-subset", "50",
+           "--test-subset", "20", "--quiet"]
+DESIGN = ["designspace", "--widths", "8", "--depths", "2", "--members", "2", "--epochs", "1", "--train-subset", "128",
+          "--test-subset", "64", "--timing-repeats", "1", "--timing-steps", "1", "--large-batch", "16",
+          "--measure-memory", "false", "--quiet"]
+
+
+def test_no_command_writes_over_another_commands_folder_or_a_persons_files(capsys, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.json").write_text('{"my": "precious"}')
+    (mine / "report.html").write_text("<h1>mine</h1>")
+    refused(capsys, [*COMPARE, "--out", str(mine)], "holds files that `ensplit compare` did not write (report.html, "
+                                                      "results.json)")
+    assert (mine / "results.json").read_text() == '{"my": "precious"}'
+    compared = tmp_path / "compared"
+    assert main([*COMPARE, "--out", str(compared)]) == 0
+    capsys.readouterr()
+    first = (compared / "results.json").read_text()
+    refused(capsys, [*DESIGN, "--out", str(compared)], "is an `ensplit compare` folder, not an `ensplit designspace`")
+    refused(capsys, ["study", "--widths", "4,8", "--out", str(compared), "--quiet"], "is an `ensplit compare` folder")
+    assert (compared / "results.json").read_text() == first
+    assert main([*COMPARE, "--out", str(compared)]) == 0  # its own command may write it again
+
+
+def test_a_folder_written_before_the_marker_is_still_its_commands(capsys, tmp_path):
+    compared = tmp_path / "compared"
+    assert main([*COMPARE, "--out", str(compared)]) == 0
+    capsys.readouterr()
+    (compared / ".ensplit-command").unlink()  # as an older ensplit left it
+    refused(capsys, [*DESIGN, "--out", str(compared)], "did not write")  # not designspace's results
+    assert main([*COMPARE, "--out", str(compared)]) == 0
+    assert (compared / ".ensplit-command").read_text() == "compare\n"
+
+
+def test_a_refused_run_never_removes_a_folder_it_did_not_make(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    refused(capsys, ["compare", "--methods", "single,mimo", "--method-option", "mimo.batch_repetitions=0", "--out",
+                     "made/../mine/new", "--quiet"], "batch repetitions must be >= 1")
+    assert (tmp_path / "mine").is_dir() and not (tmp_path / "mine" / "new").exists()
+
+
+def test_a_folder_where_the_lock_file_belongs_is_one_line(capsys, tmp_path):
+    (tmp_path / "d" / ".ensplit.lock").mkdir(parents=True)
+    refused(capsys, [*COMPARE, "--out", str(tmp_path / "d")], "cannot lock")
 
 
 def test_the_planner_refuses_an_input_shape_the_family_cannot_take(capsys):

@@ -104,6 +104,18 @@ def test_a_deleted_sidecar_is_written_again_so_a_later_repair_keeps_its_job(stud
     assert code == 0 and "rebuilt the index" in err and jobs(study) == before  # no job lost to the repair
 
 
+def test_repair_keeps_what_a_readable_index_knows(study, finished, capsys):
+    """--repair on a folder whose index is fine but a sidecar is gone keeps that job (the index gives the
+    sidecar back first) and keeps the settings copy that `report` restores config.toml from."""
+    before = jobs(study)
+    sorted((study / "arrays").glob("*.json"))[0].unlink()
+    code, result, err = rerun(capsys, study, "--repair")
+    assert code == 0 and "rebuilt the index" in err and jobs(study) == before  # nothing retrained
+    (study / "config.toml").unlink()
+    code, result, err = rerun(capsys, study, command="report")
+    assert code == 0 and "restored from the copy in the index" in err and same_numbers(result, finished[1])
+
+
 def _first_array(folder: Path) -> Path:
     with sqlite3.connect(folder / "results.sqlite") as conn:
         name = conn.execute("SELECT test_file FROM jobs ORDER BY width LIMIT 1").fetchone()[0]

@@ -182,6 +182,8 @@ def test_report_names_a_recommend_folder_for_what_it_is(capsys, tmp_path):
     folder = open_folder(ensplit.RecommendConfig(), tmp_path / "rec", "recommend")
     folder.store.close()
     refused(capsys, ["report", str(tmp_path / "rec")], "is an `ensplit recommend` folder, not a study folder")
+    (tmp_path / "rec" / "config.toml").unlink()  # the folder's marker still says whose it is
+    refused(capsys, ["report", str(tmp_path / "rec")], "is an `ensplit recommend` folder, not a study folder")
 
 
 def test_a_refused_analysis_leaves_no_folder_behind(capsys, tmp_path):

@@ -21,6 +21,7 @@ from ensplit.analysis.powerlaw import Objective, PowerLaw, fit_power_law
 from ensplit.analysis.prediction import Resample, SizePrediction, SplitComparison, compare_splits, predict_size
 from ensplit.analysis.temperature_laws import DEFAULT_TAUS, TemperatureLaws, temperature_laws
 from ensplit.metrics import PoolEstimate, pool_curve
+from ensplit.metrics.pool import MIN_ENSEMBLES
 
 
 @dataclass
@@ -143,6 +144,18 @@ def missing_bands(analysis: StudyAnalysis, bootstrap: int) -> str | None:
     return (f"no prediction band at member size {', '.join(f'{s:,}' for s in sizes)}: none of the {bootstrap} "
             "resamples of the small pool had 3 distinct networks; the point prediction stands alone (raise "
             "--predict-pool or --bootstrap for bands)")
+
+
+def analysis_notes(analysis: StudyAnalysis, bootstrap: int) -> list[str]:
+    """One-line notes on what the analysis could not do with these pools: no ensembles at all (every pool too
+    small to average 3 disjoint ensembles of n = 2), or predictions without bands."""
+    notes = []
+    if all(len(size.n) == 1 for size in analysis.sizes):
+        notes.append(f"every pool has fewer than {2 * MIN_ENSEMBLES} networks, too few to average "
+                     f"{MIN_ENSEMBLES} disjoint ensembles of n = 2: only single networks are compared, so no "
+                     f"memory split can win (pools of at least {2 * MIN_ENSEMBLES} networks are needed)")
+    band = missing_bands(analysis, bootstrap)
+    return notes + ([band] if band else [])
 
 
 def _fit(m: np.ndarray, y: np.ndarray, objective: Objective) -> PowerLaw | None:

@@ -14,13 +14,14 @@ from typing import Any
 
 import torch
 
-from ensplit.analysis.study_pools import StudyAnalysis, analyze_pools, missing_bands, summary_dict
+from ensplit.analysis.study_pools import StudyAnalysis, analysis_notes, analyze_pools, summary_dict
 from ensplit.errors import EnsplitError
 from ensplit.jsonable import to_jsonable
 from ensplit.metrics import classification_metrics, cnll_ttcv, ensemble_log_probs
 from ensplit.recipe import MAX_SEED
 from ensplit.store import folder_lock
 from ensplit.store.npz_pools import load_pool, load_pools
+from ensplit.store.ownership import claim_folder, ensplit_page, written_by
 
 MAX_SPLITS = 1000  # test-time cross-validation halvings; as StudyConfig.cnll_splits
 
@@ -57,8 +58,9 @@ def analyze(inputs: Sequence[str | Path], out: str | Path = "ensplit-analysis", 
     from ensplit.reports.study_report import write_study_report
 
     with folder_lock(out, "analyze"):  # an unusable --out is refused before any work
+        claim_folder(out, "analyze", written_by({"report.html"}, {"report.html": ensplit_page}))
         analysis = _analyze(paths, temperature, splits, predict_max_n, predict_pool, bootstrap)
-        path = write_study_report(analysis, out / "report.html")
+        path = write_study_report(analysis, out / "report.html", title="ensplit memory-split analysis of .npz pools")
     print(f"ensplit analyze: report written to {path}", file=sys.stderr)
     return AnalyzeResult(analysis, out, path)
 
@@ -70,8 +72,7 @@ def _analyze(paths: list[str], temperature: str, splits: int, predict_max_n: int
         raise EnsplitError("analyze needs pools of at least two member sizes (one .npz per size)")
     analysis = analyze_pools([(None, p.params_per_member, p.log_probs) for p in pools], pools[0].labels,
                              temperature, splits, predict_max_n, predict_pool, bootstrap)
-    message = missing_bands(analysis, bootstrap)
-    if message:
+    for message in analysis_notes(analysis, bootstrap):
         print(f"ensplit analyze: {message}", file=sys.stderr)
     return analysis
 

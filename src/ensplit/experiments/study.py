@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ensplit.analysis.study_pools import StudyAnalysis, analyze_pools, missing_bands, summary_dict
+from ensplit.analysis.study_pools import StudyAnalysis, analysis_notes, analyze_pools, summary_dict
 from ensplit.data.spec import load_data
 from ensplit.errors import EnsplitError
 from ensplit.experiments.study_config import StudyConfig, check_resources, plan_pool_jobs, plan_tune_jobs
@@ -93,8 +93,7 @@ def analyze_store(store: ResultStore, config: StudyConfig) -> StudyAnalysis:
                              config.predict_pool, config.bootstrap, failed, objective=config.fit_objective,
                              resample=config.predict_resample, taus=config.temperature_grid,
                              pool_rule=describe_pool_rule(config, params))
-    message = missing_bands(analysis, config.bootstrap)
-    if message:
+    for message in analysis_notes(analysis, config.bootstrap):
         note(message)
     return analysis
 

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from ensplit.analysis.collegial import Baseline, CollegialDesign, DesignCurves, design_curves
 from ensplit.analysis.collegial_montecarlo import AlphaFit, EnsembleConvergence, ensemble_ntk_convergence
-from ensplit.reports.html import Section, write_report
+from ensplit.reports.html import Section, epochs, write_report
 
 
 def _objective_figure(widths: np.ndarray, values: np.ndarray, best: int, members: np.ndarray, *, log_y: bool,
@@ -151,7 +151,7 @@ def training_section(result: dict[str, Any]) -> Section:
     recipe = result.get("recipe", {})
     train = recipe.get("train", {})
     text = (f"Collegial ensembles (grouped, one read-out) trained on {recipe.get('dataset', 'the data')} for "
-            f"{train.get('epochs', '?')} epochs ({train.get('optimizer', '?')}, lr {train.get('lr', '?')}), "
+            f"{epochs(train.get('epochs', '?'))} ({train.get('optimizer', '?')}, lr {train.get('lr', '?')}), "
             "test metrics as mean ± std over seeds. " + " ".join(notes))
     curves = list(dict.fromkeys(r["curve"] for r in rows))
     return Section("Training along the curves (seed 004 Figures 4 and 6)", text,

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ensplit.reports.compare_figures import metric_vs
-from ensplit.reports.html import Section, write_report
+from ensplit.reports.html import Section, epochs, write_report
 
 
 def _table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -19,7 +19,8 @@ def write_compare_report(directory: Path, result: Any) -> Path:
     budget = f"{config.param_budget:,} parameters" if config.param_budget else f"width {config.width}"
     train = recipe.train
     sections = [Section(f"Methods at {budget}, {config.members} members",
-                        f"{recipe.family} on {recipe.dataset}, {train.epochs} epochs, {train.optimizer} lr {train.lr}, "
+                        f"{recipe.family} on {recipe.dataset}, {epochs(train.epochs)}, {train.optimizer} "
+                        f"lr {train.lr}, "
                         f"{train.schedule} schedule, weight decay {train.weight_decay}. Metrics of the ensemble "
                         "(probabilities averaged); CNLL by test-time cross-validation; member accuracy: mean over "
                         "single members; FLOPs per test example (all members); corrupted: mean over corruptions "

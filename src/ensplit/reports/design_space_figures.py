@@ -26,14 +26,10 @@ from ensplit.analysis.design_space import (  # noqa: E402
     thresholds,
     winners,
 )
+from ensplit.reports.html import epochs  # noqa: E402
 
 COLOURS = {SINGLE: "#9e9e9e", "width_equivalent": "#1f77b4", "depth_equivalent": "#d62728"}
 Value = Callable[[DesignRecord], float | None]
-
-
-def epochs(count: int) -> str:
-    """"1 epoch", "3 epochs"."""
-    return f"{count} epoch{'' if count == 1 else 's'}"
 
 
 def _ks(records: Sequence[DesignRecord]) -> list[int]:
@@ -221,7 +217,7 @@ def summary_table(records: Sequence[DesignRecord]) -> list[dict[str, object]]:
 def report_sections(records: Sequence[DesignRecord], est: Mapping[int, SwitchoverThreshold], memory_method: str,
                     notes: Sequence[str] = ()) -> list:
     """The design-space report: every figure of issue 5, then the full table."""
-    from ensplit.reports.html import Section
+    from ensplit.reports.html import Section, epochs
 
     def per_layer(r: DesignRecord) -> float | None:
         return None if r.seconds_per_epoch is None or not r.layers else 1000 * r.seconds_per_epoch / r.layers

@@ -25,7 +25,7 @@ padding:0 1em;color:#222}
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #ccc}
 figure{display:inline-block;margin:.5em;vertical-align:top}figcaption{font-size:.9em;color:#555;max-width:520px}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .6em;
-text-align:right}th{background:#f3f3f3}p.note{color:#555}
+text-align:right}th{background:#f3f3f3}p.note{color:#555}div.wide{overflow-x:auto}
 """
 
 
@@ -63,6 +63,11 @@ def table_html(rows: Sequence[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def epochs(count: int | str) -> str:
+    """"1 epoch", "3 epochs" (for the pages' prose)."""
+    return f"{count} epoch{'' if count == 1 else 's'}"
+
+
 def render_page(title: str, sections: Sequence[Section], subtitle: str = "") -> str:
     import matplotlib.pyplot as plt
 
@@ -79,7 +84,7 @@ def render_page(title: str, sections: Sequence[Section], subtitle: str = "") -> 
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
             plt.close(figure)
         if section.table is not None:
-            parts.append(table_html(section.table))
+            parts.append(f"<div class='wide'>{table_html(section.table)}</div>")  # a wide table scrolls alone
     parts.append("</body></html>")
     return "".join(parts)
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ensplit.reports.html import Section
+from ensplit.reports.html import Section, epochs
 
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
            "tab:cyan", "tab:gray")
@@ -204,7 +204,7 @@ def landscape_sections(result: object) -> list[Section]:
                      for name, values in result.ensemble_curves.items()]
     sections = [
         Section("Setup", f"{s['family']} width {s['width']} ({s['parameters']:,} parameters), {s['inits']} random "
-                f"inits, {s['epochs']} epochs plus a {s['tail_epochs']}-epoch constant-rate tail, "
+                f"inits, {epochs(s['epochs'])} plus a {s['tail_epochs']}-epoch constant-rate tail, "
                 f"{s['checkpoints_per_init']} checkpoints per init, on {s['dataset']}. Batch norm: "
                 f"{s['batch_norm']}. Solution test accuracies: "
                 + ", ".join(f"{a:.3f}" for a in s["solution_test_accuracy"]) + "."),

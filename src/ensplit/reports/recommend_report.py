@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from ensplit.reports.html import Section, write_report
+from ensplit.reports.html import Section, epochs, write_report
 
 MEASURED = dict(marker="*", s=160, color="black", zorder=5)
 
@@ -160,5 +160,5 @@ def write_recommend_report(path: str | Path, result: Any) -> Path:
                                 "CNLL(B) = c + b·B^a (c ≥ 0) fitted to every run and extrapolated to the budget.",
                                 figures=[(ladders_figure(result), "sharing-method ladders")]))
     subtitle = (f"budget {result.config.budget:,} parameters; {recipe.family} on {recipe.dataset}; "
-                f"{recipe.train.epochs} epochs, {recipe.train.optimizer} lr {recipe.train.lr}")
+                f"{epochs(recipe.train.epochs)}, {recipe.train.optimizer} lr {recipe.train.lr}")
     return write_report(path, "ensplit recommend", sections, subtitle)

@@ -52,7 +52,7 @@ def ns_plane(curves: Mapping[int, Curve]) -> Figure:
     budgets = np.geomspace(s.min(), (n * s).max(), 6)
     grid = np.geomspace(1, n.max(), 50)
     for b in budgets:
-        ax.plot(grid, b / grid, color="grey", lw=0.6, ls=":")
+        ax.plot(grid, b / grid, color="grey", lw=0.9, ls=(0, (1, 3)))  # dotted at any size
     ax.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel="member size s (parameters)",
            ylim=(s.min() / 1.5, s.max() * 1.5), xlim=(0.8, n.max() * 1.25), title="CNLL on the (n, s) plane")
     return fig

@@ -9,9 +9,9 @@ import numpy as np
 
 from ensplit.reports import study_figures as figures
 from ensplit.reports import study_figures_nll as nll_figures
-from ensplit.reports.html import Section, write_report
+from ensplit.reports.html import Section, epochs, write_report
 
-OBJECTIVES = {"nll": "least squares in NLL units (science.md §2); RMSE in nats",
+OBJECTIVES = {"nll": "least squares in NLL units; RMSE in nats",
               "log2": "seed 000 eq. 6, squared error in log2 space; RMSE in log2 units"}
 
 
@@ -161,12 +161,14 @@ def _nll_sections(analysis: Any) -> list[Section]:
     return sections
 
 
-def write_study_report(analysis: Any, path: str | Path, config: Any = None) -> Path:
+def write_study_report(analysis: Any, path: str | Path, config: Any = None,
+                       title: str = "ensplit memory-split study") -> Path:
+    """The page of a study (with its `config`) or of an analysis of pools made elsewhere (`title` says which)."""
     parts = []
     if config is not None:
         recipe = config.recipe
         parts.append(f"data {recipe.dataset}, family {recipe.family}, widths {list(config.widths)}, "
-                     f"{recipe.train.epochs} epochs, {recipe.train.optimizer} lr {recipe.train.lr}, "
+                     f"{epochs(recipe.train.epochs)}, {recipe.train.optimizer} lr {recipe.train.lr}, "
                      f"temperature {config.temperature} averaging")
     rule = analysis.pool_rule
     if rule is not None:
@@ -174,7 +176,7 @@ def write_study_report(analysis: Any, path: str | Path, config: Any = None) -> P
     parts.append(f"power-law fits: {OBJECTIVES[analysis.objective]}")
     if analysis.failed_networks:
         parts.append(f"{analysis.failed_networks} diverged network(s) left out")
-    return write_report(path, "ensplit memory-split study", study_sections(analysis), "; ".join(parts))
+    return write_report(path, title, study_sections(analysis), "; ".join(parts))
 
 
 __all__ = ["study_sections", "write_study_report"]

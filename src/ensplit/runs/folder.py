@@ -10,7 +10,10 @@ at most the jobs in flight. The caller holds the folder's lock (`ensplit.store.f
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +21,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ensplit.errors import EnsplitError
-from ensplit.recipe import EXPERIMENT_TABLES, Recipe, field_annotations, load_toml, loads_toml, settings_to_toml
+from ensplit.recipe import EXPERIMENT_TABLES, load_toml, loads_toml, recipe_names, settings_to_toml
 from ensplit.runs.executors import Executor
 from ensplit.runs.plan import TrainJob
 from ensplit.store import ResultStore, atomic_write_text
+from ensplit.store.ownership import claim_folder, folder_command
 from ensplit.store.results import INDEX
 
 CONFIG_FILE = "config.toml"
@@ -56,31 +60,72 @@ def read_settings(directory: Path, cls: type) -> Any | None:
 
 
 def folder_owner(directory: Path) -> str | None:
-    """Whose settings `directory/config.toml` holds: an experiment's table name ("study", "recommend", ...), ""
-    for a TOML file with no ensplit settings in it (someone else's file), None when it is missing, empty, not
-    TOML, or holds recipe settings only."""
+    """Whose run folder this is: the command in its marker, else the experiment table of its config.toml, else
+    that of the settings copy in its index. "" for a config.toml with no ensplit settings in it; None when
+    nothing says (no marker, config or index, or recipe settings only)."""
+    recorded = folder_command(directory)
+    if recorded is not None:
+        return recorded
+    for text in (_read_text(directory / CONFIG_FILE), _index_settings(directory)):
+        owner = _settings_owner(text)
+        if owner is not None:
+            return owner
+    return None
+
+
+def _read_text(path: Path) -> str | None:
     try:
-        tables = loads_toml((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, EnsplitError):
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _index_settings(directory: Path) -> str | None:
+    """The settings copy in the folder's index, read without opening it for writing (None if unreadable)."""
+    if not (directory / INDEX).is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{directory / INDEX}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else row[0]
+
+
+def _settings_owner(text: str | None) -> str | None:
+    """The experiment table of a settings text; "" for TOML with no ensplit settings; None if unknown."""
+    if not text:
+        return None
+    try:
+        tables = loads_toml(text)
+    except EnsplitError:
         return None
     found = [name for name in EXPERIMENT_TABLES if isinstance(tables.get(name), dict)]
     if found:
         return found[0]
-    recipe_keys = set(field_annotations(Recipe)) | {"train"}
-    return None if not tables or recipe_keys & set(tables) else ""
+    return None if (set(recipe_names()) | {"train"}) & set(tables) else ""
+
+
+def _legacy_run_folder(table: str) -> Callable[[Path, set[str]], bool]:
+    """A folder from before the ownership marker is a run folder of `table` when it holds only what study and
+    recommend write, and results or settings of `table`."""
+
+    def test(directory: Path, names: set[str]) -> bool:
+        known = all(n in (CONFIG_FILE, "arrays", "report.html") or n.startswith(INDEX)
+                    or (n.startswith(".") and n.endswith(".tmp")) for n in names)
+        results = INDEX in names or any((directory / "arrays").glob("*.json"))
+        return known and (results or _settings_owner(_read_text(directory / CONFIG_FILE)) == table)
+
+    return test
 
 
 def _check_owner(directory: Path, table: str) -> None:
-    """Refuse a folder whose config.toml belongs to another experiment, or to no ensplit run at all (it would
-    be overwritten)."""
+    """Refuse another experiment's folder and a folder of files ensplit did not write; mark it `table`'s."""
     owner = folder_owner(directory)
     if owner and owner != table:
         raise EnsplitError(f"{directory} is an `ensplit {owner}` folder, not an `ensplit {table}` one; choose "
                            "another --out")
-    has_results = (directory / INDEX).exists() or any((directory / "arrays").glob("*.json"))
-    if owner == "" and not has_results:
-        raise EnsplitError(f"{directory / CONFIG_FILE} holds no ensplit settings and would be overwritten; choose "
-                           "another --out")
+    claim_folder(directory, table, _legacy_run_folder(table))
 
 
 def open_folder(settings: Any, directory: str | Path, table: str, repair: bool = False) -> RunFolder:
@@ -98,6 +143,7 @@ def open_folder(settings: Any, directory: str | Path, table: str, repair: bool =
     sidecars = list((directory / "arrays").glob("*.json")) if (directory / "arrays").is_dir() else []
     if repair or (sidecars and not (directory / INDEX).exists()):
         store, recovered, skipped = ResultStore.repair(directory, fingerprint)
+        store.set_meta("settings", settings_to_toml(settings, table))  # the copy `report` restores config.toml from
         note(f"rebuilt the index of {directory} from its arrays: {recovered} job(s) recovered"
              + (f", {skipped} skipped (damaged, or made by other settings)" if skipped else ""))
     else:

@@ -18,6 +18,7 @@ from ensplit.errors import EnsplitError
 
 LOCK_FILE = ".ensplit.lock"
 PID_FILE = ".ensplit.pid"
+MARKER = ".ensplit-command"  # the command whose folder it is (`ensplit.store.ownership`)
 
 
 @contextmanager
@@ -27,33 +28,36 @@ def folder_lock(directory: str | os.PathLike[str], action: str = "use") -> Itera
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise EnsplitError(f"{directory} exists and is not a folder")
-    made = _first_missing(directory)
+    real = directory.resolve()  # `a/../b` and symlinks as the file system reads them, for the clean-up
+    made = _first_missing(real)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)  # as `mkdir -p`, so later writes to `directory` work
     except (NotADirectoryError, FileExistsError):
         raise EnsplitError(f"cannot make the folder {directory}: a path component is a file") from None
     except PermissionError:
         raise EnsplitError(f"cannot make the folder {directory}: permission denied") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
+    if not os.access(real, os.W_OK | os.X_OK):
         raise EnsplitError(f"{directory} is read-only; ensplit {action} writes there (copy the folder somewhere "
                            "writable, or make it writable)")
-    lock = FileLock(str(directory / LOCK_FILE), timeout=0)
+    lock = FileLock(str(real / LOCK_FILE), timeout=0)
     try:
         lock.acquire()
     except Timeout:
-        holder = _read_pid(directory / PID_FILE)
+        holder = _read_pid(real / PID_FILE)
         who = f"PID {holder}" if holder else "another process"
         raise EnsplitError(f"{directory} is in use by {who}; wait for it to finish (one run per folder)") from None
+    except OSError as error:  # e.g. a folder where the lock file belongs
+        raise EnsplitError(f"cannot lock {directory}: {directory / LOCK_FILE}: {error.strerror}") from None
     try:
-        (directory / PID_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
+        (real / PID_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
         yield
     finally:
         try:
-            (directory / PID_FILE).unlink(missing_ok=True)
+            (real / PID_FILE).unlink(missing_ok=True)
         finally:
             lock.release()
             if made is not None:
-                _remove_if_unused(directory, made)
+                _remove_if_unused(real, made)
 
 
 def _first_missing(directory: Path) -> Path | None:
@@ -69,8 +73,9 @@ def _first_missing(directory: Path) -> Path | None:
 def _remove_if_unused(directory: Path, top: Path) -> None:
     """Remove `directory` and its new parents up to `top` while they hold nothing but the lock file."""
     try:
-        if {p.name for p in directory.iterdir()} <= {LOCK_FILE}:
-            (directory / LOCK_FILE).unlink(missing_ok=True)
+        if {p.name for p in directory.iterdir()} <= {LOCK_FILE, MARKER}:
+            for name in (LOCK_FILE, MARKER):
+                (directory / name).unlink(missing_ok=True)
             path = directory
             while True:
                 path.rmdir()

@@ -295,6 +295,14 @@ class ResultStore:
         jobs skipped: damaged arrays or other settings)."""
         directory = Path(directory)
         index = directory / INDEX
+        if index.is_file():  # a readable index first gives back the sidecars it can (nothing it knows is lost)
+            try:
+                readable = cls(directory)
+            except EnsplitError:
+                pass
+            else:
+                readable.verify()
+                readable.close()
         for suffix in ("", "-wal", "-shm"):
             old = Path(f"{index}{suffix}")
             if old.exists():
