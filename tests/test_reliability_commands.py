@@ -141,8 +141,10 @@ def test_a_study_without_a_report_or_predictions_says_so(capsys, tmp_path):
     assert main(["study", "--widths", "4,8", "--epochs", "1", "--pool-min", "2", "--pool-max", "2",
                  "--train-subset", "100", "--test-subset", "50", "--bootstrap", "0", "--cnll-splits", "1",
                  "--no-report", "--quiet", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert f"Study folder: {out} (results.sqlite, config.toml)" in text  # no report.html was written
+    assert "every pool has fewer than 6 networks, too few to average 3 disjoint ensembles of n = 2" in captured.err
     assert "Prediction from small ensembles: none (every pool has fewer than 3 networks" in text
 
 
