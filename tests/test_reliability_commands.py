@@ -178,3 +178,16 @@ def test_the_help_states_each_bound_before_an_error_does(capsys):
     assert "largest memory split n (members of a deep ensemble); default 8; 2 to 64" in text
     assert main(["study", "--help"]) == 0
     assert "SGD momentum; default 0.9; >= 0, < 1" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_data_path_that_is_neither_file_nor_folder_is_one_line(capsys, tmp_path):
+    refused(capsys, ["study", "--dataset", "/dev/null", "--widths", "4", "--quiet", "--out", str(tmp_path / "s")],
+            "data path /dev/null is neither a file nor a folder")
+
+
+def test_a_ray_address_that_is_not_one_is_one_line(capsys, tmp_path):
+    pytest.importorskip("ray")
+    refused(capsys, ["study", "--widths", "4,8", "--epochs", "1", "--pool-min", "2", "--pool-max", "2",
+                     "--train-subset", "100", "--test-subset", "50", "--executor", "ray", "--address", "bogus:::",
+                     "--quiet", "--out", str(tmp_path / "s")],
+            "address = 'bogus:::': cannot join a Ray cluster there (Invalid address format")

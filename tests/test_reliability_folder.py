@@ -239,6 +239,13 @@ def test_damaged_data_caches_are_rebuilt_and_a_cache_file_is_refused(tmp_path, m
     assert np.array_equal(load_mnist1d(num_samples=200, seed=3).x_train.numpy(), first.x_train.numpy())
     np.savez(path, other=np.zeros(3))  # a cache file with other keys
     assert np.array_equal(load_mnist1d(num_samples=200, seed=3).y_test.numpy(), first.y_test.numpy())
+    with np.load(path) as data:  # the same keys, edited contents: labels shifted, signals cut short
+        edited = {k: data[k] for k in data.files}
+    edited["y"], edited["x"] = (edited["y"] + 1) % 10, edited["x"][:, :20].copy()
+    np.savez(path, **edited)
+    again = load_mnist1d(num_samples=200, seed=3)
+    assert np.array_equal(again.y_train.numpy(), first.y_train.numpy())
+    assert np.array_equal(again.x_train.numpy(), first.x_train.numpy())
     monkeypatch.setenv("ENSPLIT_CACHE", str(path))  # a file, not a folder
     code = main(["study", "--out", str(tmp_path / "s"), *ARGS[:-1], "--num-samples", "200"])
     err = capsys.readouterr().err

@@ -1,11 +1,13 @@
 """Where decoded or generated data sets are cached (plain .npz, read with allow_pickle=False).
 
-A cache file that is damaged (truncated, not a zip, other arrays than expected) is never trusted: the
-caller rebuilds it. A cache location that is not a folder is a one-line error.
+A cache file that is damaged (truncated, not a zip, other arrays than expected, or arrays that no longer
+match the checksum saved with them) is never trusted: the caller rebuilds it. A cache location that is not
+a folder is a one-line error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
 from collections.abc import Iterable
@@ -15,6 +17,17 @@ import numpy as np
 
 from ensplit.errors import EnsplitError
 from ensplit.files import atomic_write
+
+CHECKSUM = "_sha256"  # the SHA-256 of every other array (name, dtype, shape, bytes), saved beside them
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def cache_dir() -> Path:
@@ -39,7 +52,10 @@ def load_arrays(name: str, keys: Iterable[str] | None = None) -> dict[str, np.nd
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # damaged: rebuilt, never trusted
         return None
+    stored = arrays.pop(CHECKSUM, None)
     if keys is not None and set(arrays) != set(keys):
+        return None
+    if stored is None or str(stored) != _checksum(arrays):  # edited, or from before checksums: rebuilt
         return None
     return arrays
 
@@ -49,6 +65,7 @@ def save_arrays(name: str, arrays: dict[str, np.ndarray]) -> None:
     directory = cache_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        atomic_write(directory / f"{name}.npz", lambda f: np.savez(f, **arrays))
+        checked = {**arrays, CHECKSUM: np.array(_checksum(arrays))}
+        atomic_write(directory / f"{name}.npz", lambda f: np.savez(f, **checked))
     except OSError:
         return

@@ -72,6 +72,8 @@ def load_image_dataset(
     path = Path(path)
     if not path.exists():
         raise EnsplitError(f"data path {path} does not exist")
+    if not (path.is_file() or path.is_dir()):  # e.g. /dev/null or a pipe
+        raise EnsplitError(f"data path {path} is neither a file nor a folder")
     if not 0.0 < test_fraction < 1.0:
         raise EnsplitError(f"test_fraction must be in (0, 1), got {test_fraction}")
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size) if image_size else None

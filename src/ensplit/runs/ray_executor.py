@@ -39,7 +39,11 @@ def connect(address: str | None = None, workers: int | None = None) -> None:
         return
     runtime_env: dict[str, Any] = {"env_vars": dict(WORKER_ENV)}
     if address:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        try:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        except (ConnectionError, ValueError) as error:  # no cluster there, or not an address
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise EnsplitError(f"address = {address!r}: cannot join a Ray cluster there ({first})") from None
     else:
         ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, runtime_env=runtime_env,
                  log_to_driver=False)
