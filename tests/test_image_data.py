@@ -216,7 +216,7 @@ def test_mixed_modes_and_sizes(tmp_path: Path) -> None:
         (tmp_path / "d" / cls).mkdir(parents=True)
         (tmp_path / "d" / cls / "0.png").write_bytes(_encode(image[0]))
         (tmp_path / "d" / cls / "1.png").write_bytes(_encode(image[0]))
-    with pytest.raises(EnsplitError, match=r"b/[01].png is 8x8 but the first is 5x6; pass image_size"):
+    with pytest.raises(EnsplitError, match=r"b/[01].png is 8x8 but the first is 5x6; resize them to one size"):
         load_image_dataset(tmp_path / "d", workers=1)
     ds = load_image_dataset(tmp_path / "d", image_size=(6, 5), test_fraction=0.5, seed=0)
     assert ds.in_shape == (3, 6, 5)  # the gray image is decoded again in colour once a colour one shows up
@@ -342,3 +342,19 @@ def test_shared_cifar10_parquet_subset() -> None:
     assert all(0.3 < m < 0.6 for m in ds.mean) and all(0.15 < s < 0.35 for s in ds.std)
     batch = ds.prepare(ds.x_train[:64])
     assert batch.dtype == torch.float32 and abs(float(batch.mean())) < 0.3
+
+
+def test_bad_images_and_labels_are_named_plainly(tmp_path: Path) -> None:
+    x, y = _images(6)
+    y[2] = -3
+    (tmp_path / "neg").mkdir()
+    _write_parquet(tmp_path / "neg" / "train.parquet", x, y)
+    _write_parquet(tmp_path / "neg" / "test.parquet", x[:3], np.zeros(3, np.int64), "test")
+    with pytest.raises(EnsplitError, match=r"neg: the train labels include -3; labels must be class indices >= 0"):
+        load_image_dataset(tmp_path / "neg")
+    img = pa.StructArray.from_arrays([pa.array([b"not an image"] * 4, pa.binary()),
+                                      pa.array([f"{i}.png" for i in range(4)], pa.string())], names=["bytes", "path"])
+    pq.write_table(pa.table({"img": img, "label": pa.array([0, 1, 0, 1], pa.int64())}), tmp_path / "junk.parquet")
+    with pytest.raises(EnsplitError) as error:
+        load_image_dataset(tmp_path / "junk.parquet", test_fraction=0.5)
+    assert "cannot decode image" in str(error.value) and "BytesIO" not in str(error.value)

@@ -245,8 +245,11 @@ def build_settings(cls: type, table: str, values: Mapping[str, Any]) -> Any:
     if isinstance(given, Mapping):  # e.g. a Recipe's to_json()
         given, unknown = split_recipe(given)
         if unknown:
-            raise EnsplitError(f"recipe has unknown field {sorted(unknown)[0]!r}; known: "
-                               + ", ".join(n for n in field_annotations(Recipe)))
+            name = sorted(unknown)[0]
+            close = difflib.get_close_matches(name, [*recipe_names(), "train"], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise EnsplitError(f"recipe has unknown field {name!r}{hint}; known: "
+                               + ", ".join(n for n in field_annotations(Recipe)) + " and the training fields")
     if not isinstance(given, Recipe):
         raise EnsplitError(f"recipe = {given!r}: must be a Recipe (ensplit.Recipe(...)) or a mapping of its fields")
     doubled = [key for key in values if key not in rest]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -72,6 +73,7 @@ def _safe_open(items: Sequence[EncodedImage], i: int, describe: Callable[[int], 
         return _open(items[i])
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", reason)  # PIL names its in-memory file
         raise EnsplitError(f"cannot decode image {describe(i)}: {reason}") from None
 
 
@@ -94,7 +96,8 @@ def _decode_all(
             if not resize and image.size != (size[1], size[0]):
                 raise EnsplitError(
                     f"image {describe(i)} is {image.width}x{image.height} but the first is "
-                    f"{size[1]}x{size[0]}; pass image_size to resize them all"
+                    f"{size[1]}x{size[0]}; resize them to one size (from Python, load_dataset(..., "
+                    "image_size=...) resizes them)"
                 )
             out[i] = _to_array(image, mode, size).transpose(2, 0, 1)  # per image: no big transpose copy later
         return True

@@ -141,11 +141,14 @@ def _decode(found: FoundImages, train_subset: int | None, test_subset: int | Non
     x_train, x_test = train.decode(size, workers), test.decode(size, workers)
     if x_train.shape[1:] != x_test.shape[1:]:
         raise EnsplitError(f"train images are {x_train.shape[1:]} but test images are {x_test.shape[1:]} "
-                           "(C, H, W); pass image_size to resize both")
+                           "(C, H, W); resize them to one size (from Python, load_dataset(..., image_size=...) "
+                           "resizes them)")
     names = splits.class_names
     top = int(max(train.labels.max(initial=-1), test.labels.max(initial=-1)))
-    if min(train.labels.min(initial=0), test.labels.min(initial=0)) < 0:
-        raise EnsplitError(f"{found.name} has negative labels")
+    for which, split in (("train", train), ("test", test)):
+        if split.labels.min(initial=0) < 0:
+            raise EnsplitError(f"{found.name}: the {which} labels include {int(split.labels.min())}; labels must be "
+                               "class indices >= 0")
     if names is not None and top >= len(names):
         names = None  # the names file does not cover the labels: better no names than wrong ones
     mean, std = channel_mean_std(x_train)
