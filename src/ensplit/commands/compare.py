@@ -23,6 +23,11 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _seconds(value: float | None) -> str:
+    """Seconds with three significant digits (a tiny model's 0.0021 s is not "0.00")."""
+    return "-" if value is None else f"{value:.3g}"
+
+
 COLUMNS = [("method", "method"), ("width", "width"), ("members", "M"), ("params", "params"), ("flops", "FLOPs/ex"),
            ("train_seconds_per_epoch", "s/epoch"), ("accuracy", "acc"), ("member_accuracy", "m-acc"),
            ("nll", "NLL"), ("cnll", "CNLL"), ("ece", "ECE%"), ("brier", "Brier"), ("diversity", "divers"),
@@ -31,8 +36,8 @@ COLUMNS = [("method", "method"), ("width", "width"), ("members", "M"), ("params"
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as an aligned text table."""
-    cells = [[h for _, h in COLUMNS]] + [[_fmt(r[k], 2 if k in ("ece", "train_seconds_per_epoch") else 4)
-                                          for k, _ in COLUMNS] for r in rows]
+    cells = [[h for _, h in COLUMNS]] + [[_seconds(r[k]) if k == "train_seconds_per_epoch" else
+                                          _fmt(r[k], 2 if k == "ece" else 4) for k, _ in COLUMNS] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
              for row in cells]

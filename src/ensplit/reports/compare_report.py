@@ -8,9 +8,13 @@ from typing import Any
 from ensplit.reports.compare_figures import metric_vs
 from ensplit.reports.html import Section, epochs, write_report
 
+HEADERS = {"train_seconds_per_epoch": "s/epoch (train)", "member_accuracy": "member accuracy", "ece": "ECE (%)",
+           "nll": "NLL", "cnll": "CNLL", "flops": "FLOPs/example"}
+
 
 def _table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in row.items() if k != "info"} for row in rows]
+    """The rows for the page: readable column names (ECE marked as a percentage), without the internals."""
+    return [{HEADERS.get(k, k.replace("_", " ")): v for k, v in row.items() if k != "info"} for row in rows]
 
 
 def write_compare_report(directory: Path, result: Any) -> Path:
