@@ -116,6 +116,15 @@ def test_repair_keeps_what_a_readable_index_knows(study, finished, capsys):
     assert code == 0 and "restored from the copy in the index" in err and same_numbers(result, finished[1])
 
 
+def test_a_folder_from_before_the_marker_resumes_even_with_a_persons_notes_in_it(study, finished, capsys):
+    before = jobs(study)
+    (study / ".ensplit-command").unlink()  # as an older ensplit left it
+    (study / "notes.txt").write_text("run on the old laptop\n")
+    code, result, _ = rerun(capsys, study)
+    assert code == 0 and same_numbers(result, finished[1]) and jobs(study) == before
+    assert (study / ".ensplit-command").read_text() == "study\n" and (study / "notes.txt").is_file()
+
+
 def _first_array(folder: Path) -> Path:
     with sqlite3.connect(folder / "results.sqlite") as conn:
         name = conn.execute("SELECT test_file FROM jobs ORDER BY width LIMIT 1").fetchone()[0]

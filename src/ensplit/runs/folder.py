@@ -107,14 +107,16 @@ def _settings_owner(text: str | None) -> str | None:
 
 
 def _legacy_run_folder(table: str) -> Callable[[Path, set[str]], bool]:
-    """A folder from before the ownership marker is a run folder of `table` when it holds only what study and
-    recommend write, and results or settings of `table`."""
+    """A folder from before the ownership marker is a run folder of `table` when it holds stored results (an
+    index or sidecars; notes a person added beside them do not matter), or only what study and recommend write
+    with settings of `table`."""
 
     def test(directory: Path, names: set[str]) -> bool:
+        if INDEX in names or any((directory / "arrays").glob("*.json")):
+            return True
         known = all(n in (CONFIG_FILE, "arrays", "report.html") or n.startswith(INDEX)
                     or (n.startswith(".") and n.endswith(".tmp")) for n in names)
-        results = INDEX in names or any((directory / "arrays").glob("*.json"))
-        return known and (results or _settings_owner(_read_text(directory / CONFIG_FILE)) == table)
+        return known and _settings_owner(_read_text(directory / CONFIG_FILE)) == table
 
     return test
 
