@@ -191,3 +191,9 @@ def test_a_ray_address_that_is_not_one_is_one_line(capsys, tmp_path):
                      "--train-subset", "100", "--test-subset", "50", "--executor", "ray", "--address", "bogus:::",
                      "--quiet", "--out", str(tmp_path / "s")],
             "address = 'bogus:::': cannot join a Ray cluster there (Invalid address format")
+
+
+@pytest.mark.parametrize("command", ["study", "recommend"])
+def test_a_ray_address_without_the_ray_executor_is_refused(capsys, tmp_path, command):
+    refused(capsys, [command, "--address", "auto", "--quiet", "--out", str(tmp_path / "o")],
+            "address = 'auto': applies to executor ray only, not local (add --executor ray)")

@@ -27,6 +27,7 @@ from ensplit.models import count_params
 from ensplit.models.scaling import solve_width
 from ensplit.parsing import COUNT, require_distinct
 from ensplit.recipe import Recipe, build_settings
+from ensplit.runs.executors import check_address
 from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, identity_differences, network_seed
 from ensplit.train.config import config_class
 
@@ -64,6 +65,7 @@ class RecommendConfig:
 
     def __post_init__(self) -> None:
         require_distinct("methods", self.methods)
+        check_address(self.executor, self.address)
         require_distinct("sharing_members", self.sharing_members)
 
     @classmethod

@@ -28,6 +28,7 @@ from ensplit.data.dataset import Dataset
 from ensplit.errors import EnsplitError
 from ensplit.parsing import require_distinct
 from ensplit.recipe import Recipe, build_settings
+from ensplit.runs.executors import check_address
 from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, identity_differences, network_seed
 from ensplit.runs.resources import FLOAT64, require, training_bytes
 from ensplit.train.config import config_class
@@ -85,6 +86,7 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         require_distinct("widths", self.widths)
+        check_address(self.executor, self.address)
         if self.pool_max < self.pool_min:
             raise EnsplitError(f"pool_max = {self.pool_max}: must be >= pool_min ({self.pool_min})")
         require_distinct("temperature_grid", self.temperature_grid)

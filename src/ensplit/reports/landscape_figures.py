@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from ensplit.reports.html import Section, epochs
 
@@ -176,6 +177,9 @@ def trajectory_similarity_figure(epochs: Sequence[int], cosine_to_final: np.ndar
     ax_cos.set_ylabel("cosine with the final checkpoint")
     ax_dis.set_xlabel("epoch")
     ax_dis.set_ylabel("disagreement with the final checkpoint")
+    for ax in (ax_cos, ax_dis):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
+        ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))  # 0.99999, not "1e-5 + 9.999e-1"
     ax_cos.legend(fontsize=7)
     fig.tight_layout()
     return fig

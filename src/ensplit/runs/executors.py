@@ -27,6 +27,12 @@ class LocalExecutor:
             yield job, run_job(job, self.device, self.progress)
 
 
+def check_address(executor: str, address: str | None) -> None:
+    """A Ray address only means something to the Ray executor: given with another, it is a mistake."""
+    if address is not None and executor != "ray":
+        raise EnsplitError(f"address = {address!r}: applies to executor ray only, not {executor} (add --executor ray)")
+
+
 def make_executor(name: str, device: str = "cpu", workers: int = 2, address: str | None = None,
                   progress: bool = True, gpus_per_job: float | None = None) -> Executor:
     """`local`, `process` (a process pool, one thread per worker) or `ray` (each job a task with one CPU and,
