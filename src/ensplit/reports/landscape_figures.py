@@ -81,8 +81,12 @@ def diversity_accuracy_figure(sweeps: Sequence[object], independent_accuracy: np
     panel zooms on the accuracy range of the independent solutions."""
     fig = Figure(figsize=(9.4, 4.0))
     axes = fig.subplots(1, 2)
-    low = min(float(np.min(independent_accuracy)), reference_accuracy) - 0.08
-    high = max(float(np.max(independent_accuracy)), reference_accuracy) + 0.02
+    every = np.concatenate([np.asarray(independent_accuracy, float).ravel(),
+                            *(np.asarray(s.accuracy, float).ravel() for s in sweeps)])
+    pad = 0.01 * max(float(np.ptp(every)), 1e-3)
+    # the zoom: just below the independent solutions' accuracy, never wider than the data themselves
+    low = max(min(float(np.min(independent_accuracy)), reference_accuracy) - 0.08, float(np.min(every)) - pad)
+    high = min(max(float(np.max(independent_accuracy)), reference_accuracy) + 0.02, float(np.max(every)) + pad)
     for ax, zoom in zip(axes, (False, True), strict=True):
         for i, sweep in enumerate(sweeps):
             acc, div = np.asarray(sweep.accuracy), np.asarray(sweep.diversity)
