@@ -159,6 +159,14 @@ def _description(annotation: Any) -> str | None:
     return None
 
 
+def field_default(cls: type, name: str) -> Any:
+    """A settings field's default value (its factory's product), or `dataclasses.MISSING` when it has none."""
+    found = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if found.default is not dataclasses.MISSING:
+        return found.default
+    return found.default_factory() if found.default_factory is not dataclasses.MISSING else dataclasses.MISSING
+
+
 def field_help(cls: type) -> dict[str, str]:
     """Field name -> its one-line help (the Field description, wherever the annotation holds it)."""
     return {name: info.description or _description(info.annotation) or name.replace("_", " ")
@@ -169,15 +177,19 @@ def recipe_names() -> list[str]:
     return [n for n in field_annotations(Recipe) if n != "train"] + list(field_annotations(TrainConfig))
 
 
+def _closest(name: str, candidates: list[str]) -> str:
+    """' (did you mean 'family'?)' for the known name closest to a misspelt one, else ''."""
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _unknown_field(cls: type, name: str, annotations: Mapping[str, Any]) -> str:
     """One line for a misspelt setting: the closest known name, and the fields of `cls` (an experiment's also
     takes the recipe's fields and the tables of a config file)."""
     own = [n for n in annotations if n not in ("recipe", "train")]
     candidates = [*own, *(recipe_names() + ["train", *EXPERIMENT_TABLES] if "recipe" in annotations else [])]
-    close = difflib.get_close_matches(name.rsplit(".", 1)[-1], candidates, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
     also = "; and the recipe's fields (see --help)" if "recipe" in annotations else ""
-    return f"unknown field {name!r}{hint}; known: {', '.join(own)}{also}"
+    return f"unknown field {name!r}{_closest(name.rsplit('.', 1)[-1], candidates)}; known: {', '.join(own)}{also}"
 
 
 def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
@@ -246,9 +258,7 @@ def build_settings(cls: type, table: str, values: Mapping[str, Any]) -> Any:
         given, unknown = split_recipe(given)
         if unknown:
             name = sorted(unknown)[0]
-            close = difflib.get_close_matches(name, [*recipe_names(), "train"], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise EnsplitError(f"recipe has unknown field {name!r}{hint}; known: "
+            raise EnsplitError(f"recipe has unknown field {name!r}{_closest(name, [*recipe_names(), 'train'])}; known: "
                                + ", ".join(n for n in field_annotations(Recipe)) + " and the training fields")
     if not isinstance(given, Recipe):
         raise EnsplitError(f"recipe = {given!r}: must be a Recipe (ensplit.Recipe(...)) or a mapping of its fields")

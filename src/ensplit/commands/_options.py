@@ -17,7 +17,7 @@ import typing
 from typing import Any
 
 from ensplit.parsing import key_value
-from ensplit.recipe import Recipe, build_settings, field_annotations, field_help, load_toml
+from ensplit.recipe import Recipe, build_settings, field_annotations, field_default, field_help, load_toml
 from ensplit.train.config import TrainConfig
 
 PREFIX = "setting__"
@@ -44,14 +44,8 @@ def _is_bool(annotation: Any) -> bool:
 
 
 def _default_text(cls: type, name: str) -> str:
-    field = next(f for f in dataclasses.fields(cls) if f.name == name)
-    if field.default is not dataclasses.MISSING:
-        value = field.default
-    elif field.default_factory is not dataclasses.MISSING:
-        value = field.default_factory()
-    else:
-        return ""
-    if value in (None, {}, ()):
+    value = field_default(cls, name)
+    if value is dataclasses.MISSING or value in (None, {}, ()):
         return ""
     if isinstance(value, tuple):
         value = ",".join(map(str, value))

@@ -26,7 +26,7 @@ from ensplit.experiments.collegial_train import CurveTraining, train_curves
 from ensplit.jsonable import to_jsonable
 from ensplit.recipe import Recipe, build_settings
 from ensplit.store import folder_lock
-from ensplit.store.ownership import claim_folder, ensplit_page, written_by
+from ensplit.store.ownership import claim_folder, report_and
 from ensplit.train.config import config_class
 
 Positive = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -164,7 +164,7 @@ def run_collegial(config: CollegialConfig, out: str | Path | None = None, progre
     if out is None:
         return _collegial(config, None, progress)
     with folder_lock(out, "collegial"):  # an unusable --out is refused before any work
-        claim_folder(Path(out), "collegial", written_by({"report.html"}, {"report.html": ensplit_page}))
+        claim_folder(Path(out), "collegial", report_and())
         return _collegial(config, Path(out), progress)
 
 

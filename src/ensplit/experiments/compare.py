@@ -33,7 +33,7 @@ from ensplit.parsing import COUNT, require_distinct, typed_options
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.resources import check_training
 from ensplit.store import folder_lock, git_commit
-from ensplit.store.ownership import claim_folder, ensplit_page, json_with, written_by
+from ensplit.store.ownership import claim_folder, json_with, report_and
 from ensplit.train import predict_log_probs, train
 from ensplit.train.config import config_class
 
@@ -246,9 +246,7 @@ def run_compare(config: CompareConfig | None = None, out: str | Path | None = No
     if out is None:
         return _compare(config, None, progress)
     with folder_lock(out, "compare"):  # an unusable --out is refused before any training
-        claim_folder(Path(out), "compare", written_by({"report.html", "results.json"},
-                                                      {"results.json": json_with("ensplit", "methods"),
-                                                       "report.html": ensplit_page}))
+        claim_folder(Path(out), "compare", report_and({"results.json": json_with("ensplit", "methods")}))
         return _compare(config, Path(out), progress)
 
 

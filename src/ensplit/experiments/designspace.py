@@ -280,14 +280,12 @@ def run_designspace(config: DesignSpaceConfig | None = None, out: str | Path = "
     """The whole experiment: load the recipe's data on its device, train and measure the grid, write
     `out/report.html` and `out/results.json` (every record, with the recipe, version and commit)."""
     from ensplit.store import folder_lock
-    from ensplit.store.ownership import claim_folder, ensplit_page, json_with, written_by
+    from ensplit.store.ownership import claim_folder, json_with, report_and
 
     config = config or DesignSpaceConfig()
     out = Path(out)
     with folder_lock(out, "designspace"):  # an unusable --out is refused before any training
-        claim_folder(out, "designspace", written_by({"report.html", "results.json"},
-                                                    {"results.json": json_with("ensplit", "records"),
-                                                     "report.html": ensplit_page}))
+        claim_folder(out, "designspace", report_and({"results.json": json_with("ensplit", "records")}))
         dataset = config.recipe.load_data()
         result = run_design_space(config, dataset, progress)
         _write_designspace(config, result, dataset, out, progress)

@@ -48,7 +48,7 @@ from ensplit.metrics import accuracy, mean_pairwise_kl
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.resources import FLOAT32, check_training, require
 from ensplit.store import atomic_write_text, folder_lock
-from ensplit.store.ownership import claim_folder, ensplit_page, json_with, written_by
+from ensplit.store.ownership import claim_folder, json_with, report_and
 from ensplit.store.trajectories import Trajectories, load_trajectories
 from ensplit.train.config import config_class
 from ensplit.train.evaluation import evaluate_states, evaluate_vectors
@@ -316,9 +316,7 @@ def run_landscape(config: LandscapeConfig | None = None, out: str | Path = "land
     config = config or LandscapeConfig()
     out = Path(out)
     with folder_lock(out, "landscape"):  # an unusable --out is refused before any training
-        claim_folder(out, "landscape", written_by({"report.html", "summary.json", "checkpoints"},
-                                                  {"summary.json": json_with("recipe"), "report.html": ensplit_page,
-                                                   "checkpoints": Path.is_dir}))
+        claim_folder(out, "landscape", report_and({"summary.json": json_with("recipe"), "checkpoints": Path.is_dir}))
         return _landscape(config, out, progress)
 
 

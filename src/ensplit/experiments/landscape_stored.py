@@ -11,18 +11,12 @@ from typing import TYPE_CHECKING, Any
 from ensplit.data.dataset import Dataset
 from ensplit.errors import EnsplitError
 from ensplit.models import get_family
-from ensplit.recipe import Recipe
+from ensplit.recipe import Recipe, field_default
 from ensplit.store.trajectories import Trajectories
 from ensplit.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from ensplit.experiments.landscape import LandscapeConfig
-
-
-def _default(cls: type, name: str) -> Any:
-    """A settings field's default value."""
-    found = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return found.default_factory() if found.default is dataclasses.MISSING else found.default
 
 
 def _plain(value: Any) -> Any:
@@ -46,9 +40,9 @@ def stored_recipe(config: LandscapeConfig, trajectories: Trajectories, dataset: 
     family = get_family(trajectories.family)
     stored_depth = family.default_depth if trajectories.depth is None else trajectories.depth
     stored_options = {**family.options, **trajectories.options}
-    checks = [("family", recipe.family, _default(Recipe, "family"), trajectories.family),
-              ("width", config.width, _default(type(config), "width"), trajectories.width),
-              ("inits", config.inits, _default(type(config), "inits"), trajectories.inits),
+    checks = [("family", recipe.family, field_default(Recipe, "family"), trajectories.family),
+              ("width", config.width, field_default(type(config), "width"), trajectories.width),
+              ("inits", config.inits, field_default(type(config), "inits"), trajectories.inits),
               ("depth", recipe.depth, None, stored_depth)]
     checks += [(f"family option {key}", value, None, stored_options.get(key)) for key, value in recipe.options.items()]
     for name, given, default, stored in checks:

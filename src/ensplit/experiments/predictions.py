@@ -21,7 +21,7 @@ from ensplit.metrics import classification_metrics, cnll_ttcv, ensemble_log_prob
 from ensplit.recipe import MAX_SEED
 from ensplit.store import folder_lock
 from ensplit.store.npz_pools import load_pool, load_pools
-from ensplit.store.ownership import claim_folder, ensplit_page, written_by
+from ensplit.store.ownership import claim_folder, report_and
 
 MAX_SPLITS = 1000  # test-time cross-validation halvings; as StudyConfig.cnll_splits
 
@@ -58,7 +58,7 @@ def analyze(inputs: Sequence[str | Path], out: str | Path = "ensplit-analysis", 
     from ensplit.reports.study_report import write_study_report
 
     with folder_lock(out, "analyze"):  # an unusable --out is refused before any work
-        claim_folder(out, "analyze", written_by({"report.html"}, {"report.html": ensplit_page}))
+        claim_folder(out, "analyze", report_and())
         analysis = _analyze(paths, temperature, splits, predict_max_n, predict_pool, bootstrap)
         path = write_study_report(analysis, out / "report.html", title="ensplit memory-split analysis of .npz pools")
     print(f"ensplit analyze: report written to {path}", file=sys.stderr)

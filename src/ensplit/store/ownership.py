@@ -8,7 +8,7 @@ written before the marker existed are recognised by what their command writes (`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from ensplit.errors import EnsplitError
@@ -44,14 +44,13 @@ def claim_folder(directory: Path, command: str, legacy: Callable[[Path, set[str]
         atomic_write_text(directory / MARKER, f"{command}\n")
 
 
-def written_by(allowed: Iterable[str], signatures: dict[str, Callable[[Path], bool]]) -> Callable[[Path, set[str]],
-                                                                                                      bool]:
-    """A `legacy` test: the folder holds only `allowed` names (or stale `.*.tmp` files), and each present file
-    with a signature passes it."""
-    allowed = set(allowed)
+def report_and(signatures: dict[str, Callable[[Path], bool]] | None = None) -> Callable[[Path, set[str]], bool]:
+    """The `legacy` test of a command that writes `report.html` and the files of `signatures`: the folder holds
+    only those names (or stale `.*.tmp` files), at least one of them, and each passes its signature."""
+    signatures = {"report.html": ensplit_page, **(signatures or {})}
 
     def test(directory: Path, names: set[str]) -> bool:
-        if not all(n in allowed or (n.startswith(".") and n.endswith(".tmp")) for n in names):
+        if not all(n in signatures or (n.startswith(".") and n.endswith(".tmp")) for n in names):
             return False
         present = [n for n in signatures if n in names]
         return bool(present) and all(signatures[n](directory / n) for n in present)

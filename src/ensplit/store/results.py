@@ -194,7 +194,7 @@ class ResultStore:
         """Check every finished job's arrays; a job whose array is missing or does not match its checksum is
         forgotten (so it is retrained and never analysed). An intact job whose sidecar is missing gets it back
         from the index, so a later `--repair` still recovers it. Returns the forgotten job ids."""
-        damaged = []
+        damaged, intact = [], []
         rows = self._conn.execute("SELECT job_id, test_file, val_file, checksums FROM jobs").fetchall()
         for job_id, test_file, val_file, checksums in rows:
             names = [n for n in (test_file, val_file) if n]
@@ -204,15 +204,21 @@ class ResultStore:
             if expected is None or not all(self._intact(n, expected.get(n)) for n in names):
                 self.forget_job(job_id)
                 damaged.append(job_id)
-            elif not (self.arrays / f"{job_id}.json").is_file():
-                self._restore_sidecar(job_id)
+            else:
+                intact.append(job_id)
+        self._restore_sidecars(intact)
         return damaged
 
-    def _restore_sidecar(self, job_id: str) -> None:
-        """Write a job's sidecar again from its index rows (as `save_job` wrote it)."""
+    def _restore_sidecars(self, job_ids: list[str]) -> None:
+        """Write the sidecars of these jobs that are missing again from their index rows (as `save_job` wrote
+        them); nothing for a folder from before fingerprints, whose sidecars could not be repaired from."""
         fingerprint = self.fingerprint
-        if fingerprint is None:  # a folder from before fingerprints: its sidecars could not be repaired from
-            return
+        for job_id in job_ids:
+            if fingerprint is not None and not (self.arrays / f"{job_id}.json").is_file():
+                self._restore_sidecar(job_id, fingerprint)
+
+    def _restore_sidecar(self, job_id: str, fingerprint: str) -> None:
+        """One job's sidecar from its index rows."""
         job = self._conn.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         networks = self._conn.execute(f"SELECT {', '.join(NETWORK_COLUMNS)} FROM networks WHERE job_id = ? "
                                       "ORDER BY member", (job_id,)).fetchall()
@@ -300,8 +306,8 @@ class ResultStore:
                 readable = cls(directory)
             except EnsplitError:
                 pass
-            else:
-                readable.verify()
+            else:  # its arrays are checked against the sidecars below, so no need to hash them here too
+                readable._restore_sidecars([row[0] for row in readable._conn.execute("SELECT job_id FROM jobs")])
                 readable.close()
         for suffix in ("", "-wal", "-shm"):
             old = Path(f"{index}{suffix}")
