@@ -73,16 +73,17 @@ def test_resnext_whole_network_counts_flops(capsys: pytest.CaptureFixture[str]) 
     whole = result["whole_network"]
     assert result["width"] == 7 and whole["cost"] == "flops"
     assert whole["name"] == f"{whole['cardinality']}x7d" and whole["cardinality"] == 50
-    assert whole["flops"] == flops_resnext29(50, 7) <= whole["baseline_flops"] == flops_resnext29(1, 128)
-    assert whole["efficiency"] == pytest.approx(whole["baseline_flops"] / whole["flops"])
+    assert whole["flops_per_example"] == flops_resnext29(50, 7)
+    assert flops_resnext29(50, 7) <= whole["baseline_flops_per_example"] == flops_resnext29(1, 128)
+    assert whole["efficiency"] == pytest.approx(whole["baseline_flops_per_example"] / whole["flops_per_example"])
     assert main(argv) == 0
     assert "FLOPs efficiency" in capsys.readouterr().out
 
 
 def test_flops_cost(capsys: pytest.CaptureFixture[str]) -> None:
     result = _json(capsys, [*FC, "--alpha", "3.64", "--objective", "dual", "--cost", "flops"])
-    assert result["cost"] == "flops" and result["baseline_flops"] == 2 * 1_374_500
-    assert result["efficiency"] == pytest.approx(result["baseline_flops"] / result["flops"])
+    assert result["cost"] == "flops" and result["baseline_flops_per_example"] == 2 * 1_374_500
+    assert result["efficiency"] == pytest.approx(result["baseline_flops_per_example"] / result["flops_per_example"])
 
 
 def test_fit_alpha_json_and_report(capsys: pytest.CaptureFixture[str], tmp_path, monkeypatch) -> None:

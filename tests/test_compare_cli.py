@@ -22,7 +22,7 @@ def test_compare_json_has_one_object_per_method_with_exact_keys(capsys) -> None:
     assert [r["method"] for r in rows] == methods.split(",")
     for row in rows:
         assert tuple(row) == (*RESULT_KEYS, "info")
-        assert 0.0 <= row["accuracy"] <= 1.0 and row["params"] > 0 and row["flops"] > 0
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["params"] > 0 and row["flops_per_example"] > 0
         assert row["corrupted_accuracy"] is not None  # MNIST-1D has noise and shift corruptions
     by = {r["method"]: r for r in rows}
     assert by["single"]["disagreement"] is None and by["grouped"]["disagreement"] is None  # one output
@@ -41,7 +41,7 @@ def test_report_has_the_table_and_both_sweeps(capsys, tmp_path) -> None:
 
 
 def test_compare_at_a_budget_sizes_every_method_to_it(capsys) -> None:
-    assert main([*TINY, "--methods", "deep,batchensemble,mimo", "--param-budget", "3000", "--json"]) == 0
+    assert main([*TINY, "--methods", "deep,batchensemble,mimo", "--budget", "3000", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["methods"]
     assert all(2000 < r["params"] <= 3000 for r in rows)
 

@@ -14,6 +14,8 @@ import pytest
 
 from ensplit.files import CRASH_VARIABLE
 
+pytestmark = pytest.mark.slow  # a dozen subprocess studies
+
 ARGS = ["--widths", "4,8", "--epochs", "1", "--pool-min", "3", "--pool-max", "3", "--members-per-run", "2",
         "--train-subset", "200", "--test-subset", "100", "--bootstrap", "0", "--cnll-splits", "2", "--no-report",
         "--quiet", "--json"]

@@ -20,6 +20,7 @@ KEYS = ["class", "width", "depth", "members", "params", "accuracy_by_epoch", "se
         "peak_memory_bytes"]
 
 
+@pytest.mark.slow
 def test_tiny_cli_run_prints_one_object_per_class_and_writes_the_report(tmp_path: Path, capsys) -> None:
     out = tmp_path / "ds"
     code = main(["designspace", "--family", "mlp", "--members", "2", "--widths", "16,48", "--depths", "2",

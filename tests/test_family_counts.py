@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -87,10 +86,15 @@ def test_count_equals_built_over_a_grid(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", family_names())
-def test_counting_a_100m_parameter_network_takes_milliseconds(name: str) -> None:
+def test_counting_a_100m_parameter_network_builds_nothing(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting is a closed form: no module is built and no tensor allocated, whatever the size (a
+    deterministic stand-in for "it takes milliseconds")."""
     width = 1
     while count_params(name, width) < 100_000_000:
         width *= 2
-    start = time.perf_counter()
-    count_params(name, width)
-    assert time.perf_counter() - start < 0.05
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("count_params built a module")
+
+    monkeypatch.setattr(torch.nn.Module, "__init__", refuse)
+    assert count_params(name, width + 1) >= 100_000_000  # a width not counted yet (no cache can answer)

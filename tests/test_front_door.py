@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import ensplit
+from ensplit._version import provenance
 from ensplit.cli import OneLineParser, build_parser, main
 from ensplit.jsonable import to_jsonable
 
@@ -127,23 +128,23 @@ def test_analyze_evaluate_and_report_print_what_the_api_returns(tmp_path, capsys
     for members, params in ((6, 100), (4, 400)):
         logits = rng.normal(size=(members, 60, 3)) + 2.0 * np.eye(3)[labels]
         np.savez(tmp_path / f"p{params}.npz", logits=logits, labels=labels, params_per_member=params)
-    options = dict(splits=2, bootstrap=0, report=False)
+    options = dict(cnll_splits=2, bootstrap=0, report=False)
     printed = _cli_json(capsys, ["analyze", str(tmp_path), "--out", str(tmp_path / "a"), "--cnll-splits", "2",
                                  "--bootstrap", "0", "--no-report"])
     result = ensplit.analyze([tmp_path], tmp_path / "a", **options)
     assert printed == json.loads(json.dumps(result.to_json(), allow_nan=False)) == to_jsonable(result)
     assert printed["folder"] is None and printed["report"] is None  # analyze makes no study folder
     printed = _cli_json(capsys, ["evaluate", str(tmp_path / "p100.npz"), "--cnll-splits", "2"])
-    result = ensplit.evaluate(tmp_path / "p100.npz", splits=2)
+    result = ensplit.evaluate(tmp_path / "p100.npz", cnll_splits=2)
     assert printed == json.loads(json.dumps(result.to_json(), allow_nan=False))
 
 
 def test_budget_prints_what_the_planner_returns(capsys):
-    printed = _cli_json(capsys, ["budget", "splits", "--family", "mlp", "--params", "23050", "--max-members", "4"])
-    assert printed == to_jsonable(ensplit.memory_splits("mlp", 23050, max_members=4))
+    printed = _cli_json(capsys, ["budget", "splits", "--family", "mlp", "--budget", "23050", "--members-max", "4"])
+    assert printed["splits"] == to_jsonable(ensplit.memory_splits("mlp", 23050, members_max=4))
     printed = _cli_json(capsys, ["budget", "count", "--family", "mlp", "--width", "128"])
     assert printed == {"params": ensplit.count_params("mlp", 128),
-                       "flops_per_example": ensplit.flops_per_example("mlp", 128)}
+                       "flops_per_example": ensplit.flops_per_example("mlp", 128), **provenance()}
 
 
 def test_keyword_settings_and_a_config_object_do_not_mix():

@@ -12,6 +12,7 @@ from studies import train_study
 CIFAR = Path(os.environ.get("ENSPLIT_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "cifar10"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (CIFAR / "train.parquet").exists(), reason=f"shared CIFAR-10 not found at {CIFAR}")
 def test_cifar10_resnet_study_end_to_end(tmp_path):
     config = StudyConfig.from_mapping({

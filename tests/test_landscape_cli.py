@@ -12,6 +12,7 @@ TINY = ["--width", "8", "--inits", "2", "--epochs", "2", "--every", "1", "--tail
         "--bezier-epochs", "1", "--train-subset", "200", "--test-subset", "100", "--threads", "1"]
 
 
+@pytest.mark.slow
 def test_tiny_landscape_run_writes_report_summary_and_checkpoints(tmp_path, capsys):
     assert main(["landscape", "--out", str(tmp_path), *TINY, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -128,7 +128,7 @@ def test_analyze_and_evaluate_refuse_wrong_python_arguments(tmp_path):
     for inputs in (None, 5, []):
         with pytest.raises(ensplit.EnsplitError, match="inputs = .*: must be a path"):
             ensplit.analyze(inputs, report=False)
-    with pytest.raises(ensplit.EnsplitError, match="unknown field 'bogus'; known: temperature, splits"):
+    with pytest.raises(ensplit.EnsplitError, match="unknown field 'bogus'; known: temperature, cnll_splits"):
         ensplit.analyze([tmp_path], bogus=1)
     with pytest.raises(ensplit.EnsplitError, match="report = 'no': must be True or False"):
         ensplit.analyze([tmp_path], report="no")

@@ -56,8 +56,8 @@ def test_study_refuses_bad_values_before_work(capsys, tmp_path, extra, needle):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["compare", "--param-budget", "1", "--members", "4"], "no method fits param_budget = 1"),
-    (["compare", "--param-budget", "12q"], "param_budget = '12q'"),
+    (["compare", "--budget", "1", "--members", "4"], "no method fits budget = 1"),
+    (["compare", "--budget", "12q"], "budget = '12q'"),
     (["compare", "--members", "0"], "members = 0: must be >= 1"),
     (["compare", "--method-option", "mimo.nope=1"], "unknown option 'nope' for method 'mimo'"),
     (["landscape", "--train-subset", "0", "--test-subset", "0"], "train_subset = 0: must be >= 1"),
@@ -67,11 +67,11 @@ def test_study_refuses_bad_values_before_work(capsys, tmp_path, extra, needle):
      "alpha = 1000000.0: must be <= 100"),
     (["budget", "count", "--family", "mlp", "--width", "8", "--in-shape", "0"], "in_shape = [0]"),
     (["budget", "count", "--family", "mlp", "--width", "0"], "width = 0"),
-    (["evaluate", "x.npz", "--cnll-splits", "0"], "splits = 0: must be an integer in [1, 1000]"),
-    (["evaluate", "x.npz", "--cnll-splits", "100000"], "splits = 100000: must be an integer in [1, 1000]"),
+    (["evaluate", "x.npz", "--cnll-splits", "0"], "cnll_splits = 0: must be an integer in [1, 1000]"),
+    (["evaluate", "x.npz", "--cnll-splits", "100000"], "cnll_splits = 100000: must be an integer in [1, 1000]"),
     (["evaluate", "x.npz", "--seed", "99999999999999999999"], "seed = 99999999999999999999: must be an integer in "
                                                               "[0, 2147483647]"),
-    (["analyze", "x.npz", "y.npz", "--cnll-splits", "5000"], "splits = 5000: must be an integer in [1, 1000]"),
+    (["analyze", "x.npz", "y.npz", "--cnll-splits", "5000"], "cnll_splits = 5000: must be an integer in [1, 1000]"),
     (["analyze", "x.npz", "y.npz", "--predict-max-n", "2"], "predict_max_n = 2: must be an integer >= 3"),
 ])
 def test_other_commands_refuse_bad_values(capsys, tmp_path, monkeypatch, argv, needle):
@@ -91,7 +91,7 @@ def test_bad_environment_settings_are_refused_before_work(capsys, tmp_path, monk
 
 
 def test_compare_refuses_an_impossible_budget_before_training(capsys, tmp_path):
-    refused(capsys, ["compare", "--methods", "deep", "--members", "4", "--param-budget", "1", "--epochs", "1",
+    refused(capsys, ["compare", "--methods", "deep", "--members", "4", "--budget", "1", "--epochs", "1",
                      "--train-subset", "50", "--test-subset", "20", "--quiet"], "no method fits")
 
 

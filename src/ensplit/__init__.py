@@ -7,14 +7,16 @@ options and the TOML keys) and returns a result whose `to_json()` is exactly wha
     import ensplit
     answer = ensplit.recommend(budget=80_000)          # the question ensplit exists for
     result = ensplit.study(widths="16,32,64", epochs=20, out="my-study")
-    result = ensplit.compare(methods="single,deep,batchensemble", members=4, param_budget="23k")
+    result = ensplit.compare(methods="single,deep,batchensemble", members=4, budget="23k")
     recipe = ensplit.Recipe(family="cnn1d", train=ensplit.TrainConfig(epochs=20))
     result = ensplit.compare(recipe=recipe, methods="single,deep")
 
-Experiments: recommend (all of them at one budget, predicted and verified), study (memory split, seed
-000), compare (sharing methods, seed 003), designspace (EST, seed 001), landscape (diversity, seed 002),
-collegial (NTK design, seed 004). Stored predictions: analyze, evaluate, report. The budget planner:
-count_params, flops_per_example, solve_width, memory_splits, equivalents.
+Experiments: recommend (all of them at one budget, predicted and verified), study (memory split, Lobacheva
+et al. 2020), compare (sharing methods, the MixtureEnsembles paper), designspace (EST, Wasay & Idreos),
+landscape (diversity, Fort et al. 2019), collegial (NTK design, Littwin et al. 2020). Stored predictions:
+analyze, evaluate, report. The budget planner: count_params, flops_per_example, solve_width, memory_splits,
+equivalents. Every name means one thing everywhere (docs/glossary.md); an old spelling of a keyword is
+accepted for one release with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ensplit._version import __version__
-from ensplit.errors import EnsplitError
+from ensplit.errors import EnsplitError, renamed
 from ensplit.experiments.collegial import CollegialConfig, CollegialResult, run_collegial
 from ensplit.experiments.compare import CompareConfig, CompareResult, run_compare
 from ensplit.experiments.designspace import DesignSpaceConfig, DesignSpaceResult, run_designspace
@@ -71,8 +73,8 @@ def study(config: StudyConfig | None = None, out: str | Path = "ensplit-study", 
 
 def compare(config: CompareConfig | None = None, out: str | Path | None = None, *, progress: bool = True,
             **settings: Any) -> CompareResult:
-    """Parameter-sharing methods side by side at a width or `param_budget` (with `out`: a report page).
-    Settings: any recipe field or CompareConfig field (`methods`, `members`, `param_budget`, ...)."""
+    """Parameter-sharing methods side by side at a width or a parameter `budget` (with `out`: a report page).
+    Settings: any recipe field or CompareConfig field (`methods`, `members`, `budget`, ...)."""
     return run_compare(_settings(CompareConfig, "compare", config, settings), out, progress=progress)
 
 
@@ -96,7 +98,8 @@ def collegial(config: CollegialConfig | None = None, out: str | Path | None = No
 
 def analyze(inputs: list[str | Path], out: str | Path = "ensplit-analysis", **options: Any) -> AnalyzeResult:
     """The memory-split analysis of `.npz` pools made by any framework (one file per member size). Options:
-    temperature ("before"/"after"), splits, predict_max_n, predict_pool, bootstrap, report."""
+    temperature ("before"/"after"), cnll_splits, predict_max_n, predict_pool, bootstrap, report."""
+    options = renamed(options, {"splits": "cnll_splits"})
     known = [name for name in inspect.signature(_analyze).parameters if name not in ("inputs", "out")]
     unknown = sorted(set(options) - set(known))
     if unknown:
@@ -104,9 +107,14 @@ def analyze(inputs: list[str | Path], out: str | Path = "ensplit-analysis", **op
     return _analyze(inputs, out, **options)
 
 
-def evaluate(file: str | Path, splits: int = 5, seed: int = 0) -> EvaluateResult:
-    """Metrics of an `.npz` ensemble and of each member: accuracy, NLL, Brier, ECE, CNLL before/after."""
-    return _evaluate(file, splits, seed)
+def evaluate(file: str | Path, cnll_splits: int = 5, seed: int = 0, **deprecated: Any) -> EvaluateResult:
+    """Metrics of an `.npz` ensemble and of each member: accuracy, NLL, Brier, ECE, CNLL before/after
+    (`cnll_splits` random halvings of test-time cross-validation; `splits=` is its deprecated name)."""
+    given = renamed(deprecated, {"splits": "cnll_splits"})
+    unknown = sorted(set(given) - {"cnll_splits"})
+    if unknown:
+        raise EnsplitError(f"unknown field {unknown[0]!r}; known: cnll_splits, seed")
+    return _evaluate(file, given.get("cnll_splits", cnll_splits), seed)
 
 
 def report(folder: str | Path) -> StudyResult:

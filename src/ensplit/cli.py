@@ -15,12 +15,15 @@ import json
 import os
 import pkgutil
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from ensplit.errors import EnsplitError
+from ensplit.errors import EnsplitDeprecationWarning, EnsplitError
 from ensplit.jsonable import to_jsonable
 from ensplit.layers import conv_strategy
 from ensplit.parsing import describe_validation_error
@@ -74,6 +77,24 @@ def check_environment() -> None:
         conv_strategy.active_table()  # ENSPLIT_CONV_TABLE must name a readable table
 
 
+@contextmanager
+def deprecations_on_stderr(command: str) -> Iterator[None]:
+    """Each deprecated spelling used (a config key, a keyword) as one line on stderr, every time:
+    `ensplit compare: param_budget is deprecated; use budget`. Other warnings are shown as before."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", EnsplitDeprecationWarning)
+        shown = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, EnsplitDeprecationWarning):
+                print(f"ensplit {command}: {message}", file=sys.stderr)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, commands = build_parser()
     try:
@@ -89,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     module = commands[args.command]
     try:
         check_environment()
-        result = to_jsonable(module.run(args))
+        with deprecations_on_stderr(args.command):
+            result = to_jsonable(module.run(args))
     except EnsplitError as error:
         print(f"ensplit {args.command}: error: {error}", file=sys.stderr)
         return 2

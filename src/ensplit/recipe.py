@@ -30,7 +30,7 @@ from pydantic.fields import FieldInfo
 
 from ensplit.data.dataset import Dataset
 from ensplit.data.spec import DataSpec, load_data
-from ensplit.errors import EnsplitError
+from ensplit.errors import EnsplitError, renamed
 from ensplit.models import count_params, get_family, with_dropout
 from ensplit.parsing import FALSE, TRUE, from_config, typed_options
 from ensplit.train.config import TrainConfig, config_class
@@ -194,9 +194,11 @@ def _unknown_field(cls: type, name: str, annotations: Mapping[str, Any]) -> str:
 
 def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
     """`cls(**values)` with config-file or command-line values converted to each field's type and every
-    failure turned into one line naming the field, the value and what is allowed."""
+    failure turned into one line naming the field, the value and what is allowed. A field's deprecated name
+    (the class's `RENAMED`, old -> new) is accepted with an EnsplitDeprecationWarning."""
     annotations = field_annotations(cls)
     kwargs: dict[str, Any] = {}
+    values = renamed(values, getattr(cls, "RENAMED", {}), where)  # old spellings, for one release
     for name, value in values.items():
         if name not in annotations:
             raise EnsplitError(_unknown_field(cls, where + name, annotations))

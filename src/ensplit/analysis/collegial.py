@@ -1,4 +1,4 @@
-"""The collegial-ensemble designer (Littwin et al. 2020, seed 004; science.md §4 and §5).
+"""The collegial-ensemble designer (Littwin et al. 2020; science.md §4 and §5).
 
 Variance model (eq. 9, 11): an ensemble of m paths of width n has Var(K_e) ∝ (exp(α Σ_l 1/n_l) − 1) / m.
 - Primal (eq. 12): at the baseline's cost β_s, m_p(n) = β_s / β(n); minimise (exp(α Σ(n)) − 1) / m_p(n).
@@ -115,7 +115,7 @@ class BottleneckBaseline:
 
 @dataclass(frozen=True)
 class DesignCurves:
-    """Both objectives over the widths n = 1..max_width (seed 004 Figures 3 and 6)."""
+    """Both objectives over the widths n = 1..max_width (Littwin et al. Figures 3 and 6)."""
 
     widths: tuple[int, ...]
     variance_sum: tuple[float, ...]
@@ -198,7 +198,7 @@ def integer_members(design: CollegialDesign) -> int:
 
 
 def curve_members(baseline: Baseline, alpha: float, objective: Objective, width: int, cost: Cost = "params") -> int:
-    """Integer multiplicity at path width n on one curve (seed 004 Figs. 4 and 6).
+    """Integer multiplicity at path width n on one curve (Littwin et al. Figs. 4 and 6).
 
     Primal: the most paths within the baseline's cost, ⌊β_s/β(n)⌋ (so m·β(n) ≤ β_s; 0 where one path is
     already too costly). Dual: round(m_d(n)), m_d = (exp(αΣ(n)) − 1)/V_s, at least 1.

@@ -1,4 +1,4 @@
-"""Monte Carlo checks of the collegial variance model (seed 004 §4.2 and Figure 2).
+"""Monte Carlo checks of the collegial variance model (Littwin et al. §4.2 and Figure 2).
 
 - `fit_alpha`: E[Θ²]/E[Θ]² of one NTK diagonal entry over random initialisations equals
   exp(α Σ_l 1/fan_in_l) (Assumption 1); fit log of it against Σ with a line through the origin.
@@ -119,7 +119,7 @@ def fit_alpha(baseline: MLPBaseline | BottleneckBaseline, widths: Sequence[int] 
 
 @dataclass(frozen=True)
 class EnsembleConvergence:
-    """K_e(x_0, x_γ), x_γ = (cos γ, sin γ), for growing m, against the mean kernel (seed 004 Figure 2)."""
+    """K_e(x_0, x_γ), x_γ = (cos γ, sin γ), for growing m, against the mean kernel (Littwin et al. Figure 2)."""
 
     gammas: tuple[float, ...]
     members: tuple[int, ...]

@@ -1,4 +1,4 @@
-"""The design space of Wasay & Idreos (seed 001): which class wins each (parameter budget, epochs) cell.
+"""The design space of Wasay & Idreos: which class wins each (parameter budget, epochs) cell.
 
 Pure logic on accuracy tables; nothing here trains or times a network. An accuracy table holds, for
 one design class, the test accuracy `[budgets, epochs]` (rows sorted by the single network's parameter
@@ -58,7 +58,7 @@ def ensemble_wins(accuracy: Mapping[str, np.ndarray], which: str = "any", margin
     """Boolean `[budgets, epochs]`: cells where ensembles beat the single network by more than `margin`.
 
     which: "any" (at least one ensemble class wins), "both" (every ensemble class given beats the single
-    network; the region seed 001 marks on its heat maps) or a class name.
+    network; the region Wasay & Idreos mark on its heat maps) or a class name.
     """
     stacked, names = _tables(accuracy)
     single = stacked[names.index(SINGLE)]
@@ -81,7 +81,7 @@ def switchover_staircase(wins: np.ndarray, min_fraction: float = 1.0) -> list[in
     every cell with budget ≥ i and epochs ≥ e; None if there is none.
 
     With the default 1.0 this is the boundary of the largest "upper-right" region in which ensembles win
-    every cell: the EST of seed 001 is the corner where it starts, and the staircase never rises as the
+    every cell: the EST of Wasay & Idreos is the corner where it starts, and the staircase never rises as the
     budget grows. A fraction below 1 tolerates isolated lost cells (single-seed accuracy is noisy).
     """
     if not 0.0 < min_fraction <= 1.0:

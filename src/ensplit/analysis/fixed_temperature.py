@@ -1,4 +1,4 @@
-"""NLL of pooled ensembles at a fixed temperature τ, and its minimum over τ (seed 000 §2, eqs. 4–5; §4).
+"""NLL of pooled ensembles at a fixed temperature τ, and its minimum over τ (Lobacheva et al. §2, eqs. 4–5; §4).
 
 NLL_n(τ) is the NLL at temperature τ averaged over the ⌊ℓ/n⌋ disjoint n-ensembles of a pool of ℓ networks.
 Temperature before averaging (the paper's and ensplit's default): p̄(τ) = (1/n) Σ_i softmax(ℓ_i / τ);

@@ -1,4 +1,4 @@
-"""Memory split: for a parameter budget B, one network or an ensemble of smaller ones? (science.md §2, seed 000 §6)
+"""Memory split: for a parameter budget B, one network or an ensemble of smaller ones? (Lobacheva et al. §6)
 
 Input: a table of measured CNLL (and accuracy) per (n, s), s = parameters per member, as `SplitPoint`s.
 - CNLL_s: the n = 1 points, by s.

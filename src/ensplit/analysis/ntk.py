@@ -1,4 +1,4 @@
-"""Empirical neural tangent kernels and NTK-parameterised collegial networks (Littwin et al., seed 004).
+"""Empirical neural tangent kernels and NTK-parameterised collegial networks (Littwin et al. 2020).
 
 NTK parameterisation: every weight is drawn from N(0, 1) and multiplied at forward time by
 gain / √fan_in (eq. 3 of the seed: gain √2 before a ReLU, 1 at the readout). A collegial ensemble of m
@@ -85,7 +85,7 @@ class CollegialMLP(nn.Module):
 
 
 class CollegialBottleneck(nn.Module):
-    """A ResNeXt bottleneck block as m collegial paths (seed 004 Fig. 5), NTK parameterisation.
+    """A ResNeXt bottleneck block as m collegial paths (Littwin et al. Fig. 5), NTK parameterisation.
 
     Path j: 1×1 C->n, ReLU, 3×3 n->n, ReLU, 1×1 n->C (fan-ins C, 9n, n); out = x + (1/√m) Σ_j path_j(x).
     Input and output [batch, C, H, W] (with aggregate=False: [batch, m·C, H, W], the m blocks side by side,

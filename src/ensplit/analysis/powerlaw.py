@@ -1,10 +1,10 @@
-"""Power laws PL_m = c + b·m^a (a < 0, b > 0) fitted to a measured sequence (science.md §2, seed 000 §3).
+"""Power laws PL_m = c + b·m^a (a < 0, b > 0) fitted to a measured sequence (science.md §2, Lobacheva et al. §3).
 
 Default objective "nll": least squares in the units of y (NLL). The model is linear in (b, c) for fixed a,
 so a is found by a 1-D search (a log-spaced grid over |a|, then bounded Brent refinement) and (b, c) by
 linear least squares at each a; b > 0 is enforced (b ≤ 0 collapses to the constant fit). RMSE in y units.
 
-Option "log2": seed 000 eq. 6, (1/M) Σ (log2(ŷ_m − c) − log2 b − a·log2 m)². For fixed c it is a linear
+Option "log2": Lobacheva et al. eq. 6, (1/M) Σ (log2(ŷ_m − c) − log2 b − a·log2 m)². For fixed c it is a linear
 regression of log2(ŷ − c) on log2 m; c is searched locally from the NLL-space fit inside the window
 [min ŷ − c_window·span, min ŷ − 1e-6·span] (span = max ŷ − min ŷ), because taken literally the objective
 is degenerate (c → −∞ drives it to 0). RMSE in log2 units.

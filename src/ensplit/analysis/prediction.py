@@ -1,4 +1,4 @@
-"""Predict large ensembles and the optimal memory split from a few networks (seed 000 §7, science.md §2).
+"""Predict large ensembles and the optimal memory split from a few networks (Lobacheva et al. §7, science.md §2).
 
 Per member size s: from a small pool (default 6 networks), CNLL_n for n = 1..4 is the mean over all
 ensembles of n distinct networks of that small pool (every combination: 6, 15, 20, 15 ensembles); a power

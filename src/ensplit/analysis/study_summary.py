@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ensplit.analysis.study_pools import StudyAnalysis
     from ensplit.analysis.temperature_laws import TemperatureLaws
 
-RMSE_UNITS = {"nll": "nats (NLL units)", "log2": "log2 units (seed 000 eq. 6)"}
+RMSE_UNITS = {"nll": "nats (NLL units)", "log2": "log2 units (Lobacheva et al. eq. 6)"}
 
 
 def _fit_dict(fit: PowerLaw | None) -> dict[str, float] | None:

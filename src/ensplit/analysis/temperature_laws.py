@@ -1,4 +1,4 @@
-"""Power laws of NLL at a fixed temperature and their lower envelope, per member size (seed 000 §2 and §4).
+"""Power laws of NLL at a fixed temperature and their lower envelope, per member size (Lobacheva et al. §2 and §4).
 
 For one pool: NLL_n(τ) on a grid of τ (pool-averaged over the ⌊ℓ/n⌋ disjoint n-ensembles that the CNLL
 curve uses), a power law c(τ) + b(τ)·n^a(τ) per τ (Fig. 2), the optimal temperature τ* = argmin_τ c(τ) of

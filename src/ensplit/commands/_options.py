@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import types
 import typing
 from typing import Any
@@ -81,6 +82,35 @@ def _add(group: argparse._ArgumentGroup, cls: type, names: typing.Iterable[str],
             group.add_argument(flag, dest=dest, default=None, metavar="VALUE", help=text)
 
 
+class DeprecatedFlag(argparse.Action):
+    """An old spelling of an option (docs/glossary.md): stores into the new option's place and says so in one
+    line on stderr (`ensplit compare: --param-budget is deprecated; use --budget`)."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog}: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, old: str, new: str,
+                        dest: str, **kwargs: Any) -> None:
+    """`old` (e.g. `--param-budget`) as a hidden alias of the option `new` whose value lands in `dest`."""
+    parser.add_argument(old, dest=dest, action=DeprecatedFlag, new=new, **kwargs)
+
+
+def _add_renamed(group: argparse._ArgumentGroup, cls: type, where: str) -> None:
+    """The deprecated flag of each renamed field of `cls` (its `RENAMED`, old -> new)."""
+    annotations = field_annotations(cls)
+    for old, new in getattr(cls, "RENAMED", {}).items():
+        if new in annotations:
+            add_deprecated_flag(group, _flag(old, annotations[new][0]), _flag(new, annotations[new][0]),
+                                f"{PREFIX}{where}{new}", default=None, metavar="VALUE")
+
+
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """The recipe's options, in four groups: data, model, training and runtime."""
     for title, names in RECIPE_GROUPS.items():
@@ -92,7 +122,9 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type, title: st
                            skip: typing.Iterable[str] = ()) -> None:
     """One option per field of an experiment's settings (all but `recipe` and `skip`)."""
     names = [n for n in field_annotations(cls) if n != "recipe" and n not in set(skip)]
-    _add(parser.add_argument_group(title), cls, names, "own.")
+    group = parser.add_argument_group(title)
+    _add(group, cls, names, "own.")
+    _add_renamed(group, cls, "own.")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, out: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""`ensplit collegial`: the collegial-ensemble designer of Littwin et al. (seed 004; science.md §4)."""
+"""`ensplit collegial`: the collegial-ensemble designer of Littwin et al. 2020 (science.md §4)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ def render(result: dict[str, Any]) -> str:
     ]
     if "whole_network" in result:
         w = result["whole_network"]
-        kind, what = ("flops", "FLOPs efficiency") if w.get("cost") == "flops" else ("params", "efficiency")
+        flops = w.get("cost") == "flops"
+        kind, what = ("flops_per_example", "FLOPs efficiency") if flops else ("params", "efficiency")
+        if kind not in w:  # a result of an older release: "flops", "baseline_flops"
+            kind = "flops"
         lines.append(f"whole network: ResNeXt-29 {w['name']} with {w[kind]:,} {unit} "
                      f"(baseline {w['baseline']}: {w['baseline_' + kind]:,}; {what} {w['efficiency']:.3f})")
     lines.append("design for training: " + ", ".join(f"{k}={v}" for k, v in result["design"].items()))

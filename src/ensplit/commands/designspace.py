@@ -1,4 +1,4 @@
-"""`ensplit designspace`: single network vs width-/depth-equivalent ensembles over a grid (seed 001's EST)."""
+"""`ensplit designspace`: single network vs width-/depth-equivalent ensembles over a grid (Wasay & Idreos's EST)."""
 
 from __future__ import annotations
 

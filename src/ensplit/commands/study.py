@@ -11,7 +11,7 @@ from ensplit.experiments.study_config import StudyConfig
 from ensplit.reports.study_text import render_summary
 
 NAME = "study"
-HELP = "train pools of networks at several widths and find the optimal memory split (seed 000)"
+HELP = "train pools of networks at several widths and find the optimal memory split (Lobacheva et al.)"
 
 
 def _extra(parser: argparse.ArgumentParser) -> None:

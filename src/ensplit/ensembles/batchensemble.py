@@ -3,7 +3,7 @@
 Every linear and conv layer becomes a shared weight with rank-1 fast weights per member, every norm
 becomes per-member (MemberNorm, "BatchEnsemble + EnsembleBN", Wen et al. 2020a) or, with
 `member_norms=False`, stays one norm shared by all members whose batch statistics pool every member's
-activations (plain BatchEnsemble; seed 003 compares both). Biases are per member. The network runs
+activations (plain BatchEnsemble; the MixtureEnsembles paper compares both). Biases are per member. The network runs
 member-batched: input `[B, ...]` is tiled to every member, `[M, B, ...]` gives each member its own batch.
 """
 

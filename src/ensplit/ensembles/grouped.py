@@ -1,4 +1,4 @@
-"""`grouped`: m members of width n run as grouped convolutions and block-diagonal linear layers (seed 004).
+"""`grouped`: m members of width n run as grouped convolutions and block-diagonal linear layers (Littwin et al.).
 
 The member-batched layers are exactly these: `MemberConv` is one convolution with groups = m·groups,
 `MemberLinear` a batched matmul, i.e. the block-diagonal linear map diag(W_1, ..., W_m) on the

@@ -29,7 +29,7 @@ from ensplit.models import count_params, create, get_family
 
 # weight_decay_norms / weight_decay_alpha: whether the optimiser decays norm parameters / mixture coefficients
 # (False puts them in a weight_decay = 0 parameter group, see MethodModel.no_weight_decay). The mixture's
-# defaults are the paper's recipe (seed 003 appendix A); every other method keeps decaying everything.
+# defaults are the paper's recipe (MixtureEnsembles, appendix A); every other method keeps decaying everything.
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "single": {"weight_decay_norms": True},
     "deep": {"conv_strategy": "auto", "weight_decay_norms": True},

@@ -1,4 +1,4 @@
-"""`mixture`: convert any family to a MixtureEnsemble (seed 003) at a total-parameter budget.
+"""`mixture`: convert any family to a MixtureEnsemble (the MixtureEnsembles paper) at a total-parameter budget.
 
 Weight layers become `MixtureLayer`s that mix templates from their group's bank (or stay one ordinary
 layer shared by all members when the plan says fallback: starved groups and, by default, layers whose
@@ -30,7 +30,7 @@ def to_mixture(model: nn.Module, members: int, budget: int, templates_per_layer:
                plan: MixturePlan | None = None, singletons: str = "plain") -> tuple[nn.Module, MixturePlan, list[str]]:
     """A member-batched MixtureEnsemble copy of plain `model` with `budget` parameters in all.
 
-    singletons: "plain" (seed 003 §3.1) or "templates" (Thin variant), see `mixture_plan`.
+    singletons: "plain" (the MixtureEnsembles paper, §3.1) or "templates" (Thin variant), see `mixture_plan`.
     Returns the network (input `[M, B, ...]`), its plan, and the qualified names replaced.
     """
     converted = copy.deepcopy(model)

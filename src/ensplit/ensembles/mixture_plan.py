@@ -1,4 +1,4 @@
-"""The MixtureEnsembles budget plan (seed 003 §3.1, §5.1; science.md §4): how a total-parameter knob
+"""The MixtureEnsembles budget plan (its paper, §3.1, §5.1; science.md §4): how a total-parameter knob
 becomes parameter groups, template banks, per-layer template assignments and fallback layers.
 
 Costs, with M members: a templated layer costs M·c coefficients (α) and M·out biases; a fallback layer is
@@ -64,7 +64,7 @@ def _shape_plan(inv: Inventory, members: int, budget: int, k: int, min_templates
         groups.setdefault(f"{layer.kind}{list(layer.weight_shape)}", []).append(layer)
     size = {key: layers[0].weight_numel for key, layers in groups.items()}
     weight = {key: sum(layer.weight_numel for layer in layers) for key, layers in groups.items()}
-    # seed 003 §3.1: a shape that occurs once is one ordinary layer, never templated (nor revived below)
+    # MixtureEnsembles §3.1: a shape that occurs once is one ordinary layer, never templated (nor revived below)
     plain = {key for key, layers in groups.items() if len(layers) == 1} if singletons == "plain" else set()
     fallback: set[str] = set(plain)
 
@@ -74,7 +74,7 @@ def _shape_plan(inv: Inventory, members: int, budget: int, k: int, min_templates
         return fixed + sum(t[key] * size[key] + members * len(groups[key]) * _per_layer(t[key], len(groups[key]), k)
                            for key in t)
 
-    while True:  # proportional shares (seed 003: fraction f of the bank per group); starved groups fall back
+    while True:  # proportional shares (MixtureEnsembles: fraction f of the bank per group); starved groups fall back
         sharing = [key for key in groups if key not in fallback]
         if not sharing:
             break
@@ -141,7 +141,7 @@ def mixture_plan(inv: Inventory, members: int, budget: int, templates_per_layer:
 
     grouping: "shape" (groups of equal-shaped layers, starved groups fall back to one shared ordinary
     layer), "single" (one flat bank for every layer) or "auto" (shape, unless it fails or leaves more than
-    half of the layer weights as fallback layers: then single, the low-budget regime of seed 003 §5.1).
+    half of the layer weights as fallback layers: then single, the low-budget regime of MixtureEnsembles §5.1).
     singletons (shape grouping): "plain" (the paper's default: a one-layer group is one ordinary shared
     layer) or "templates" (it gets templates too, as in the paper's Thin variant). Plain singletons count
     as fallback layers for "auto".

@@ -1,4 +1,4 @@
-"""Collegial ensembles (Littwin et al., seed 004; science.md §4): width n and multiplicity m from the NTK
+"""Collegial ensembles (Littwin et al. 2020; science.md §4): width n and multiplicity m from the NTK
 variance at initialisation, primal (least variance at the baseline's cost) or dual (least cost at its
 variance), with α given or fitted by Monte Carlo.
 
@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from ensplit._version import provenance
 from ensplit.analysis.collegial import BottleneckBaseline, CollegialDesign, MLPBaseline, integer_members, solve
 from ensplit.analysis.collegial_montecarlo import AlphaFit, fit_alpha
 from ensplit.analysis.resnext29 import whole_network_design
@@ -72,7 +73,7 @@ class CollegialConfig:
     num_classes: Annotated[Positive, Field(description="resnext: classes of the whole network (default 10)")
                            ] | None = None
     train: Annotated[bool, Field(description="train collegial ensembles along the primal and dual curves on the "
-                                             "recipe's data (mlp baseline; seed 004 Figs. 4 and 6)")] = False
+                                             "recipe's data (mlp baseline; Littwin et al. Figs. 4 and 6)")] = False
     train_curves: Annotated[tuple[Literal["primal", "dual"], ...], Field(
         min_length=1, description="curves to train along")] = ("primal", "dual")
     train_points: Annotated[int, Field(ge=1, le=64, description="widths per curve, spread in log n around the "
@@ -183,10 +184,10 @@ def _collegial(config: CollegialConfig, out: Path | None, progress: bool) -> Col
         "params": design.members * path_params, "cost": design.cost, "alpha": alpha,
         "alpha_stderr": fit.stderr if fit else None, "baseline": config.baseline, "baseline_width": baseline.width,
         "baseline_cardinality": baseline.paths, "variance": design.variance,
-        "baseline_variance": design.baseline_variance,
+        "baseline_variance": design.baseline_variance, **provenance(),
     }
     if design.cost == "flops":
-        values.update(baseline_flops=design.baseline_cost, flops=design.cost_total)
+        values.update(baseline_flops_per_example=design.baseline_cost, flops_per_example=design.cost_total)
     values["design"] = design_for_training(baseline, design)
     if config.baseline == "resnext":
         classes = config.num_classes or 10
@@ -196,8 +197,8 @@ def _collegial(config: CollegialConfig, out: Path | None, progress: bool) -> Col
         values["whole_network"] = {"name": whole.name, "cardinality": whole.cardinality,
                                    "bottleneck_width": whole.bottleneck_width, "params": whole.params,
                                    "baseline": f"{baseline.paths}x{baseline.width}d",
-                                   "baseline_params": whole.baseline_params, "flops": whole.flops,
-                                   "baseline_flops": whole.baseline_flops, "cost": whole.cost,
+                                   "baseline_params": whole.baseline_params, "flops_per_example": whole.flops,
+                                   "baseline_flops_per_example": whole.baseline_flops, "cost": whole.cost,
                                    "efficiency": whole.efficiency}
         values["design"] = {"family": "resnext", "width": whole.bottleneck_width, "depth": 29,
                             "cardinality": whole.cardinality, "bottleneck_width": whole.bottleneck_width,

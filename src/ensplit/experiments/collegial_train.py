@@ -1,4 +1,4 @@
-"""Training the designed networks along the primal and dual curves (seed 004 Figs. 4 and 6).
+"""Training the designed networks along the primal and dual curves (Littwin et al. 2020, Figs. 4 and 6).
 
 For each curve and each path width n (spread in log n around the predicted optimum, which is one of
 them), the integer multiplicity m (`curve_members`: ⌊β_s/β(n)⌋ on the primal curve, round(m_d(n)) on
@@ -160,7 +160,7 @@ def train_curves(recipe: Recipe, baseline: MLPBaseline, alpha: float, cost: Cost
                     per_seed[k].append(float(cache[(n, m, seed)][0][k]))
             variance = math.expm1(alpha * float(baseline.variance_sum(n))) / m
             row = {"curve": curve, "width": n, "members": m, "params": params,
-                   **({"flops": m * float(baseline.path_cost(n, "flops"))} if cost == "flops" else {}),
+                   **({"flops_per_example": m * float(baseline.path_cost(n, "flops"))} if cost == "flops" else {}),
                    "variance": variance, "variance_ratio": variance / var_s, "predicted_optimum": (n, m) == predicted,
                    **summarise(per_seed), "seeds": seed_list, "per_seed": per_seed}
             curve_rows.append(row)

@@ -1,4 +1,4 @@
-"""Parameter-sharing ensembles side by side at one width or one parameter budget (seed 003).
+"""Parameter-sharing ensembles side by side at one width or one parameter budget (the MixtureEnsembles paper).
 
 For each method: build it (at the width, or the widest that fits the budget), train it with the recipe,
 predict member log-probabilities `[M, N, C]` and score the ensemble (probabilities averaged, science.md §1;
@@ -13,12 +13,12 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
 
-from ensplit._version import __version__
+from ensplit._version import provenance
 from ensplit.analysis.ensemble_scores import score
 from ensplit.data.corruptions import corrupted_test_sets
 from ensplit.data.dataset import Dataset
@@ -32,13 +32,13 @@ from ensplit.metrics import classification_metrics, ensemble_log_probs
 from ensplit.parsing import COUNT, require_distinct, typed_options
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.resources import check_training
-from ensplit.store import folder_lock, git_commit
+from ensplit.store import folder_lock
 from ensplit.store.ownership import claim_folder, json_with, report_and
 from ensplit.train import predict_log_probs, train
 from ensplit.train.config import config_class
 
 Method = Literal["single", "deep", "batchensemble", "mimo", "mixture", "grouped", "multihead"]
-RESULT_KEYS = ("method", "width", "members", "params", "flops", "train_seconds_per_epoch", "accuracy",
+RESULT_KEYS = ("method", "width", "members", "params", "flops_per_example", "seconds_per_epoch", "accuracy",
                "member_accuracy", "nll", "cnll", "ece", "brier", "disagreement", "diversity",
                "corrupted_accuracy", "corrupted_nll", "corrupted_ece")
 FLOPS_BATCH = 128  # FLOPs per object are measured on a batch of this size (see forward_flops)
@@ -55,9 +55,9 @@ class CompareConfig:
     members: Annotated[int, Field(ge=1, le=1024, description="ensemble members")] = 4
     width: Annotated[int, Field(ge=1, le=1_000_000, description="width of every method without a budget (the "
                                                                  "mixture's backbone with one)")] = 128
-    param_budget: Annotated[int, Field(ge=1, le=10**12, description="size every method to P parameters (widest "
-                                                                    "that fits; mixture: its bank knob)"),
-                            COUNT] | None = None
+    budget: Annotated[int, Field(ge=1, le=10**12, description="parameter budget P: size every method to P "
+                                                              "parameters (widest that fits; mixture: its bank knob)"),
+                      COUNT] | None = None
     method_options: Annotated[dict[str, Any], Field(description="METHOD.KEY=VALUE, e.g. mimo.batch_repetitions=2 "
                                                                 "(repeatable)")] = field(default_factory=dict)
     sweep_budgets: Annotated[tuple[Annotated[float, Field(gt=0, le=1000)], ...], Field(
@@ -66,6 +66,8 @@ class CompareConfig:
         description="report: re-run every method with these numbers of members")] = ()
     sweep_epochs: Annotated[int, Field(ge=1, le=100_000, description="epochs of sweep runs (default: the "
                                                                       "recipe's)")] | None = None
+
+    RENAMED: ClassVar[dict[str, str]] = {"param_budget": "budget"}  # deprecated spellings (docs/glossary.md)
 
     def __post_init__(self) -> None:
         for name in ("methods", "sweep_budgets", "sweep_members"):
@@ -133,7 +135,7 @@ def run_method(method: str, config: CompareConfig, dataset: Dataset, members: in
     closed_form = method_param_count(method, recipe.family, members, width, recipe.depth, dataset.in_shape,
                                      dataset.num_classes, recipe.options, **options)
     check_training(closed_form, recipe.train.optimizer, dataset.x_train.device, f"training {method} at width {width}",
-                   "lower --width or --param-budget")
+                   "lower --width or --budget")
     model = build_method(method, recipe.family, members, width, recipe.depth, dataset.in_shape, dataset.num_classes,
                          recipe.seed, recipe.options, **options)
     params = sum(p.numel() for p in model.parameters())
@@ -148,7 +150,8 @@ def run_method(method: str, config: CompareConfig, dataset: Dataset, members: in
     epoch_seconds = result.seconds_per_epoch[1:] or result.seconds_per_epoch  # the first epoch carries warm-up
     sample = dataset.prepare(dataset.x_test[:FLOPS_BATCH]).to(next(model.parameters()).dtype)
     row = {"method": method, "width": width, "members": 1 if method == "single" else members, "params": params,
-           "flops": forward_flops(model, sample), "train_seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
+           "flops_per_example": forward_flops(model, sample),
+           "seconds_per_epoch": sum(epoch_seconds) / len(epoch_seconds),
            **score(log_probs.cpu(), dataset.y_test.cpu()),
            **corrupted_scores(model, dataset, train_config.precision)}
     row = {k: (None if isinstance(row[k], float) and not math.isfinite(row[k]) else row[k]) for k in RESULT_KEYS}
@@ -208,7 +211,7 @@ def run_methods(config: CompareConfig, dataset: Dataset, methods: tuple[str, ...
     `required`, a budget that fits no method is refused before anything is trained."""
     fitting, reasons = fitting_methods(config, dataset, methods, members, budget)
     if required and not fitting:
-        raise EnsplitError(f"no method fits param_budget = {budget:,} with {members} members; raise the budget or "
+        raise EnsplitError(f"no method fits budget = {budget:,} with {members} members; raise the budget or "
                            "lower the members")
     if reasons:
         print(f"ensplit compare: skipping {', '.join(reasons)} (they do not fit {budget:,} parameters with "
@@ -234,9 +237,9 @@ class CompareResult:
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable({"recipe": self.config.recipe.to_json(), "members": self.config.members,
-                            "param_budget": self.config.param_budget, "width": self.config.width,
+                            "budget": self.config.budget, "width": self.config.width,
                             "methods": self.rows, "budget_sweep": self.budget_rows, "member_sweep": self.member_rows,
-                            "report": None if self.report is None else str(self.report)})
+                            "report": None if self.report is None else str(self.report), **provenance()})
 
 
 def run_compare(config: CompareConfig | None = None, out: str | Path | None = None,
@@ -246,7 +249,8 @@ def run_compare(config: CompareConfig | None = None, out: str | Path | None = No
     if out is None:
         return _compare(config, None, progress)
     with folder_lock(out, "compare"):  # an unusable --out is refused before any training
-        claim_folder(Path(out), "compare", report_and({"results.json": json_with("ensplit", "methods")}))
+        results = json_with(("ensplit_version", "ensplit"), "methods")  # "ensplit": a folder of an older release
+        claim_folder(Path(out), "compare", report_and({"results.json": results}))
         return _compare(config, Path(out), progress)
 
 
@@ -255,24 +259,23 @@ def _compare(config: CompareConfig, out: Path | None, progress: bool) -> Compare
     dataset = config.recipe.load_data()
     config.recipe.params(config.width, dataset)  # family, width, depth and options fit the data
     check_method_options(config, dataset)
-    rows = run_methods(config, dataset, config.methods, config.members, config.param_budget, None, progress,
+    rows = run_methods(config, dataset, config.methods, config.members, config.budget, None, progress,
                        required=True)
     budget_rows: list[dict[str, Any]] = []
     member_rows: list[dict[str, Any]] = []
-    reference = config.param_budget or config.recipe.params(config.width, dataset)
+    reference = config.budget or config.recipe.params(config.width, dataset)
     for factor in config.sweep_budgets:
         budget_rows += run_methods(config, dataset, config.methods, config.members, int(factor * reference),
                                    config.sweep_epochs, progress)
     for m in config.sweep_members:
         member_rows += run_methods(config, dataset, tuple(x for x in config.methods if x != "single"), m,
-                                   config.param_budget, config.sweep_epochs, progress)
+                                   config.budget, config.sweep_epochs, progress)
     result = CompareResult(config, rows, budget_rows, member_rows)
     if out is not None:
         from ensplit.reports.compare_report import write_compare_report
 
         result.report = write_compare_report(out, result)
-        summary = {**result.to_json(), "ensplit": __version__, "git_commit": git_commit()}
-        atomic_write_text(out / "results.json", json.dumps(to_jsonable(summary), indent=1))
+        atomic_write_text(out / "results.json", json.dumps(result.to_json(), indent=1))
         _log(f"report written to {result.report} (and results.json beside it)", True)
     return result
 

@@ -1,4 +1,4 @@
-"""The design-space study of seed 001: single networks vs width- and depth-equivalent ensembles.
+"""The design-space study of Wasay & Idreos: single networks vs width- and depth-equivalent ensembles.
 
 For every single network S(w, d) of the grid and every ensemble size K, the budget planner gives the
 width-equivalent ensemble (K members of width w, depth d') and the depth-equivalent one (K members of
@@ -22,6 +22,7 @@ from pydantic import Field
 from torch import nn
 
 from ensplit import metrics
+from ensplit._version import provenance
 from ensplit.analysis.design_space import (
     DEPTH_EQUIVALENT,
     SINGLE,
@@ -62,7 +63,7 @@ class DesignSpaceConfig:
 
     timing_steps: optimiser steps per timed run (None = a whole epoch), scaled to one epoch.
     large_batch: the batch size of the large-batch inference timing.
-    est_fraction: share of the cells beyond the EST that ensembles must win (1.0 = all, seed 001's reading).
+    est_fraction: share of the cells beyond the EST that ensembles must win (1.0 = all, Wasay & Idreos's reading).
     """
 
     recipe: Recipe = field(default_factory=Recipe)
@@ -113,7 +114,7 @@ class DesignSpaceResult:
                             "est": {str(k): vars(v) for k, v in sorted(self.est.items())},
                             "memory_method": self.memory_method, "unformable": self.unformable,
                             "records": [r.to_json() for r in self.records],
-                            "report": None if self.report is None else str(self.report)})
+                            "report": None if self.report is None else str(self.report), **provenance()})
 
 
 @dataclass
@@ -285,7 +286,8 @@ def run_designspace(config: DesignSpaceConfig | None = None, out: str | Path = "
     config = config or DesignSpaceConfig()
     out = Path(out)
     with folder_lock(out, "designspace"):  # an unusable --out is refused before any training
-        claim_folder(out, "designspace", report_and({"results.json": json_with("ensplit", "records")}))
+        results = json_with(("ensplit_version", "ensplit"), "records")  # "ensplit": a folder of an older release
+        claim_folder(out, "designspace", report_and({"results.json": results}))
         dataset = config.recipe.load_data()
         result = run_design_space(config, dataset, progress)
         _write_designspace(config, result, dataset, out, progress)
@@ -298,7 +300,7 @@ def _write_designspace(config: DesignSpaceConfig, result: DesignSpaceResult, dat
     from ensplit._version import __version__
     from ensplit.reports.design_space_figures import report_sections
     from ensplit.reports.html import write_report
-    from ensplit.store import atomic_write_text, git_commit
+    from ensplit.store import atomic_write_text
 
     for k, t in sorted(result.est.items()):
         where = f"{t.params:,} params, {t.epochs} epochs" if t.params is not None else "not reached in this grid"
@@ -310,6 +312,6 @@ def _write_designspace(config: DesignSpaceConfig, result: DesignSpaceResult, dat
                                  f"{', '.join(map(str, config.members))}",
                                  report_sections(result.records, result.est, result.memory_method, notes),
                                  subtitle=" ".join(notes[:1]))
-    summary = {**result.to_json(), "ensplit": __version__, "git_commit": git_commit(), "notes": notes,
+    summary = {**result.to_json(), "notes": notes,
                "threads": torch.get_num_threads(), "full_records": [vars(r) for r in result.records]}
     atomic_write_text(out / "results.json", json.dumps(to_jsonable(summary), indent=1))

@@ -24,6 +24,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from ensplit._version import provenance
 from ensplit.analysis.landscape import (
     SamplerSweep,
     accuracy_and_diversity,
@@ -291,7 +292,7 @@ def _summary(trajectories: Trajectories, template: torch.nn.Module, r: Landscape
              for name, c in r.paths.items()}
     return {
         "family": trajectories.family, "width": trajectories.width, "depth": trajectories.depth,
-        "parameters": sum(p.numel() for p in template.parameters()), "inits": trajectories.inits,
+        "params": sum(p.numel() for p in template.parameters()), "inits": trajectories.inits,
         "epochs": trajectories.config.get("epochs"), "tail_epochs": trajectories.config.get("tail_epochs"),
         "checkpoints_per_init": len(trajectories.epochs), "dataset": trajectories.config.get("dataset"),
         "batch_norm": ("statistics recomputed on the training inputs for every interpolated, sampled or averaged "
@@ -307,6 +308,7 @@ def _summary(trajectories: Trajectories, template: torch.nn.Module, r: Landscape
         "ensembles": {"sizes": r.ensemble_sizes, **r.ensemble_curves},
         "shift": r.shift,
         "seconds": {k: round(v, 2) for k, v in clock.items()},
+        **provenance(),
     }
 
 

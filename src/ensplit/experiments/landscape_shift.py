@@ -1,4 +1,4 @@
-"""Weight averaging against ensembles under dataset shift (Fort et al. 2019; issue 17, seed 002).
+"""Weight averaging against ensembles under dataset shift (Fort et al. 2019; issue 17).
 
 The independent solutions and the SWA solutions predict every corrupted test set that `ensplit compare`
 uses (`corrupted_test_sets`: noise and shift for MNIST-1D, images get noise, blur, JPEG and contrast,

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ensplit._version import provenance
 from ensplit.analysis.study_pools import StudyAnalysis, analysis_notes, analyze_pools, summary_dict
 from ensplit.errors import EnsplitError
 from ensplit.jsonable import to_jsonable
@@ -28,7 +29,7 @@ MAX_SPLITS = 1000  # test-time cross-validation halvings; as StudyConfig.cnll_sp
 
 @dataclass
 class AnalyzeResult:
-    """The seed-000 analysis of `.npz` pools. `to_json()` is what `ensplit analyze --json` prints."""
+    """The memory-split analysis (Lobacheva et al.) of `.npz` pools; `to_json()` is what `analyze --json` prints."""
 
     analysis: StudyAnalysis
     folder: Path
@@ -37,29 +38,30 @@ class AnalyzeResult:
     def to_json(self) -> dict[str, Any]:
         # no study folder (no index, no config): only the report, when one was written
         return to_jsonable({**summary_dict(self.analysis, None),
-                            "report": None if self.report is None else str(self.report)})
+                            "report": None if self.report is None else str(self.report), **provenance()})
 
 
 def analyze(inputs: Sequence[str | Path], out: str | Path = "ensplit-analysis", temperature: str = "before",
-            splits: int = 5, predict_max_n: int = 4, predict_pool: int = 6, bootstrap: int = 40,
+            cnll_splits: int = 5, predict_max_n: int = 4, predict_pool: int = 6, bootstrap: int = 40,
             report: bool = True) -> AnalyzeResult:
     """Power laws, the memory split and its prediction from `.npz` pools (files or folders of them)."""
     if temperature not in ("before", "after"):
         raise EnsplitError(f"temperature = {temperature!r}: must be before or after")
-    for name, value, low, high in (("splits", splits, 1, MAX_SPLITS), ("predict_max_n", predict_max_n, 3, None),
-                                   ("predict_pool", predict_pool, 3, None), ("bootstrap", bootstrap, 0, None)):
+    for name, value, low, high in (("cnll_splits", cnll_splits, 1, MAX_SPLITS),
+                                   ("predict_max_n", predict_max_n, 3, None), ("predict_pool", predict_pool, 3, None),
+                                   ("bootstrap", bootstrap, 0, None)):
         _check_int(name, value, low, high)
     if not isinstance(report, bool):
         raise EnsplitError(f"report = {report!r}: must be True or False")
     paths = [_path("inputs", inputs)] if isinstance(inputs, (str, Path)) else _paths(inputs)
     out = Path(_path("out", out))
     if not report:
-        return AnalyzeResult(_analyze(paths, temperature, splits, predict_max_n, predict_pool, bootstrap), out)
+        return AnalyzeResult(_analyze(paths, temperature, cnll_splits, predict_max_n, predict_pool, bootstrap), out)
     from ensplit.reports.study_report import write_study_report
 
     with folder_lock(out, "analyze"):  # an unusable --out is refused before any work
         claim_folder(out, "analyze", report_and())
-        analysis = _analyze(paths, temperature, splits, predict_max_n, predict_pool, bootstrap)
+        analysis = _analyze(paths, temperature, cnll_splits, predict_max_n, predict_pool, bootstrap)
         path = write_study_report(analysis, out / "report.html", title="ensplit memory-split analysis of .npz pools")
     print(f"ensplit analyze: report written to {path}", file=sys.stderr)
     return AnalyzeResult(analysis, out, path)
@@ -113,16 +115,17 @@ class EvaluateResult:
     members: list[dict[str, Any]]
 
     def to_json(self) -> dict[str, Any]:
-        return to_jsonable({"ensemble": self.ensemble, "members": self.members})
+        return to_jsonable({"ensemble": self.ensemble, "members": self.members, **provenance()})
 
 
-def evaluate(file: str | Path, splits: int = 5, seed: int = 0) -> EvaluateResult:
+def evaluate(file: str | Path, cnll_splits: int = 5, seed: int = 0) -> EvaluateResult:
     """Accuracy, NLL, Brier, ECE (percent) and CNLL before/after averaging of a `.npz` ensemble."""
-    _check_int("splits", splits, 1, MAX_SPLITS)
+    _check_int("cnll_splits", cnll_splits, 1, MAX_SPLITS)
     _check_int("seed", seed, 0, MAX_SEED)
     pool = load_pool(_path("file", file))
     if pool.log_probs.shape[0] > 1 and pool.labels.shape[0] < 2:
         raise EnsplitError(f"{file}: CNLL's test-time cross-validation needs at least 2 test objects, the file has "
                            f"{pool.labels.shape[0]}")
-    members = [_metrics(pool.log_probs[i : i + 1], pool.labels, splits, seed) for i in range(pool.log_probs.shape[0])]
-    return EvaluateResult(_metrics(pool.log_probs, pool.labels, splits, seed), members)
+    members = [_metrics(pool.log_probs[i : i + 1], pool.labels, cnll_splits, seed)
+               for i in range(pool.log_probs.shape[0])]
+    return EvaluateResult(_metrics(pool.log_probs, pool.labels, cnll_splits, seed), members)

@@ -1,4 +1,4 @@
-"""The memory-split study (seed 000): pools of networks at each width, then CNLL(n, s), power laws, the
+"""The memory-split study (Lobacheva et al. 2020): pools of networks at each width, then CNLL(n, s), power laws, the
 optimal split per budget and its prediction from a few networks.
 
 `run_study(config, folder)` trains what the folder lacks (resumable; any executor), analyses the stored
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ensplit._version import provenance
 from ensplit.analysis.study_pools import StudyAnalysis, analysis_notes, analyze_pools, summary_dict
 from ensplit.data.spec import load_data
 from ensplit.errors import EnsplitError
@@ -41,7 +42,7 @@ class StudyResult:
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable({**summary_dict(self.analysis, self.folder), "recipe": self.config.recipe.to_json(),
-                            "report": None if self.report is None else str(self.report)})
+                            "report": None if self.report is None else str(self.report), **provenance()})
 
     @property
     def store(self) -> ResultStore:

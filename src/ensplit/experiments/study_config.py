@@ -3,7 +3,7 @@
 Pool size per width, two rules (`pool_rule`):
 - "clamped" (default, fast): ℓ = clamp(⌈pool_factor · s_ref / s⌉, pool_min, pool_max), so each width gets
   about the same compute within a bounded number of networks;
-- "paper" (seed 000 §3, science.md §1): ℓ = max(N, ⌈pool_factor · s_standard / s⌉), N = `pool_networks`
+- "paper" (Lobacheva et al. §3, science.md §1): ℓ = max(N, ⌈pool_factor · s_standard / s⌉), N = `pool_networks`
   (the paper: 64 for VGG, 12 for WideResNet), pool_factor 8.
 s_ref = s_standard = `pool_standard` parameters, by default those of the largest width. The study's identity
 (`fingerprint`) hashes everything that decides what is trained, in the flat layout study folders have
@@ -50,7 +50,7 @@ class StudyConfig:
     pool_rule: Annotated[Literal["clamped", "paper"], Field(description="pool size rule: clamped (⌈pool_factor · "
                                                               "s_ref / s⌉ within [pool_min, pool_max]) or paper "
                                                               "(max(pool_networks, ⌈pool_factor · s_standard / "
-                                                              "s⌉), seed 000)")] = "clamped"
+                                                              "s⌉), Lobacheva et al.)")] = "clamped"
     pool_networks: Annotated[int, Field(ge=1, le=10_000, description="N of the paper rule: fewest networks per "
                                                                        "width (the paper: 64 VGG, 12 WRN)")] = 12
     pool_standard: Annotated[int, Field(ge=1, description="s_standard (s_ref) of the pool rule, in parameters "
@@ -74,7 +74,7 @@ class StudyConfig:
         description="prediction repeats: bootstrap the small pool, or draw independent subsets of the pool "
                     "(the paper's repeats)")] = "bootstrap"
     fit_objective: Annotated[Literal["nll", "log2"], Field(
-        description="power-law fit: least squares in NLL units, or seed 000 eq. 6 (log2 space); RMSE in "
+        description="power-law fit: least squares in NLL units, or Lobacheva et al. eq. 6 (log2 space); RMSE in "
                     "its units")] = "nll"
     temperature_grid: Annotated[tuple[Annotated[float, Field(gt=0, le=1000)], ...], Field(
         min_length=1, max_length=200, description="temperatures τ of NLL_n(τ) and its power laws")] = DEFAULT_TAUS

@@ -1,4 +1,4 @@
-"""MixtureEnsembles layers (seed 003, eq. 2): member i's layer weight is θ_{j,i} = Σ_l α_{l,i} T_l.
+"""MixtureEnsembles layers (the MixtureEnsembles paper, eq. 2): member i's layer weight is θ_{j,i} = Σ_l α_{l,i} T_l.
 
 Templates come from a bank shared by all members (and by all layers of a parameter group):
 - `TemplateBank`: a parameter group of equal-shaped layers, `templates [t, *weight_shape]`;
@@ -81,7 +81,7 @@ class MixtureLayer(nn.Module):
         return self.bank.gather(self.assignment, self.weight_shape)
 
     def member_weights(self) -> torch.Tensor:
-        """θ_{j,i} = Σ_l α_{l,i} T_l for every member: `[M, *weight_shape]` (seed 003, eq. 2)."""
+        """θ_{j,i} = Σ_l α_{l,i} T_l for every member: `[M, *weight_shape]` (MixtureEnsembles, eq. 2)."""
         t = self.templates().flatten(2)  # [M', c, p]
         if t.shape[0] == 1:
             w = self.alpha @ t[0]

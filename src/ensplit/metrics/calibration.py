@@ -2,7 +2,7 @@
 
 Temperature *before* averaging (default, Lobacheva et al. §4): p̄(τ) = (1/n) Σ_i softmax(ℓ_i / τ).
 Temperature *after* averaging: p̄(τ) = softmax(log((1/n) Σ_i p_i) / τ).
-CNLL (Ashukha et al. 2020, seed 000 eq. 3): split the objects into random halves; fit τ on one half,
+CNLL (Ashukha et al. 2020; Lobacheva et al. eq. 3): split the objects into random halves; fit τ on one half,
 measure the NLL on the other; swap; average; repeat over `splits` seeded splits and average.
 """
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ensplit.errors import EnsplitError
+from ensplit.errors import EnsplitError, warn_renamed
 from ensplit.models.registry import count_params, create, get_family
 
 
@@ -58,7 +58,7 @@ class Equivalents:
     depth_equivalent: DepthEquivalent
 
 
-def _positive(name: str, value: int) -> int:
+def _positive(name: str, value: int | None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise EnsplitError(f"{name} must be a positive integer, got {value!r}")
     return value
@@ -84,26 +84,34 @@ def _too_small(family: str, budget: int, depth: int | None, **kw: Any) -> Enspli
                         f"depth {depth} has {smallest:,} parameters")
 
 
-def solve_width(family: str, params: int, depth: int | None = None, *, in_shape: tuple[int, ...] | None = None,
-                num_classes: int | None = None, **options: Any) -> int:
-    """Largest width whose network has at most `params` parameters (EnsplitError if width 1 is too big)."""
-    _positive("params", params)
+def solve_width(family: str, budget: int | None = None, depth: int | None = None, *,
+                in_shape: tuple[int, ...] | None = None, num_classes: int | None = None, **options: Any) -> int:
+    """Largest width whose network has at most `budget` parameters (EnsplitError if width 1 is too big).
+    The keyword `params=` is the budget's deprecated name."""
+    if "params" in options:  # the budget's name before docs/glossary.md
+        warn_renamed("params", "budget")
+        budget = options.pop("params") if budget is None else budget
+    budget = _positive("budget", budget)
     kw = dict(in_shape=in_shape, num_classes=num_classes, **options)
-    width = _largest(lambda w: count_params(family, w, depth, **kw) <= params)
+    width = _largest(lambda w: count_params(family, w, depth, **kw) <= budget)
     if width is None:
-        raise _too_small(family, params, depth, **kw)
+        raise _too_small(family, budget, depth, **kw)
     return width
 
 
-def memory_splits(family: str, budget: int, depth: int | None = None, max_members: int = 8, *,
+def memory_splits(family: str, budget: int, depth: int | None = None, members_max: int = 8, *,
                   in_shape: tuple[int, ...] | None = None, num_classes: int | None = None,
                   **options: Any) -> list[Split]:
-    """For n = 1..max_members, the widest n-member ensemble within `budget` (stops when width 1 no longer fits)."""
+    """For n = 1..members_max, the widest n-member ensemble within `budget` (stops when width 1 no longer fits).
+    The keyword `max_members=` is `members_max`'s deprecated name."""
+    if "max_members" in options:  # the name before docs/glossary.md
+        warn_renamed("max_members", "members_max")
+        members_max = options.pop("max_members")
     _positive("budget", budget)
-    _positive("max_members", max_members)
+    _positive("members_max", members_max)
     kw = dict(in_shape=in_shape, num_classes=num_classes, **options)
     splits = []
-    for n in range(1, max_members + 1):
+    for n in range(1, members_max + 1):
         if count_params(family, 1, depth, **kw) * n > budget:
             break
         width = solve_width(family, budget // n, depth, **kw)

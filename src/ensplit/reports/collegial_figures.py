@@ -1,4 +1,4 @@
-"""Figures and the report page of `ensplit collegial` (seed 004 Figures 2, 3, 4 and 6, Appendix Fig. 2)."""
+"""Figures and the report page of `ensplit collegial` (Littwin et al. Figures 2, 3, 4 and 6, Appendix Fig. 2)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def _errorbar(ax: Any, x: np.ndarray, rows: list[dict[str, Any]], metric: str, *
 
 def training_figure(rows: list[dict[str, Any]], curve: str) -> Figure:
     """Accuracy and CNLL (mean ± std over seeds) against m along one curve, and the test error against the
-    model's variance (primal) or the parameters (dual) (seed 004 Fig. 4); the predicted optimum is the red
+    model's variance (primal) or the parameters (dual) (Littwin et al. Fig. 4); the predicted optimum is the red
     ring, the measured best a star."""
     rows = sorted((r for r in rows if r["curve"] == curve), key=lambda r: r["members"])
     fig = Figure(figsize=(9.4, 3.3))  # the page is 1100 px wide
@@ -154,7 +154,7 @@ def training_section(result: dict[str, Any]) -> Section:
             f"{epochs(train.get('epochs', '?'))} ({train.get('optimizer', '?')}, lr {train.get('lr', '?')}), "
             "test metrics as mean ± std over seeds. " + " ".join(notes))
     curves = list(dict.fromkeys(r["curve"] for r in rows))
-    return Section("Training along the curves (seed 004 Figures 4 and 6)", text,
+    return Section("Training along the curves (Littwin et al. Figures 4 and 6)", text,
                    figures=[(training_figure(rows, c), f"{c} curve: accuracy and CNLL against m; test error "
                              f"against the {'model variance' if c == 'primal' else 'parameters'}")
                             for c in curves], table=table)
@@ -170,7 +170,7 @@ def write_collegial_report(directory: str | os.PathLike[str], baseline: Baseline
     sections = [
         Section("Design", f"Baseline {result['baseline']}; α = {design.alpha:.3f}; cost in {design.cost}.",
                 table=summary),
-        Section("Primal and dual objectives (seed 004 Figures 3 and 6)",
+        Section("Primal and dual objectives (Littwin et al. Figures 3 and 6)",
                 "Primal: least NTK variance at the baseline's cost, m_p(n) = β_s/β(n). Dual: highest efficiency "
                 "ρ = β_s/(m_d β(n)) at the baseline's variance. Both share the optimal width (strong duality).",
                 figures=[(primal_figure(curves), "Primal objective and m_p(n)"),
@@ -190,7 +190,7 @@ def write_collegial_report(directory: str | os.PathLike[str], baseline: Baseline
     check = ensemble_ntk_convergence()
     slope = float(np.polyfit(np.log(check.members), np.log(check.deviation), 1)[0])
     sections.append(Section(
-        "Ensemble NTK converges to the mean kernel (seed 004 Figure 2)",
+        "Ensemble NTK converges to the mean kernel (Littwin et al. Figure 2)",
         f"Collegial MLPs (input 2, {check.hidden_layers} hidden layers of width {check.width}); deviation "
         f"slope in m: {slope:.2f} (expected −1/2).",
         figures=[(convergence_figure(check), "Ensemble NTK for growing m")]))

@@ -1,4 +1,4 @@
-"""Figures of `ensplit compare`: metrics against parameters (seed 003, Figure 3 left) and against the number
+"""Figures of `ensplit compare`: metrics against parameters (MixtureEnsembles, Figure 3 left) and against the number
 of members (Figure 3 right). Rows are dicts as `ensplit.experiments.compare.run_method` returns them."""
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ from typing import Any
 from ensplit.reports.compare_figures import metric_vs
 from ensplit.reports.html import Section, epochs, write_report
 
-HEADERS = {"train_seconds_per_epoch": "s/epoch (train)", "member_accuracy": "member accuracy", "ece": "ECE (%)",
-           "nll": "NLL", "cnll": "CNLL", "flops": "FLOPs/example"}
+HEADERS = {"seconds_per_epoch": "s/epoch (train)", "member_accuracy": "member accuracy", "ece": "ECE (%)",
+           "nll": "NLL", "cnll": "CNLL", "flops_per_example": "FLOPs/example"}
 
 
 def _table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -20,7 +20,7 @@ def _table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def write_compare_report(directory: Path, result: Any) -> Path:
     """`directory/report.html` from a `CompareResult`."""
     config, recipe = result.config, result.config.recipe
-    budget = f"{config.param_budget:,} parameters" if config.param_budget else f"width {config.width}"
+    budget = f"{config.budget:,} parameters" if config.budget else f"width {config.width}"
     train = recipe.train
     sections = [Section(f"Methods at {budget}, {config.members} members",
                         f"{recipe.family} on {recipe.dataset}, {epochs(train.epochs)}, {train.optimizer} "
@@ -33,14 +33,14 @@ def write_compare_report(directory: Path, result: Any) -> Path:
         sections.append(Section(
             "Accuracy and CNLL against parameters",
             "Every method sized to each budget (widest network that fits); MixtureEnsembles keep the backbone "
-            "width and take the budget as their template-bank knob (seed 003, Figure 3 left).",
+            "width and take the budget as their template-bank knob (the MixtureEnsembles paper, Figure 3 left).",
             figures=[(metric_vs(result.budget_rows, "params", "accuracy", "accuracy vs parameters", True), "accuracy"),
                      (metric_vs(result.budget_rows, "params", "cnll", "CNLL vs parameters", True), "CNLL")],
             table=_table(result.budget_rows)))
     if result.member_rows:
         sections.append(Section(
             "Accuracy and CNLL against the number of members",
-            "The same budget (or width) with more or fewer members (seed 003, Figure 3 right).",
+            "The same budget (or width) with more or fewer members (the MixtureEnsembles paper, Figure 3 right).",
             figures=[(metric_vs(result.member_rows, "members", "accuracy", "accuracy vs members"), "accuracy"),
                      (metric_vs(result.member_rows, "members", "cnll", "CNLL vs members"), "CNLL")],
             table=_table(result.member_rows)))

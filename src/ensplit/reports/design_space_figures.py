@@ -1,4 +1,4 @@
-"""Figures of the design-space study (seed 001): winner heat maps, error vs params, time, memory, EST."""
+"""Figures of the design-space study (Wasay & Idreos): winner heat maps, error vs params, time, memory, EST."""
 
 from __future__ import annotations
 
@@ -243,35 +243,35 @@ def report_sections(records: Sequence[DesignRecord], est: Mapping[int, Switchove
         Section("Which class wins", "Most accurate class per (parameter budget, epochs) cell; white × marks "
                 "cells where both ensemble classes beat the single network; the black staircase bounds the "
                 "region (up and to the right) where an ensemble wins every cell: its corner is the EST.",
-                [(winner_heatmaps(records, est), "Winner per cell (seed 001, Fig. 2)")]),
+                [(winner_heatmaps(records, est), "Winner per cell (Wasay & Idreos, Fig. 2)")]),
         Section("Ensemble Switchover Threshold per K", f"EST: the smallest (budget, epochs) corner beyond which "
-                f"ensembles win at least {fraction:.0%} of the grid's cells (seed 001 expects it to move right as "
+                f"ensembles win at least {fraction:.0%} of the grid's cells (Wasay & Idreos expect it to move right as "
                 "K grows, since members get smaller).",
-                [(est_by_members(records, est), "Switchover epoch per budget and EST per K (seed 001, Fig. 4)")],
+                [(est_by_members(records, est), "Switchover epoch per budget and EST per K (Wasay & Idreos, Fig. 4)")],
                 table=est_rows),
         Section("Error vs parameters", "", [(error_vs_params(records), "Test error after the last epoch")]),
         Section("Time to the single network's accuracy", "Training seconds (members one after another, as in "
                 "the paper) until each class first reaches the single network's best test accuracy; × = never.",
                 [(grouped_bars(records, lambda r: r.time_to_single_accuracy, "seconds", "time to single acc."),
-                  "Time to accuracy (seed 001, Fig. 5)")]),
+                  "Time to accuracy (Wasay & Idreos, Fig. 5)")]),
         Section("Training time per epoch", "Solid: members one after another (the paper's protocol); hatched: "
                 "all members in one member-batched network. Median of repeated timed runs after warm-up.",
                 [(grouped_bars(records, lambda r: r.seconds_per_epoch, "seconds per epoch", "epoch time",
                                second=lambda r: r.seconds_per_epoch_batched, second_label="member-batched"),
-                  "Per-epoch time (seed 001, Fig. 6)"),
+                  "Per-epoch time (Wasay & Idreos, Fig. 6)"),
                  (grouped_bars(records, per_layer, "ms per layer per epoch", "per-layer time",
                                annotate=lambda r: str(r.layers)),
-                  "Breakdown (seed 001 §5): epoch time (one after another) = time per layer × total "
+                  "Breakdown (Wasay & Idreos §5): epoch time (one after another) = time per layer × total "
                   "parameterised layers of all members (the number above each bar)")]),
         Section("Inference time", "Milliseconds per example, members one after another, eval mode.",
                 [(grouped_bars(records, lambda r: r.inference_ms_batch1, "ms per example", "batch 1"),
-                  "Inference at batch 1 (seed 001, Fig. 7)"),
+                  "Inference at batch 1 (Wasay & Idreos, Fig. 7)"),
                  (grouped_bars(records, lambda r: r.inference_ms_large_batch, "ms per example", "large batch"),
                   "Inference at a large batch")]),
         Section("Peak training memory", f"Method: {memory_method}. Solid: one member at a time (the paper's "
                 "protocol); hatched: all members member-batched.",
                 [(grouped_bars(records, lambda r: _mb(r.peak_memory_bytes), "MiB", "peak memory",
                                second=lambda r: _mb(r.peak_memory_bytes_batched), second_label="member-batched"),
-                  "Peak training memory (seed 001, Fig. 8)")]),
+                  "Peak training memory (Wasay & Idreos, Fig. 8)")]),
         Section("All measurements", " ".join(notes), table=summary_table(records)),
     ]

@@ -210,8 +210,9 @@ def landscape_sections(result: object) -> list[Section]:
     ensemble_rows = [{"members": name, **{f"{m} (n={n})": values[m][i] for m in ("accuracy", "cnll")
                                           for i, n in enumerate(sizes) if n in (1, sizes[-1])}}
                      for name, values in result.ensemble_curves.items()]
+    params = s.get("params", s.get("parameters"))  # "parameters": a summary of an older release
     sections = [
-        Section("Setup", f"{s['family']} width {s['width']} ({s['parameters']:,} parameters), {s['inits']} random "
+        Section("Setup", f"{s['family']} width {s['width']} ({params:,} parameters), {s['inits']} random "
                 f"inits, {epochs(s['epochs'])} plus a {s['tail_epochs']}-epoch constant-rate tail, "
                 f"{s['checkpoints_per_init']} checkpoints per init, on {s['dataset']}. Batch norm: "
                 f"{s['batch_norm']}. Solution test accuracies: "

@@ -1,4 +1,4 @@
-"""The figures of seed 000 (Lobacheva et al.), one function each, from plain arrays.
+"""The figures of Lobacheva et al. 2020, one function each, from plain arrays.
 
 Inputs are small mappings so that `ensplit study` and `ensplit analyze` (bring-your-own predictions)
 share them: `curves` maps params-per-member s to (n values, CNLL means, CNLL stds).

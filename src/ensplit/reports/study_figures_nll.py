@@ -55,7 +55,7 @@ def nll_tau_curves(n: np.ndarray, taus: np.ndarray, nll: np.ndarray, fits: Seque
 
 def temperature_parameters(laws: Mapping[int, tuple[np.ndarray, ParamRows]],
                            optimum: Mapping[int, tuple[float, float]]) -> Figure:
-    """a, b, c and RMSE of the NLL_n(τ) power laws against τ, one line per member size (seed 000 Fig. 2);
+    """a, b, c and RMSE of the NLL_n(τ) power laws against τ, one line per member size (Lobacheva et al. Fig. 2);
     ★ marks τ* = argmin c(τ) of each size. laws[s] = (τ values, {"a", "b", "c", "rmse"})."""
     fig, axes = plt.subplots(2, 2, figsize=(9.5, 7))
     axes = axes.ravel()
@@ -115,7 +115,7 @@ def le_nll_against_cnll(curves: Mapping[int, tuple[np.ndarray, np.ndarray, np.nd
 
 
 def parameters_against_s(params: Sequence[int], rows: Mapping[str, ParamRows], unit: str) -> Figure:
-    """a, b, c and RMSE of the power laws in n against the member size s (seed 000 Fig. 3).
+    """a, b, c and RMSE of the power laws in n against the member size s (Lobacheva et al. Fig. 3).
 
     rows: a label ("CNLL_n", "NLL_n") -> {"a", "b", "c", "rmse"} `[len(params)]` (NaN where not fitted)."""
     fig, axes = plt.subplots(2, 2, figsize=(9.5, 7))
@@ -134,7 +134,7 @@ def parameters_against_s(params: Sequence[int], rows: Mapping[str, ParamRows], u
 
 def prediction_rmse_per_n(curves: Mapping[int, tuple[np.ndarray, np.ndarray]], fit_max_n: int, resample: str
                           ) -> Figure:
-    """RMSE over the repeats of the predicted CNLL_n against the measured one, per n (seed 000 Fig. 6 left).
+    """RMSE over the repeats of the predicted CNLL_n against the measured one, per n (Lobacheva et al. Fig. 6 left).
 
     curves[s] = (n, RMSE); the shaded region n ≤ fit_max_n is where the law was fitted. With no curves (every
     pool has fewer than 3 networks, too few to fit) the figure says so."""

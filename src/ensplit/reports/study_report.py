@@ -12,7 +12,7 @@ from ensplit.reports import study_figures_nll as nll_figures
 from ensplit.reports.html import Section, epochs, write_report
 
 OBJECTIVES = {"nll": "least squares in NLL units; RMSE in nats",
-              "log2": "seed 000 eq. 6, squared error in log2 space; RMSE in log2 units"}
+              "log2": "Lobacheva et al. eq. 6, squared error in log2 space; RMSE in log2 units"}
 
 
 def _fit_fn(fit):
@@ -65,13 +65,13 @@ def study_sections(analysis: Any) -> list[Section]:
     per_n = {p.params: p.rmse_per_n() for p in analysis.predictions}
     sections.append(Section(
         "Predicting large ensembles", f"CNLL_n fitted on n ≤ {analysis.predict_max_n} from the first few networks "
-        "of each pool (all their combinations, seed 000 §7), extrapolated and compared with the measured pool "
+        "of each pool (all their combinations, Lobacheva et al. §7), extrapolated and compared with the measured pool "
         f"curves; bands are 5–95% over {repeats}, and the per-n RMSE is taken over those repeats. The "
         "predicted optimal split is read from the predicted (n, s) plane over the measured cells; regret is "
         "the measured CNLL of the predicted split minus the best measured one.",
         figures=[(figures.prediction(curves, predicted, analysis.predict_max_n), "predicted vs measured CNLL_n"),
                  (nll_figures.prediction_rmse_per_n(per_n, analysis.predict_max_n, resample),
-                  "RMSE of the predicted CNLL_n per n (seed 000 Fig. 6 left)")]
+                  "RMSE of the predicted CNLL_n per n (Lobacheva et al. Fig. 6 left)")]
         + ([(figures.optimal_splits([{"budget": b.budget, "measured_n": b.best_n, "predicted_n": b.predicted_n,
                                       "predicted_range": b.predicted_n_range}
                                      for b in analysis.budgets if b.predicted_n]), "predicted vs true optimal n")]
@@ -103,17 +103,17 @@ def _fit_columns(fits: list) -> dict[str, np.ndarray]:
 
 
 def _parameters_figure(sizes: list, objective: str) -> list:
-    """a, b, c and RMSE of the power laws in n against s (seed 000 Fig. 3), if any size was fitted."""
+    """a, b, c and RMSE of the power laws in n against s (Lobacheva et al. Fig. 3), if any size was fitted."""
     if all(s.fit is None and s.nll_fit is None for s in sizes):
         return []
     rows = {"CNLL_n": _fit_columns([s.fit for s in sizes]), "NLL_n (τ = 1)": _fit_columns([s.nll_fit for s in sizes])}
     unit = "nats" if objective == "nll" else "log2"
     return [(nll_figures.parameters_against_s([s.params for s in sizes], rows, unit),
-             "a, b, c and RMSE of the power laws in n against the member size s (seed 000 Fig. 3)")]
+             "a, b, c and RMSE of the power laws in n against the member size s (Lobacheva et al. Fig. 3)")]
 
 
 def _nll_sections(analysis: Any) -> list[Section]:
-    """Uncalibrated NLL (seed 000 Figs. 1 and 4), NLL at fixed τ (Fig. 2) and LE-NLL against CNLL (App. D)."""
+    """Uncalibrated NLL (Lobacheva et al. Figs. 1 and 4), NLL at fixed τ (Fig. 2) and LE-NLL against CNLL (App. D)."""
     sizes, laws = analysis.sizes, analysis.temperature_laws
     if not laws:
         return []
@@ -126,7 +126,8 @@ def _nll_sections(analysis: Any) -> list[Section]:
                   "NLL_n (τ = 1) per member size with fits"),
                  (nll_figures.nll_and_cnll_s(params, [float(s.nll[0]) for s in sizes],
                                              [float(s.cnll[0]) for s in sizes], _fit_fn(analysis.nll_fit_s),
-                                             _fit_fn(analysis.fit_s)), "NLL_s against CNLL_s (seed 000 Fig. 4)")],
+                                             _fit_fn(analysis.fit_s)),
+                  "NLL_s against CNLL_s (Lobacheva et al. Fig. 4)")],
         table=[{"direction": f"NLL in n (s = {s.params:,})", **_fit_row(s.nll_fit)} for s in sizes]
         + [{"direction": "NLL in s (n = 1)", **_fit_row(analysis.nll_fit_s)}])]
     fitted = [law for law in laws if any(f is not None for f in law.fits)]
@@ -143,13 +144,13 @@ def _nll_sections(analysis: Any) -> list[Section]:
                                                  [_fit_fn(f) for f in largest.fits], largest.params,
                                                  analysis.temperature), "NLL_n(τ) at the largest fitted size"),
                      (nll_figures.temperature_parameters(lines, optimum),
-                      "a, b, c and RMSE of the NLL_n(τ) power laws against τ (seed 000 Fig. 2)")],
+                      "a, b, c and RMSE of the NLL_n(τ) power laws against τ (Lobacheva et al. Fig. 2)")],
             table=[{"s": law.params, "τ*": law.optimum[0], "c(τ*)": law.optimum[1],
                     "τ* at grid edge": "yes" if law.optimum_at_edge else "no",
                     "τ of LE-NLL at largest n": float(law.le_tau[-1])} for law in fitted]))
     cnll = {s.params: s.cnll for s in sizes}
     sections.append(Section(
-        "LE-NLL against CNLL", "LE-NLL_n = min over τ of the pooled NLL_n(τ) (seed 000 eqs. 4–5: the mean over "
+        "LE-NLL against CNLL", "LE-NLL_n = min over τ of the pooled NLL_n(τ) (Lobacheva et al. eqs. 4–5: the mean over "
         "ensembles inside the minimum; CNLL takes it outside). Both use the same test-time cross-validation "
         "halves, so their difference is only the order of the minimum and the mean.",
         figures=[(nll_figures.le_nll_against_cnll({law.params: (law.n, cnll[law.params], law.le_nll)

@@ -67,14 +67,16 @@ def ensplit_page(path: Path) -> bool:
         return False
 
 
-def json_with(*keys: str) -> Callable[[Path], bool]:
-    """A signature: a JSON object holding every one of `keys`."""
+def json_with(*keys: str | tuple[str, ...]) -> Callable[[Path], bool]:
+    """A signature: a JSON object holding every one of `keys`; a tuple is one key under any of its spellings
+    (a results file of an older release: `("ensplit_version", "ensplit")`)."""
 
     def test(path: Path) -> bool:
         try:
             value = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
             return False
-        return isinstance(value, dict) and all(k in value for k in keys)
+        return isinstance(value, dict) and all(any(k in value for k in ((k,) if isinstance(k, str) else k))
+                                               for k in keys)
 
     return test

@@ -11,11 +11,9 @@ refused with a one-line error; `ResultStore.repair` rebuilds it from the sidecar
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ensplit._version import __version__
+from ensplit._version import __version__, git_commit
 from ensplit.errors import EnsplitError
 from ensplit.files import atomic_save_npy, atomic_write_text, crash_point, file_sha256
 
@@ -46,17 +44,6 @@ JOB_COLUMNS = ("job_id", "kind", "family", "width", "depth", "first_index", "con
                "finished_at", "ensplit_version", "git_commit", "test_file", "val_file", "checksums")
 NETWORK_COLUMNS = ("job_id", "member", "pool_index", "kind", "width", "seed", "params", "status", "final_train_loss",
                    "train_seconds")
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str | None:
-    """The commit of the ensplit source tree, when it is a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _damaged(path: Path, reason: str) -> EnsplitError:
@@ -174,6 +161,7 @@ class ResultStore:
             if settings is not None:
                 c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)", (settings,))
             crash_point("commit")  # every row written, the transaction not committed yet
+        crash_point("stored")  # the job is committed: a kill here leaves exactly this many jobs stored
 
     @staticmethod
     def _insert(c: sqlite3.Connection, job_row: dict[str, Any], network_rows: list[dict[str, Any]]) -> None:
