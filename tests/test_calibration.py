@@ -1,5 +1,5 @@
 """Temperature scaling and CNLL by test-time cross-validation against explicit loops, a brute-force τ grid
-and a scalar optimiser (float64); Proposition 1 of seed 000 by Monte Carlo."""
+and a scalar optimiser (float64); Proposition 1 of Lobacheva et al. by Monte Carlo."""
 
 import math
 
@@ -135,7 +135,7 @@ def test_bad_mode_and_temperature():
 
 def test_proposition_1_by_monte_carlo():
     """i.i.d. member probabilities of the true class p ∈ [0.2, 1] with mean μ, variance σ²:
-    NLL_n = −log μ + σ²/(2μ²n) + O(1/n²) (seed 000, eq. 2), measured with ensplit's own averaging."""
+    NLL_n = −log μ + σ²/(2μ²n) + O(1/n²) (Lobacheva et al., eq. 2), measured with ensplit's own averaging."""
     draws = 20000
     mu, var = 0.2 + 0.8 * 0.5, 0.8**2 * 0.05  # p = 0.2 + 0.8·Beta(2, 2): mean 0.6, variance 0.032
     limit = var / (2 * mu**2)

@@ -28,7 +28,7 @@ def test_prediction_from_n_up_to_4_extrapolates_and_has_bands():
     assert np.all(result.lower <= result.predicted + 1e-12) and np.all(result.predicted <= result.upper + 1e-12)
     assert result.std[-1] > 0  # bootstrap resamples differ
     assert result.measured_n.tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
-    # Error well below the CNLL itself (seed 000: 1–2 orders of magnitude).
+    # Error well below the CNLL itself (Lobacheva et al.: 1–2 orders of magnitude).
     assert 0 < result.rmse < 0.1 * result.measured.min()
 
 

@@ -35,19 +35,19 @@ def test_recommend_refuses_a_budget_too_small_for_its_cheap_runs(capsys, tmp_pat
     out = tmp_path / "r"
     refused(capsys, ["recommend", "--budget", "200", *TINY_RECOMMEND, "--out", str(out)],
             "budget = 200: too small for the cheap runs: the deep pools at P/16 … P/2 hold 1 network size(s) of "
-            "mlp, and the prediction needs 3; raise --budget to at least 392")
+            "mlp, and the prediction needs 3; raise --budget to at least 613")
     assert not out.exists()
 
 
 def test_recommend_repairs_its_own_damaged_index(capsys, tmp_path):
     out = tmp_path / "r"
-    assert main(["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(out)]) == 0
+    assert main(["recommend", "--budget", "700", *TINY_RECOMMEND, "--out", str(out)]) == 0
     capsys.readouterr()
     index = out / "results.sqlite"
     index.write_bytes(index.read_bytes()[:1000])
-    err = refused(capsys, ["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(out)], "is damaged")
+    err = refused(capsys, ["recommend", "--budget", "700", *TINY_RECOMMEND, "--out", str(out)], "is damaged")
     assert "`ensplit study` or `ensplit recommend`" in err and "--repair" in err
-    assert main(["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(out), "--repair", "--json"]) == 0
+    assert main(["recommend", "--budget", "700", *TINY_RECOMMEND, "--out", str(out), "--repair", "--json"]) == 0
     captured = capsys.readouterr()
     assert "rebuilt the index" in captured.err and '"trained_jobs": 0' in captured.out  # nothing retrained
 
@@ -57,14 +57,14 @@ def test_a_folder_of_another_experiment_or_of_someone_else_is_not_overwritten(ca
     theirs.mkdir()
     for text in ('name = "my project"\n', "[core]\n  name = my project\nkey: value\n"):  # TOML, and not TOML
         (theirs / "config.toml").write_text(text)
-        refused(capsys, ["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(theirs)],
+        refused(capsys, ["recommend", "--budget", "700", *TINY_RECOMMEND, "--out", str(theirs)],
                 "holds files that `ensplit recommend` did not write (config.toml)")
         refused(capsys, ["study", "--widths", "4,8", "--out", str(theirs), "--quiet"], "did not write (config.toml)")
         assert (theirs / "config.toml").read_text() == text
     study = tmp_path / "study"
     study.mkdir()
     (study / "config.toml").write_text("[study]\nwidths = [4, 8]\n")
-    refused(capsys, ["recommend", "--budget", "400", *TINY_RECOMMEND, "--out", str(study)],
+    refused(capsys, ["recommend", "--budget", "700", *TINY_RECOMMEND, "--out", str(study)],
             "is an `ensplit study` folder, not an `ensplit recommend` one")
 
 
@@ -174,7 +174,7 @@ def test_a_training_setting_given_twice_in_a_file_is_refused_and_the_command_lin
 def test_the_help_states_each_bound_before_an_error_does(capsys):
     assert main(["recommend", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "runs per ladder budget of each sharing method; default 3; 3 to 100" in text
+    assert "runs per ladder budget of each sharing method (trained together, stacked); default 1; 1 to 100" in text
     assert "largest memory split n (members of a deep ensemble); default 8; 2 to 64" in text
     assert main(["study", "--help"]) == 0
     assert "SGD momentum; default 0.9; >= 0, < 1" in " ".join(capsys.readouterr().out.split())

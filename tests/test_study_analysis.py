@@ -96,7 +96,7 @@ def test_fit_objective_and_resampling_reach_every_fit(pools):
     direct = predict_size(lp, labels, params, max_n=24, repeats=3, resample="subsets", splits=2, objective="log2")
     assert analysis.predictions[0].predicted == pytest.approx(direct.predicted, abs=1e-12)
     summary = summary_dict(analysis)
-    assert summary["fit_objective"] == {"objective": "log2", "rmse_units": "log2 units (seed 000 eq. 6)"}
+    assert summary["fit_objective"] == {"objective": "log2", "rmse_units": "log2 units (Lobacheva et al. eq. 6)"}
     assert {p["resample"] for p in summary["prediction"]} == {"subsets"}
 
 

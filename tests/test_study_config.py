@@ -64,8 +64,10 @@ def test_cli_bad_input_exits_2_with_one_line(argv, needle, capsys, tmp_path):
 
 
 # Job ids and the fingerprint of this config, computed before TrainConfig had precision, compile and
-# channels_last (commit 16162fa): a folder made then must resume with the same ids.
-OLD_CONFIG = {"widths": "4,8", "epochs": 2, "pool_min": 2, "pool_max": 2, "train_subset": 100}
+# channels_last (commit 16162fa): a folder made then must resume with the same ids. Such a folder was trained
+# at the default of the day, lr 0.05 (the default is 0.2 since the recipe was re-derived on validation), so it
+# resumes given that lr.
+OLD_CONFIG = {"widths": "4,8", "epochs": 2, "pool_min": 2, "pool_max": 2, "train_subset": 100, "lr": 0.05}
 OLD_POOL_IDS = ["8e0b1b060be672fac43b", "c825588e0d582c7e8ec8"]
 OLD_TUNE_IDS = ["95a34bf57ee26bbd2069", "25f3bb3d0d436002faed"]
 OLD_FINGERPRINT = "9cfed981395cd8ea"
@@ -122,7 +124,7 @@ def test_every_option_says_what_it_does_and_its_default(capsys):
     assert main(["study", "--help"]) == 0
     text = capsys.readouterr().out
     for flag, words in (("--widths", "default 16,32,64,128,256"), ("--epochs", "default 40"),
-                        ("--lr", "default 0.05"), ("--device", "default auto"), ("--temperature", "default before")):
+                        ("--lr", "default 0.1"), ("--device", "default auto"), ("--temperature", "default before")):
         assert flag in text and words in " ".join(text.split())
 
 
@@ -186,8 +188,10 @@ def test_a_folder_from_before_the_recipe_keeps_its_identity():
     config = StudyConfig.from_mapping(tomllib.loads(PINNED_CONFIG_TOML))
     assert config.fingerprint() == PINNED_FINGERPRINT
     assert [j.job_id for j in plan_pool_jobs(config)] == PINNED_POOL_IDS
-    assert StudyConfig().fingerprint() == DEFAULT_FINGERPRINT
-    assert [j.job_id for j in plan_pool_jobs(StudyConfig())][:3] == DEFAULT_FIRST_IDS
+    old_default = StudyConfig.from_mapping({"lr": 0.05})  # `ensplit study` with no arguments, before lr 0.1
+    assert old_default.fingerprint() == DEFAULT_FINGERPRINT
+    assert [j.job_id for j in plan_pool_jobs(old_default)][:3] == DEFAULT_FIRST_IDS
+    assert StudyConfig().fingerprint() != DEFAULT_FINGERPRINT  # the new default recipe is a new fingerprint
 
 
 def test_a_folder_from_before_the_recipe_resumes_without_training(tmp_path, capsys):
@@ -195,7 +199,8 @@ def test_a_folder_from_before_the_recipe_resumes_without_training(tmp_path, caps
 
     folder = tmp_path / "old"
     args = ["--widths", "4,8,16", "--epochs", "2", "--pool-min", "4", "--pool-max", "8", "--train-subset", "400",
-            "--test-subset", "200", "--bootstrap", "3", "--cnll-splits", "2", "--no-report", "--quiet", "--json"]
+            "--test-subset", "200", "--bootstrap", "3", "--cnll-splits", "2", "--no-report", "--quiet", "--json",
+            "--lr", "0.05"]  # the old folder's recipe (the default lr of the day)
     assert main(["study", "--out", str(folder), *args]) == 0
     first = capsys.readouterr().out
     store = ResultStore(folder)

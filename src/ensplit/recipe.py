@@ -2,8 +2,10 @@
 
 One typed, validated object: the data set and its subsets, the model family and its options, the training
 hyper-parameters (`TrainConfig`, the `[train]` table), the base seed, the device and the CPU threads. Its
-defaults are the study's measured recipe (SGD with momentum 0.9, lr 0.05, weight decay 5e-4, cosine, 40
-epochs, batch 128), so `study`, `compare`, `designspace`, `landscape` and `recommend` train the same way
+defaults are re-derived on a validation split (benchmarks/results/default_recipe.md): SGD with momentum 0.9,
+lr 0.1 (it was 0.05, below every recommend candidate's optimum; 0.2 is better for all but the mixture, which
+diverges there), weight decay 5e-4, cosine, 40 epochs, batch
+128; so `study`, `compare`, `designspace`, `landscape` and `recommend` train the same way
 unless told otherwise.
 
 Config files and Python mappings share one layout, read by `build_settings`:

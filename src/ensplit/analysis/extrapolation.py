@@ -1,9 +1,9 @@
-"""Predicting a candidate's CNLL at a budget nobody trained, with an interval (seed 000's machinery).
+"""Predicting a candidate's CNLL at a budget nobody trained, with an interval (Lobacheva et al.'s machinery).
 
 Two kinds of evidence, both from cheap runs on budgets below the target:
 - a *ladder*: replicate measurements (seeds, or pool members) of one candidate family at several budgets.
   CNLL(B) = c + b·B^a is fitted to every replicate point and read at the target (`ladder_prediction`);
-- a *plane*: per member size s, the power law of CNLL in the number of members n (seed 000 §7, fitted on a
+- a *plane*: per member size s, the power law of CNLL in the number of members n (Lobacheva et al. §7, fitted on a
   small pool and refitted on bootstrap resamples of it), read at (n, s) for any n and, between trained
   sizes, interpolated linearly in log s (`plane_prediction`).
 
@@ -26,6 +26,7 @@ from ensplit.analysis.powerlaw import PowerLaw, fit_power_law
 from ensplit.errors import EnsplitError
 
 LEVEL = 0.90  # two-sided: the 5th and 95th percentiles
+Noise = tuple[float, int]  # σ of one run and its degrees of freedom
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,13 @@ class Prediction:
     sigma: float = 0.0
     inflation: float = 1.0
     quantile: float = 1.645
+    model_error: float = 0.0  # κ: the law's own error per octave of extrapolation, CNLL
+    top: float = 0.0  # the largest budget it was fitted on (extrapolation is measured from there)
+
+    def extrapolation_error(self, budgets: np.ndarray | float) -> np.ndarray:
+        """κ times the octaves from the largest fitted budget (0 within the ladder)."""
+        octaves = np.log2(np.maximum(np.asarray(budgets, dtype=np.float64), self.top) / self.top) if self.top else 0.0
+        return self.model_error * octaves
 
     @property
     def interval(self) -> tuple[float, float]:
@@ -55,7 +63,8 @@ class Prediction:
         if self.law is None or not self.replicate_laws:
             return np.full(budgets.shape, np.nan), np.full(budgets.shape, np.nan)
         spread = np.stack([law.predict(budgets) for law in self.replicate_laws]).var(axis=0)
-        half = self.quantile * np.sqrt(spread * self.inflation + self.sigma ** 2)
+        half = self.quantile * np.sqrt(spread * self.inflation + self.sigma ** 2
+                                       + self.extrapolation_error(budgets) ** 2)
         centre = self.law.predict(budgets)
         return centre - half, centre + half
 
@@ -70,12 +79,16 @@ def _points(values: Mapping[float, Sequence[float]]) -> tuple[np.ndarray, np.nda
 
 
 def ladder_prediction(values: Mapping[float, Sequence[float]], target: float, repeats: int = 100,
-                      seed: int = 0) -> Prediction:
+                      seed: int = 0, noise: Noise | None = None, model_error: float = 0.0) -> Prediction:
     """CNLL at `target` from replicate measurements `{budget: [CNLL of each replicate]}` (≥ 3 budgets).
 
-    A residual bootstrap: the law fitted to every point, its residuals (scaled by √(N/(N−3)) for the three
-    fitted parameters) resampled onto the fitted values and the law refitted `repeats` times; σ² is the
-    corrected mean squared residual, with N − 3 degrees of freedom.
+    The law is fitted to every point. Its spread at `target` comes from a bootstrap: with its own noise, a
+    residual bootstrap (residuals scaled by √(N/(N−3)) for the three fitted parameters, resampled onto the
+    fitted values, the law refitted `repeats` times; σ² the corrected mean squared residual, N − 3 degrees of
+    freedom); with `noise` = (σ, degrees of freedom) pooled over several ladders (`ensplit.analysis.ladder_error`,
+    for ladders of one run per budget, which have no residuals of their own), a parametric one (N(0, σ²) draws
+    onto the fitted values). `model_error` (κ, CNLL per octave) is how far the law itself misses beyond the
+    noise when it extrapolates; the interval adds (κ·d)², d the octaves from the largest budget to `target`.
     """
     values = {float(b): list(v) for b, v in values.items() if len(v)}
     if len(values) < 3:
@@ -84,17 +97,23 @@ def ladder_prediction(values: Mapping[float, Sequence[float]], target: float, re
     law = fit_power_law(budgets, observed, c_min=0.0)
     fitted = law.predict(budgets)
     count = observed.size
-    inflation = count / (count - 3) if count > 3 else 1.0
-    residuals = (observed - fitted) * np.sqrt(inflation)
-    sigma = float(np.sqrt(np.mean(residuals ** 2)))
     rng = np.random.default_rng(seed)
-    laws = tuple(fit_power_law(budgets, fitted + rng.choice(residuals, size=count, replace=True), c_min=0.0)
-                 for _ in range(repeats))
+    if noise is None:
+        inflation = count / (count - 3) if count > 3 else 1.0
+        residuals = (observed - fitted) * np.sqrt(inflation)
+        sigma, dof = float(np.sqrt(np.mean(residuals ** 2))), count - 3
+        draws = [rng.choice(residuals, size=count, replace=True) for _ in range(repeats)]
+    else:
+        (sigma, dof), inflation = noise, 1.0
+        draws = [rng.normal(0.0, sigma, size=count) for _ in range(repeats)]
+    laws = tuple(fit_power_law(budgets, fitted + d, c_min=0.0) for d in draws)
     point = float(law.predict(target))
     spread = float(np.var([r.predict(target) for r in laws])) if laws else 0.0
-    quantile = _quantile(count - 3)
-    half = quantile * np.sqrt(spread * inflation + sigma ** 2)
-    return Prediction(point, point - half, point + half, law, laws, sigma, inflation, quantile)
+    quantile = _quantile(dof)
+    octaves = max(0.0, float(np.log2(target / budgets.max())))
+    half = quantile * np.sqrt(spread * inflation + sigma ** 2 + (model_error * octaves) ** 2)
+    return Prediction(point, point - half, point + half, law, laws, sigma, inflation, quantile, model_error,
+                      float(budgets.max()))
 
 
 @dataclass(frozen=True)

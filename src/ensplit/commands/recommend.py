@@ -8,6 +8,7 @@ from typing import Any
 from ensplit.commands._options import experiment_command
 from ensplit.experiments.recommend import DEFAULT_OUT, run_recommend
 from ensplit.experiments.recommend_plan import RecommendConfig
+from ensplit.reports.cost_text import cost_line
 
 NAME = "recommend"
 HELP = ("given a parameter budget: one wide network, a deep ensemble of thinner ones (how many), or a "
@@ -45,7 +46,8 @@ def render(result: dict[str, Any]) -> str:
                      f"{c['flops_per_example']:>11,} {c['seconds_per_epoch']:>8.3f} "
                      f"{c['inference_ms_per_example']:>7.4f}")
     for c in result["dropped"]:
-        lines.append(f"   -  {c['name']:<24} dropped: {c['flops_per_example']:,} FLOPs per example > flops_budget")
+        lines.append(f"   -  {c['name']:<24} dropped: {c['flops_per_example']:,} FLOPs per example even at width 1 "
+                     f"> flops_budget {result['flops_budget']:,}")
     verification = result["verification"]
     if verification:
         inside = verification["within_interval"]
@@ -54,6 +56,8 @@ def render(result: dict[str, Any]) -> str:
                   f"{'within' if inside else 'outside'} the interval); single network measured "
                   f"{_number(verification['single_measured_cnll'])}; measured advantage over the single network "
                   f"{_number(verification['measured_advantage'], 4)}."]
+    if result.get("cost"):
+        lines += ["", cost_line(result["cost"], len(result["candidates"]))]
     lines.append(f"\n{result['trained_jobs']} training job(s) run, {result['seconds']:.0f} s; folder {result['folder']}"
                  + (f", report {result['report']}" if result["report"] else ""))
     return "\n".join(lines)

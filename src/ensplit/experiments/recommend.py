@@ -2,7 +2,8 @@
 
 1. Candidates at the budget P: the single network, every memory split n × s (n = 2..members_max), every
    sharing method (`recommend_plan`); their inference FLOPs, training time per epoch and inference time are
-   measured on the models themselves, and `flops_budget` drops the ones that cost too much.
+   measured on the models themselves; `flops_budget` narrows each to the widest that also fits it
+   (`recommend_sizing`). The result's `cost` weighs the cheap runs against a brute force (`recommend_cost`).
 2. Cheap runs on budgets below P (deep pools, sharing-method ladders), stored in a resumable run folder
    that every budget shares, predict each candidate's CNLL at P with a 5–95% interval
    (`recommend_evidence`, `ensplit.analysis.extrapolation`).
@@ -20,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ensplit._version import provenance
 from ensplit.analysis.extrapolation import Prediction
 from ensplit.data.dataset import Dataset
 from ensplit.data.spec import load_data
 from ensplit.ensembles import build_method
 from ensplit.ensembles.cost import forward_flops
 from ensplit.errors import EnsplitError
+from ensplit.experiments.recommend_cost import Cost, cost_of
 from ensplit.experiments.recommend_evidence import Evidence, gather, predict, stored_cnll
 from ensplit.experiments.recommend_plan import (
     Candidate,
@@ -37,9 +40,12 @@ from ensplit.experiments.recommend_plan import (
     pool_widths,
     verify_job,
 )
+from ensplit.experiments.recommend_sizing import fit_flops
+from ensplit.experiments.recommend_tune import TuneResult, family_key, tune_families
 from ensplit.jsonable import to_jsonable
 from ensplit.runs.executors import make_executor
 from ensplit.runs.folder import execute, note, open_folder
+from ensplit.runs.plan import TrainJob
 from ensplit.runs.resources import check_training
 from ensplit.store import folder_lock
 from ensplit.train import measure, train
@@ -57,10 +63,12 @@ class Assessed:
     inference_ms: float
     prediction: Prediction | None = None
     measured_cnll: float | None = None
+    settings: dict[str, float] | None = None  # its family's tuned lr and weight decay (--tune), else None
 
     def to_json(self) -> dict[str, Any]:
         c, p = self.candidate, self.prediction
         return {"method": c.method, "members": c.members, "width": c.width, "params": c.params, "name": c.name,
+                "settings": self.settings,
                 "flops_per_example": self.flops, "predicted_cnll": None if p is None else p.value,
                 "interval": None if p is None else [p.lower, p.upper], "measured_cnll": self.measured_cnll,
                 "seconds_per_epoch": self.seconds_per_epoch, "inference_ms_per_example": self.inference_ms}
@@ -79,6 +87,8 @@ class RecommendResult:
     trained_jobs: int = 0
     seconds: float = 0.0
     report: Path | None = None
+    cost: Cost | None = None
+    tuning: TuneResult | None = None
 
     @property
     def recommendation(self) -> Assessed:
@@ -100,12 +110,15 @@ class RecommendResult:
                                               "predicted_cnll", "interval", "name")}
         rival = self.runner_up
         return to_jsonable({
-            "budget": self.config.budget, "recipe": self.config.recipe.to_json(), "recommendation": recommendation,
+            "budget": self.config.budget, "flops_budget": self.config.flops_budget,
+            "recipe": self.config.recipe.to_json(), "recommendation": recommendation,
             "runner_up": None if rival is None else rival.to_json(), "separated": self.separated,
             "candidates": [a.to_json() for a in self.ranked],
             "dropped": [{**a.to_json(), "reason": "flops_budget"} for a in self.dropped],
             "verification": self.verification, "folder": str(self.folder), "trained_jobs": self.trained_jobs,
-            "seconds": round(self.seconds, 1), "report": None if self.report is None else str(self.report)})
+            "seconds": round(self.seconds, 1), "cost": None if self.cost is None else self.cost.to_json(),
+            "report": None if self.report is None else str(self.report),
+            "tuning": None if self.tuning is None else self.tuning.to_json(), **provenance()})
 
 
 def _log(message: str, progress: bool) -> None:
@@ -140,9 +153,10 @@ def assess_costs(candidate: Candidate, config: RecommendConfig, data: Dataset) -
 
 
 def _verify(config: RecommendConfig, run: Any, executor: Any, best: Assessed, single: Assessed | None,
-            progress: bool) -> tuple[dict[str, Any], int]:
-    jobs = {a.candidate: verify_job(config, a.candidate) for a in (best, single) if a is not None}
-    trained = execute(list(jobs.values()), run, executor, progress, "verification")
+            planned: list[TrainJob], progress: bool) -> tuple[dict[str, Any], int]:
+    """Train the recommendation and the single network at the budget (`planned`, in that order) and compare."""
+    jobs = {a.candidate: job for a, job in zip([a for a in (best, single) if a is not None], planned, strict=True)}
+    trained = execute(planned, run, executor, progress, "verification")
     for assessed in (best, single):
         if assessed is not None:
             assessed.measured_cnll = stored_cnll(run.store, jobs[assessed.candidate].job_id, config.cnll_splits)
@@ -173,59 +187,110 @@ def _check_pool_sizes(config: RecommendConfig, data: Dataset) -> None:
                        f"{MIN_POOL_SIZES}; raise --budget to at least {budget:,}")
 
 
+def tuned(config: RecommendConfig, settings: dict[str, dict[str, float]], key: str) -> RecommendConfig:
+    """The config a family's runs are planned with: its chosen lr and weight decay (the carry rule of
+    `recommend_tune`: the same at every cheap size and at the budget), or the recipe's own."""
+    chosen = settings.get(key)
+    return config if chosen is None else dataclasses.replace(config, recipe=config.recipe.with_train(**chosen))
+
+
+@dataclass
+class CheapRuns:
+    """The cheap runs of one recommendation: tuning (if asked), deep pools, ladders, and what they show."""
+
+    evidence: Evidence
+    planned: list[TrainJob]
+    trained: int
+    tuning: TuneResult | None
+    settings: dict[str, dict[str, float]]
+
+
+def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, found: list[Candidate],
+               progress: bool) -> CheapRuns:
+    """Tune each family (with `tune`), then train the deep pools and every sharing method's ladder with its
+    family's settings, and gather the evidence."""
+    tuning = tune_families(config, data, run, executor, progress, found) if config.tune else None
+    settings = {} if tuning is None else tuning.settings
+    widths = pool_widths(config, data)
+    pool_jobs = plan_pool_jobs(tuned(config, settings, "deep"), data)
+    ladders: dict[tuple[str, int, int], list[TrainJob]] = {}
+    for method in config.methods:
+        for members in config.sharing_members:
+            own = dataclasses.replace(tuned(config, settings, f"{method}×{members}"), methods=(method,),
+                                      sharing_members=(members,))
+            ladders.update(plan_ladder_jobs(own, data))
+    _log(f"{len(found)} candidates at {config.budget:,} parameters; cheap runs: deep pools at "
+         f"{len(widths)} sizes, ladders at {ladder_budgets(config)}", progress)
+    ladder_jobs = [j for jobs in ladders.values() for j in jobs]
+    trained = 0 if tuning is None else tuning.trained_jobs
+    trained += execute(pool_jobs, run, executor, progress, "deep pools")
+    trained += execute(ladder_jobs, run, executor, progress, "ladders")
+    evidence = gather(run.store, config, widths, ladders, pool_jobs)
+    tune_jobs_planned = [] if tuning is None else tuning.jobs(config)
+    return CheapRuns(evidence, tune_jobs_planned + pool_jobs + ladder_jobs, trained, tuning, settings)
+
+
+def _rank(kept: list[Assessed], evidence: Evidence, config: RecommendConfig) -> list[Assessed]:
+    for a in kept:
+        a.prediction = predict(a.candidate, evidence, config)
+    unpredicted = [a.candidate.name for a in kept if a.prediction is None]
+    if unpredicted:
+        note(f"no prediction for {', '.join(unpredicted)} (too few cheap runs fit the ladder); left out")
+    ranked = sorted((a for a in kept if a.prediction is not None), key=lambda a: a.prediction.value)
+    if not ranked:
+        raise EnsplitError(f"budget = {config.budget:,}: the cheap runs were too few or too poor to predict any "
+                           "candidate; raise --budget, --pool or --epochs")
+    return ranked
+
+
+def _assess(config: RecommendConfig, data: Dataset) -> tuple[list[Assessed], list[Assessed]]:
+    """The candidates (sized to a flops_budget) with their costs, and those no width fits; refuses a budget
+    that cannot train or predict before anything is trained."""
+    sizing = fit_flops(candidates(config, data, flops=False), config, data)  # refuses a flops_budget nothing fits
+    device = config.recipe.torch_device()
+    for candidate in sizing.kept:
+        check_training(candidate.params, config.recipe.train.optimizer, device, f"training {candidate.name}",
+                       "lower the budget")
+    _check_pool_sizes(config, data)
+    kept = [assess_costs(c, config, data) for c in sizing.kept]
+    return kept, [assess_costs(c, config, data) for c in sizing.dropped]  # dropped: at width 1, above flops_budget
+
+
 def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAULT_OUT, progress: bool = True,
                   report: bool = True, repair: bool = False) -> RecommendResult:
     """The whole recommender (see the module docstring); resumable in `out`, which every budget can share.
     `repair` rebuilds a damaged results.sqlite from the stored arrays first (as `ensplit study --repair`)."""
     start = time.perf_counter()
     config = config or RecommendConfig()
-    recipe = config.recipe
-    recipe.apply_threads()
-    device = recipe.torch_device()
-    data = load_data(recipe.data)
-    found = candidates(config, data)
-    for candidate in found:  # refuse a budget that cannot train before anything is built
-        check_training(candidate.params, recipe.train.optimizer, device, f"training {candidate.name}",
-                       "lower the budget")
-    assessed = [assess_costs(c, config, data) for c in found]
-    kept = [a for a in assessed if config.flops_budget is None or a.flops <= config.flops_budget]
-    dropped = [a for a in assessed if a not in kept]
-    if not kept:
-        cheapest = min(a.flops for a in assessed)
-        raise EnsplitError(f"flops_budget = {config.flops_budget:,}: every candidate needs more inference FLOPs "
-                           f"per example (the cheapest {cheapest:,})")
-    _check_pool_sizes(config, data)
+    config.recipe.apply_threads()
+    data = load_data(config.recipe.data)
+    kept, dropped = _assess(config, data)
     out = Path(out)
     with folder_lock(out, "recommend"):
         run = open_folder(config, out, "recommend", repair)
         run.store.save_labels("test", data.y_test.cpu().numpy())
-        executor = make_executor(config.executor, str(device), config.workers, config.address, False,
-                                 config.gpus_per_job)  # one progress bar per stage, none per training run
-        widths = pool_widths(config, data)
-        ladders = plan_ladder_jobs(config, data)
-        _log(f"{len(found)} candidates at {config.budget:,} parameters; cheap runs: deep pools at "
-             f"{len(widths)} sizes, ladders at {ladder_budgets(config)}", progress)
-        trained = execute(plan_pool_jobs(config, data), run, executor, progress, "deep pools")
-        trained += execute([j for jobs in ladders.values() for j in jobs], run, executor, progress, "ladders")
-        evidence = gather(run.store, config, widths, ladders)
+        executor = make_executor(config.executor, str(config.recipe.torch_device()), config.workers,
+                                 config.address, False, config.gpus_per_job)  # one bar per stage, none per run
+        cheap = cheap_runs(config, data, run, executor, [a.candidate for a in kept], progress)
         for a in kept:
-            a.prediction = predict(a.candidate, evidence, config)
-        unpredicted = [a.candidate.name for a in kept if a.prediction is None]
-        if unpredicted:
-            note(f"no prediction for {', '.join(unpredicted)} (too few cheap runs fit the ladder); left out")
-        ranked = sorted((a for a in kept if a.prediction is not None), key=lambda a: a.prediction.value)
-        if not ranked:
-            raise EnsplitError(f"budget = {config.budget:,}: the cheap runs were too few or too poor to predict any "
-                               "candidate; raise --budget, --pool or --epochs")
-        result = RecommendResult(config, out, ranked, dropped, None, evidence)
-        if config.verify and ranked:
-            single = next((a for a in ranked if a.candidate.method == "single"), None)
+            a.settings = cheap.settings.get(family_key(a.candidate))
+        result = RecommendResult(config, out, _rank(kept, cheap.evidence, config), dropped, None, cheap.evidence,
+                                 tuning=cheap.tuning)
+        trained, verified = cheap.trained, []
+        if config.verify:
+            single = next((a for a in result.ranked if a.candidate.method == "single"), None)
             single = None if single is result.recommendation else single
-            result.verification, more = _verify(config, run, executor, result.recommendation, single, progress)
+            checked = [a for a in (result.recommendation, single) if a is not None]
+            verified = [verify_job(tuned(config, cheap.settings, family_key(a.candidate)), a.candidate)
+                        for a in checked]
+            result.verification, more = _verify(config, run, executor, result.recommendation, single, verified,
+                                                progress)
             trained += more
         run.store.checkpoint()
         result.trained_jobs = trained
         result.seconds = time.perf_counter() - start
+        result.cost = cost_of(cheap.planned, verified, [a.candidate for a in result.ranked], config, data,
+                              result.seconds, trained)
         if report:
             from ensplit.reports.recommend_report import write_recommend_report
 

@@ -1,6 +1,6 @@
 """From stored cheap runs to a prediction for every candidate (the middle of `ensplit recommend`).
 
-- Deep pools: per member size, the CNLL_n power law from the pool (seed 000 §7, bootstrap over networks)
+- Deep pools: per member size, the CNLL_n power law from the pool (Lobacheva et al. §7, bootstrap over networks)
   gives the (n, s) plane; a memory split n × s is read from it (`plane_prediction`).
 - The single network: each pool network's own CNLL against its size, a ladder extrapolated to P.
 - Each sharing method: the CNLL of every seed's ensemble against its exact parameter count, a ladder.
@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ensplit.analysis.extrapolation import Prediction, SizeLaw, ladder_prediction, plane_prediction
+from ensplit.analysis.extrapolation import Noise, Prediction, SizeLaw, ladder_prediction, plane_prediction
+from ensplit.analysis.ladder_error import model_error, pooled_noise
 from ensplit.analysis.prediction import predict_size
 from ensplit.errors import EnsplitError
-from ensplit.experiments.recommend_plan import Candidate, RecommendConfig
+from ensplit.experiments.recommend_plan import Candidate, RecommendConfig, pool_networks
 from ensplit.metrics import cnll_ttcv, cnll_ttcv_indexed, validate_predictions
 from ensplit.store import ResultStore
 
@@ -29,6 +30,14 @@ class Evidence:
     singles: dict[int, list[float]] = field(default_factory=dict)
     laws: list[SizeLaw] = field(default_factory=list)
     ladders: dict[tuple[str, int], dict[int, list[float]]] = field(default_factory=dict)
+    noise: Noise | None = None  # one run's σ pooled over the sharing ladders, with its degrees of freedom
+    kappa: float = 0.0  # the power law's own extrapolation error, CNLL per octave (backtested on the ladders)
+
+    def settle(self, repeats: int, seed: int) -> Evidence:
+        """Pool the ladders' noise and backtest their model error (`ensplit.analysis.ladder_error`)."""
+        self.noise = pooled_noise(self.ladders.values())
+        self.kappa = model_error(self.ladders.values(), self.noise, min(repeats, 50), seed)
+        return self
 
 
 def network_cnll(log_probs: torch.Tensor, labels: torch.Tensor, splits: int) -> list[float]:
@@ -38,12 +47,15 @@ def network_cnll(log_probs: torch.Tensor, labels: torch.Tensor, splits: int) -> 
 
 
 def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
-           ladder_jobs: dict[tuple[str, int, int], list]) -> Evidence:
-    """Read every finished cheap run of the plan from the store."""
+           ladder_jobs: dict[tuple[str, int, int], list], pool_jobs: list | None = None) -> Evidence:
+    """Read every finished cheap run of the plan from the store (the deep pools' networks from `pool_jobs` only,
+    when given: a folder may hold networks of the same width trained with other settings, e.g. tuned)."""
     labels = torch.as_tensor(store.labels()).long()
     evidence = Evidence()
-    for width in widths.values():
-        rows = store.networks("pool", width, status="ok")[: config.pool]
+    planned = None if pool_jobs is None else {job.job_id for job in pool_jobs}
+    for size, width in widths.items():
+        rows = [r for r in store.networks("pool", width, status="ok") if planned is None or r["job_id"] in planned]
+        rows = rows[: pool_networks(config, size)]
         if len(rows) < 3:
             continue
         log_probs, labels = validate_predictions(torch.as_tensor(store.log_probs(rows)).double(), labels)
@@ -58,29 +70,40 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
     for row in store.networks("ladder"):
         by_job.setdefault(row["job_id"], []).append(row)
     for (method, members, _), jobs in ladder_jobs.items():
-        values = []
-        params = None
+        values, params = [], None
         for job in jobs:
             rows = sorted(by_job.get(job.job_id, []), key=lambda r: r["member"])
-            if not rows or any(r["status"] != "ok" for r in rows):
-                continue  # not trained, or diverged: left out of the ladder
-            params = int(rows[0]["params"])
-            log_probs, labels_ok = validate_predictions(torch.as_tensor(store.log_probs(rows)).double(), labels)
-            values.append(float(cnll_ttcv(log_probs, labels_ok, splits=config.cnll_splits)))
+            for run in _runs(rows, len(job.seeds)):
+                if any(r["status"] != "ok" for r in run):
+                    continue  # diverged: left out of the ladder
+                params = int(run[0]["params"])
+                log_probs, labels_ok = validate_predictions(torch.as_tensor(store.log_probs(run)).double(), labels)
+                values.append(float(cnll_ttcv(log_probs, labels_ok, splits=config.cnll_splits)))
         if values and params is not None:
             evidence.ladders.setdefault((method, members), {})[params] = values
-    return evidence
+    return evidence.settle(config.bootstrap, config.recipe.seed)
+
+
+def _runs(rows: list[dict], seeds: int) -> list[list[dict]]:
+    """A ladder job's stored outputs split into its seeds' runs (each run's outputs follow each other); none
+    when the job is not stored."""
+    if not rows or len(rows) % seeds:
+        return []
+    per = len(rows) // seeds
+    return [rows[i * per:(i + 1) * per] for i in range(seeds)]
 
 
 def predict(candidate: Candidate, evidence: Evidence, config: RecommendConfig) -> Prediction | None:
     """The candidate's predicted CNLL at its own parameter count (None when the evidence is too thin)."""
     try:
-        if candidate.method == "single":
-            return ladder_prediction(evidence.singles, candidate.params, config.bootstrap, config.recipe.seed)
+        if candidate.method == "single":  # many networks per size: its own noise, the ladders' model error
+            return ladder_prediction(evidence.singles, candidate.params, config.bootstrap, config.recipe.seed,
+                                     model_error=evidence.kappa)
         if candidate.method == "deep":
             return plane_prediction(evidence.laws, candidate.members, candidate.params // candidate.members)
         ladder = evidence.ladders.get((candidate.method, candidate.members), {})
-        return ladder_prediction(ladder, candidate.params, config.bootstrap, config.recipe.seed)
+        return ladder_prediction(ladder, candidate.params, config.bootstrap, config.recipe.seed, evidence.noise,
+                                 evidence.kappa)
     except EnsplitError:
         return None
 

@@ -4,9 +4,11 @@ Candidates at a budget P (exact parameter counts, ≤ P): the single network; ev
 (n = 2..members_max, each the widest with n·s ≤ P); every sharing method at each of `sharing_members`.
 
 Cheap runs live on one global grid of sizes (powers of √2 parameters), so a second budget reuses what the
-first trained: deep pools of `pool` networks at every grid size from P/16 (or one step below P/members_max)
-up to P/2, and for each sharing method a ladder of `rungs` budgets √2 apart (P/8 … P/2 by default) with
-`seeds` runs each.
+first trained. They are sized to cost well under a brute force (one run of every candidate at P; the result's
+`cost` counts both, `recommend_cost`): deep pools at P/2, P/4, P/8 and P/16 (`pool` networks at or below P/8,
+3 above), and for each sharing method a ladder of `rungs` budgets 2× apart, the largest at or below
+P/`ladder_top` (P/32 … P/4 by default), with `seeds` runs each (several trained together as one stacked
+model). benchmarks/results/recommend_design.md compares this design with others on dense MNIST-1D evidence.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pydantic import Field
 from ensplit.data.dataset import Dataset
 from ensplit.ensembles import method_param_count, solve_method_width
 from ensplit.errors import EnsplitError
+from ensplit.experiments.recommend_sizing import fit_flops
 from ensplit.models import count_params
 from ensplit.models.scaling import solve_width
 from ensplit.parsing import COUNT, require_distinct
@@ -34,6 +37,7 @@ from ensplit.train.config import config_class
 SharingMethod = Literal["batchensemble", "mimo", "mixture", "grouped", "multihead"]
 SHARING = ("batchensemble", "mimo", "mixture", "grouped", "multihead")
 MEMBERS_PER_RUN = 32
+TUNE_LRS = (0.05, 0.1, 0.2, 0.4)  # holds every family's best lr at P/8, P/2 and P on MNIST-1D (default_recipe.md)
 
 
 @config_class
@@ -48,12 +52,17 @@ class RecommendConfig:
                                                                "ensemble)")] = 8
     sharing_members: Annotated[tuple[Annotated[int, Field(ge=2, le=64)], ...], Field(
         min_length=1, max_length=8, description="members of each sharing method, comma-separated")] = (4,)
-    flops_budget: Annotated[int, Field(ge=1, le=10**15, description="drop candidates above this many inference "
-                                                                    "FLOPs per example"), COUNT] | None = None
-    seeds: Annotated[int, Field(ge=3, le=100, description="runs per ladder budget of each sharing method")] = 3
-    rungs: Annotated[int, Field(ge=3, le=12, description="ladder budgets of each sharing method, √2 apart, the "
-                                                         "largest at or below P/2")] = 5
-    pool: Annotated[int, Field(ge=4, le=1000, description="networks per member size of the deep pools")] = 6
+    flops_budget: Annotated[int, Field(ge=1, le=10**15, description="inference FLOPs per example: each candidate "
+                                                                    "is narrowed to fit it"), COUNT] | None = None
+    seeds: Annotated[int, Field(ge=1, le=100, description="runs per ladder budget of each sharing method "
+                                                          "(trained together, stacked)")] = 1
+    rungs: Annotated[int, Field(ge=3, le=12, description="ladder budgets of each sharing method, 2× apart, the "
+                                                         "largest at or below P/ladder_top")] = 4
+    ladder_top: Annotated[int, Field(ge=2, le=64, description="the largest ladder budget is at or below P/this "
+                                                              "(a larger value: cheaper runs, a longer "
+                                                              "extrapolation)")] = 4
+    pool: Annotated[int, Field(ge=4, le=1000, description="networks per member size of the deep pools at or "
+                                                          "below P/8 (3 above, where a network costs more)")] = 6
     verify: Annotated[bool, Field(description="train the recommendation and the single network at the budget "
                                               "with fresh seeds, and compare with the prediction")] = True
     bootstrap: Annotated[int, Field(ge=10, le=10_000, description="bootstrap resamples of every interval")] = 100
@@ -62,11 +71,31 @@ class RecommendConfig:
     workers: Annotated[int, Field(ge=1, le=4096, description="process-pool or Ray workers")] = 2
     address: Annotated[str, Field(description="Ray cluster address (default: a local instance)")] | None = None
     gpus_per_job: Annotated[float, Field(gt=0, le=1, description="fraction of a GPU per Ray task")] = 0.25
+    tune: Annotated[bool, Field(description="choose each candidate family's lr and weight decay on a validation "
+                                            "split (validation_fraction 0.1 when it is 0) at P/tune_divisor, and "
+                                            "train every run of the family with them")] = False
+    tune_lrs: Annotated[tuple[Annotated[float, Field(gt=0, le=1e3)], ...], Field(
+        min_length=1, max_length=32, description="learning rates tried by --tune, comma-separated")] = TUNE_LRS
+    tune_weight_decays: Annotated[tuple[Annotated[float, Field(ge=0, le=1)], ...], Field(
+        min_length=1, max_length=32, description="weight decays tried by --tune, comma-separated")] = (0.0, 5e-4, 2e-3)
+    tune_seeds: Annotated[int, Field(ge=1, le=20, description="runs per grid cell when tuning")] = 2
+    tune_extensions: Annotated[int, Field(ge=0, le=10, description="times --tune grows its grid past an edge "
+                                                                   "the best cell lies on")] = 2
+    tune_divisor: Annotated[int, Field(ge=1, le=64, description="--tune trains each family at the grid size "
+                                                                "of P / this (2: a cell chosen at P/8 does not "
+                                                                "carry to P, benchmarks/results/tune_carry.md)")] = 2
 
     def __post_init__(self) -> None:
         require_distinct("methods", self.methods)
         check_address(self.executor, self.address)
         require_distinct("sharing_members", self.sharing_members)
+        if self.rungs * self.seeds < 4:  # three points fit the three-parameter law exactly: no noise estimate
+            raise EnsplitError(f"rungs × seeds = {self.rungs} × {self.seeds}: a ladder needs 4 runs at least to "
+                               "estimate its noise; raise --rungs or --seeds")
+        require_distinct("tune_lrs", self.tune_lrs)
+        require_distinct("tune_weight_decays", self.tune_weight_decays)
+        if self.tune and self.recipe.validation_fraction == 0.0:  # tuning needs a validation split (as study)
+            object.__setattr__(self, "recipe", dataclasses.replace(self.recipe, validation_fraction=0.1))
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> RecommendConfig:
@@ -142,8 +171,10 @@ def sharing_candidate(recipe: Recipe, data: Dataset, method: str, members: int, 
     return Candidate(method, members, width, params, options) if params <= budget else None
 
 
-def candidates(config: RecommendConfig, data: Dataset, budget: int | None = None) -> list[Candidate]:
-    """Every candidate at the budget (see the module docstring), before any FLOPs filter."""
+def candidates(config: RecommendConfig, data: Dataset, budget: int | None = None,
+               flops: bool = True) -> list[Candidate]:
+    """Every candidate at the budget (see the module docstring); with `flops` and a flops_budget, each narrowed to
+    the widest that also fits it and those that fit it at no width left out (`recommend_sizing.fit_flops`)."""
     budget = config.budget if budget is None else budget
     recipe = config.recipe
     found = []
@@ -158,7 +189,14 @@ def candidates(config: RecommendConfig, data: Dataset, budget: int | None = None
                 found.append(candidate)
     if not found:
         raise EnsplitError(f"budget = {budget:,}: not even one network of width 1 fits; raise the budget")
+    if flops and config.flops_budget is not None:
+        return fit_flops(found, config, data, budget).kept
     return found
+
+
+def _grid_index(budget: float) -> int:
+    """k of the largest grid size 2^(k/2) at or below `budget`."""
+    return math.floor(2 * math.log2(budget) + 1e-9)
 
 
 def grid_size(budget: float) -> int:
@@ -166,18 +204,33 @@ def grid_size(budget: float) -> int:
     return int(2 ** (math.floor(2 * math.log2(budget) + 1e-9) / 2))
 
 
+POOL_STEP = 2.0  # deep pools 2× apart in size: interpolating log s between them is enough for the plane
+
+
 def pool_sizes(config: RecommendConfig) -> list[int]:
-    """Grid sizes of the deep pools: from min(P/16, one step below P/members_max) up to P/2."""
-    top = 2 * math.log2(config.budget / 2)
-    low = 2 * math.log2(min(config.budget / 16, config.budget / config.members_max / math.sqrt(2)))
-    return sorted({grid_size(2 ** (k / 2)) for k in range(math.floor(low), math.floor(top + 1e-9) + 1)})
+    """Grid sizes of the deep pools: P/2, P/4, … (2× apart) down to min(P/16, one step below P/members_max)."""
+    low = min(config.budget / 16, config.budget / config.members_max / math.sqrt(2))
+    top, step = _grid_index(config.budget / 2), round(2 * math.log2(POOL_STEP))
+    return sorted({int(2 ** (k / 2)) for k in range(top, -1, -step) if 2 ** (k / 2) >= low * (1 - 1e-9)})
+
+
+def pool_networks(config: RecommendConfig, size: int) -> int:
+    """Networks in the deep pool of `size`: `pool` at or below P/8, 3 above (a network there costs more than an
+    eighth of the budget, and three give every n ≤ 3 of the plane directly)."""
+    return config.pool if size <= config.budget / 8 * (1 + 1e-9) else MIN_POOL
+
+
+MIN_POOL = 3
+
+
+LADDER_STEP = 2.0  # rungs 2× apart: a wide span in log B pins the law's curvature down (see the module doc)
 
 
 def ladder_budgets(config: RecommendConfig) -> list[int]:
-    """The sharing methods' ladder: `rungs` grid sizes, √2 apart, the largest at or below P/2 (P/8 … P/2 by
-    default: near enough to the budget that one power law holds, far enough apart to fit it)."""
-    top = 2 * math.log2(grid_size(config.budget / 2))
-    return [grid_size(2 ** ((top - j) / 2)) for j in reversed(range(config.rungs))]
+    """The sharing methods' ladder: `rungs` grid sizes 2× apart, the largest at or below P/ladder_top (P/32 …
+    P/4 by default: the four rungs of one run each cost about 0.47 of one run at the budget)."""
+    top, step = _grid_index(config.budget / config.ladder_top), round(2 * math.log2(LADDER_STEP))
+    return sorted({int(2 ** ((top - j * step) / 2)) for j in range(config.rungs)})
 
 
 def _job(config: RecommendConfig, kind: str, width: int, seeds: tuple[int, ...], first: int, method: str = "deep",
@@ -198,16 +251,19 @@ def pool_widths(config: RecommendConfig, data: Dataset) -> dict[int, int]:
 
 
 def plan_pool_jobs(config: RecommendConfig, data: Dataset) -> list[TrainJob]:
+    """The deep pools' jobs: `pool_networks` networks of each pool width (the first networks of a larger pool
+    have the same seeds, so a folder with more networks per size serves a plan with fewer)."""
     jobs = []
-    for width in pool_widths(config, data).values():
-        for start, stop in chunks(config.pool, MEMBERS_PER_RUN):
+    for size, width in pool_widths(config, data).items():
+        for start, stop in chunks(pool_networks(config, size), MEMBERS_PER_RUN):
             seeds = tuple(network_seed(config.recipe.seed, "pool", width, i) for i in range(start, stop))
             jobs.append(_job(config, "pool", width, seeds, start))
     return jobs
 
 
 def plan_ladder_jobs(config: RecommendConfig, data: Dataset) -> dict[tuple[str, int, int], list[TrainJob]]:
-    """(method, members, ladder budget) -> one job per seed (budgets the method cannot fit are left out)."""
+    """(method, members, ladder budget) -> its jobs: one job holding every seed's run, trained as one stacked
+    model (`ensplit.train.stacked`); budgets the method cannot fit are left out."""
     plan = {}
     for method in config.methods:
         for members in config.sharing_members:
@@ -216,9 +272,9 @@ def plan_ladder_jobs(config: RecommendConfig, data: Dataset) -> dict[tuple[str, 
                 if candidate is None:
                     continue
                 kind = f"ladder {method}×{members}"
+                seeds = tuple(network_seed(config.recipe.seed, kind, budget, i) for i in range(config.seeds))
                 plan[(method, members, budget)] = [
-                    _job(config, "ladder", candidate.width, (network_seed(config.recipe.seed, kind, budget, i),), i,
-                         method, members, candidate.options) for i in range(config.seeds)]
+                    _job(config, "ladder", candidate.width, seeds, 0, method, members, candidate.options)]
     return plan
 
 

@@ -1,5 +1,5 @@
 """Figures of `ensplit compare`: metrics against parameters (MixtureEnsembles, Figure 3 left) and against the number
-of members (Figure 3 right). Rows are dicts as `ensplit.experiments.compare.run_method` returns them."""
+of members (Figure 3 right). Rows are dicts as `ensplit.experiments.compare.stored_row` returns them."""
 
 from __future__ import annotations
 

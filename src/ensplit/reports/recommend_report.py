@@ -10,7 +10,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from ensplit.reports.cost_text import cost_line
 from ensplit.reports.html import Section, epochs, write_report
+from ensplit.reports.recommend_pareto import front_flags, pareto_figure
 
 MEASURED = dict(marker="*", s=160, color="black", zorder=5)
 
@@ -123,13 +125,31 @@ def splits_figure(result: Any) -> Figure:
 
 def _table(result: Any) -> list[dict[str, Any]]:
     rows = []
+    front = front_flags(result.ranked)
     for rank, a in enumerate(result.ranked, 1):
         p = a.prediction
         rows.append({"rank": rank, "candidate": a.candidate.name, "params": a.candidate.params,
                      "predicted CNLL": p.value, "5%": p.lower, "95%": p.upper, "measured CNLL": a.measured_cnll,
                      "FLOPs / example": a.flops, "s / epoch": a.seconds_per_epoch,
-                     "inference ms / example": a.inference_ms})
+                     "inference ms / example": a.inference_ms, "Pareto front": "yes" if front[rank - 1] else ""})
     return rows
+
+
+def tuning_section(tuning: Any) -> Section:
+    """`--tune`: each family's chosen lr and weight decay, the grid it was chosen from and where the best lies."""
+    rows = []
+    for family in tuning.families.values():
+        data = family.to_json()
+        best = min(cell["validation_cnll"] for cell in data["cells"])
+        rows.append({"family": data["family"], "tuned at (params)": data["params"], "lr": data["settings"]["lr"],
+                     "weight decay": data["settings"]["weight_decay"], "validation CNLL": best,
+                     "lrs tried": ", ".join(f"{v:g}" for v in data["lrs"]),
+                     "weight decays tried": ", ".join(f"{v:g}" for v in data["weight_decays"]),
+                     "optimum": "interior" if data["interior"] else "on the edge: " + ", ".join(data["edges"])})
+    return Section("Tuning (--tune)", "Each family's learning rate and weight decay, chosen by validation CNLL "
+                   "(the test split is never read) at the size in the 'tuned at' column (P/8 by default), and used "
+                   "unchanged at every cheap-run size and at the budget. The grid grows one step past an edge the "
+                   "best cell lies on (lr ×/÷ 2, weight decay ×/÷ 4; weight decay 0 is a true edge).", table=rows)
 
 
 def write_recommend_report(path: str | Path, result: Any) -> Path:
@@ -145,6 +165,8 @@ def write_recommend_report(path: str | Path, result: Any) -> Path:
         verdict += (f"Verified at the budget with fresh seeds: measured {verification['measured_cnll']:.4f} "
                     f"({'within' if verification['within_interval'] else 'outside'} the interval); the single "
                     f"network measured {verification['single_measured_cnll']:.4f}.")
+    if getattr(result, "cost", None) is not None:
+        verdict += " " + cost_line(result.cost.to_json(), len(result.ranked)) + "."
     recipe = result.config.recipe
     sections = [
         Section("The answer", verdict + " Intervals are 5–95% bootstrap intervals for one new run (resampled seeds "
@@ -159,6 +181,16 @@ def write_recommend_report(path: str | Path, result: Any) -> Path:
                                 "from P/8 to P/2, √2 apart (a ladder on a grid shared by every budget); "
                                 "CNLL(B) = c + b·B^a (c ≥ 0) fitted to every run and extrapolated to the budget.",
                                 figures=[(ladders_figure(result), "sharing-method ladders")]))
-    subtitle = (f"budget {result.config.budget:,} parameters; {recipe.family} on {recipe.dataset}; "
+    sections.append(Section("Two budgets", "Every candidate's parameters against its inference FLOPs per example "
+                            "(counted on the model), coloured by predicted CNLL. Ringed and named in bold: the Pareto "
+                            "front, the candidates no other beats or equals on parameters, FLOPs and predicted CNLL "
+                            "at once. With --flops-budget each candidate is the widest that fits both budgets.",
+                            figures=[(pareto_figure(result), "parameters × FLOPs Pareto front")]))
+    if getattr(result, "tuning", None) is not None:
+        sections.insert(1, tuning_section(result.tuning))
+    flops_budget = result.config.flops_budget
+    subtitle = (f"budget {result.config.budget:,} parameters"
+                f"{'' if flops_budget is None else f' and {flops_budget:,} FLOPs per example'}; "
+                f"{recipe.family} on {recipe.dataset}; "
                 f"{epochs(recipe.train.epochs)}, {recipe.train.optimizer} lr {recipe.train.lr}")
     return write_report(path, "ensplit recommend", sections, subtitle)

@@ -10,6 +10,7 @@ at most the jobs in flight. The caller holds the folder's lock (`ensplit.store.f
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -183,3 +184,16 @@ def execute(jobs: list[TrainJob], folder: RunFolder, executor: Executor, progres
         bar.update(1)
     bar.close()
     return len(pending)
+
+
+def legacy_run_folder(table: str) -> Callable[[Path, set[str]], bool]:
+    """Whether a folder without the ownership marker is a run folder of `table` (see `_legacy_run_folder`), for
+    a command that also accepts an older layout of its own."""
+    return _legacy_run_folder(table)
+
+
+def stored_job(folder: RunFolder, job_id: str) -> dict[str, Any]:
+    """The index row of one stored job as its sidecar keeps it (`seconds`, `seconds_per_epoch` as JSON text,
+    `ensplit_version`, ...); `open_folder` has checked it and written back any sidecar that was missing."""
+    record = json.loads((folder.store.arrays / f"{job_id}.json").read_text(encoding="utf-8"))
+    return dict(record["job"])

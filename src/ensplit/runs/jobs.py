@@ -16,6 +16,7 @@ from ensplit.models import count_params, with_dropout
 from ensplit.runs.plan import TrainJob
 from ensplit.train import predict_log_probs, train
 from ensplit.train.device import resolve_device
+from ensplit.train.stacked import StackedMethod, stackable
 
 
 @dataclass
@@ -68,15 +69,25 @@ def _run_deep(job: TrainJob, data: Dataset, device: torch.device, progress: bool
                      failed, _finite(result.train_loss[-1]), seconds, result.seconds_per_epoch, params)
 
 
+def _build(job: TrainJob, data: Dataset, seed: int, dropout: float) -> torch.nn.Module:
+    options = with_dropout(job.family, dict(job.family_options), dropout)
+    return build_method(job.method, job.family, job.members, job.width, job.depth, data.in_shape,
+                        data.num_classes, seed, options, **dict(job.method_options))
+
+
 def _run_method(job: TrainJob, data: Dataset, device: torch.device, progress: bool) -> JobResult:
-    """One ensemble of the job's method per seed, trained one after another."""
+    """One ensemble of the job's method per seed: stacked into one model when it can be (every seed trained
+    at once, `ensplit.train.stacked`), else one after another."""
     config = job.train_config()
+    # random draws made per batch row (augmentation) or inside the forward (dropout) would differ in a stack
+    if len(job.seeds) > 1 and not (data.kind == "image" and config.augment) and config.dropout == 0:
+        models = [_build(job, data, seed, config.dropout) for seed in job.seeds]
+        if all(stackable(m) for m in models):
+            return _run_stacked(job, models, data, device, progress)
     tests, vals, failed, losses, per_epoch = [], [], [], [], []
     seconds, params = 0.0, 0
     for seed in job.seeds:
-        options = with_dropout(job.family, dict(job.family_options), config.dropout)
-        model = build_method(job.method, job.family, job.members, job.width, job.depth, data.in_shape,
-                             data.num_classes, seed, options, **dict(job.method_options))
+        model = _build(job, data, seed, config.dropout)  # built just before training, as it always was
         params = sum(p.numel() for p in model.parameters())
         model = model.to(device)
         start = time.perf_counter()
@@ -94,6 +105,27 @@ def _run_method(job: TrainJob, data: Dataset, device: torch.device, progress: bo
     mean_epochs = [float(np.mean(column)) for column in zip(*per_epoch)]  # noqa: B905
     return JobResult(job.job_id, torch.cat(tests).numpy(),
                      None if vals[0] is None else torch.cat(vals).numpy(), failed, losses, seconds, mean_epochs,
+                     params)
+
+
+def _run_stacked(job: TrainJob, models: list[torch.nn.Module], data: Dataset, device: torch.device,
+                 progress: bool) -> JobResult:
+    """Every seed's ensemble in one stacked model; each seed's members get the member seeds (and so the data
+    order) of its own run. seconds_per_epoch is the stack's epoch time shared out over its runs."""
+    config = job.train_config()
+    params = sum(p.numel() for p in models[0].parameters())
+    stack = StackedMethod(models).to(device)
+    member_seeds = [seed + i for seed in job.seeds for i in range(stack.members)]
+    start = time.perf_counter()
+    result = train(stack, data, replace(config, batching=stack.batching), member_seeds, progress=progress,
+                   index_sampler=stack.index_sampler,
+                   description=f"{job.method} w={job.width} m={job.members} ×{len(models)} runs")
+    seconds = time.perf_counter() - start
+    test, val = _predict(stack, data, config.precision)
+    failed = [f or not bool(torch.isfinite(test[i]).all()) for i, f in enumerate(result.failed)]
+    runs = len(models)
+    return JobResult(job.job_id, test.float().cpu().numpy(), None if val is None else val.float().cpu().numpy(),
+                     failed, _finite(result.train_loss[-1]), seconds, [s / runs for s in result.seconds_per_epoch],
                      params)
 
 

@@ -1,0 +1,115 @@
+"""What `ensplit recommend` cost, in training FLOPs counted from the models, against the brute force it replaces.
+
+A job's training FLOPs = (forward + backward FLOPs of one training step, per data-set example the step draws)
+× epochs × training examples × networks: one network per seed for a deep job (its networks are member-batched,
+which changes the kernels, not the work), one ensemble per seed for a sharing method. The brute force is one
+seed of every listed candidate trained at the budget with the same recipe (`verify_job`). The prediction's
+cost is every job the answer rests on, from scratch (trained now or found in the folder); the verification
+runs are counted apart, since they check the answer rather than produce it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ensplit.data.dataset import Dataset
+from ensplit.ensembles import build_method, deep_ensemble
+from ensplit.ensembles.cost import training_flops_per_example
+from ensplit.experiments.recommend_plan import Candidate, RecommendConfig, verify_job
+from ensplit.models import with_dropout
+from ensplit.runs.plan import TrainJob
+from ensplit.train.loop import epoch_indices, member_generators
+
+_PER_EXAMPLE: dict[str, int] = {}  # training FLOPs per example of one network/ensemble, by model shape
+
+
+@dataclass
+class Cost:
+    """training_flops: the cheap runs (and tuning) the answer rests on; brute_force_flops: one seed of every
+    listed candidate at the budget; verification_flops: the verification runs; seconds and jobs: this call's
+    wall time and trained jobs (fewer than planned when the folder held some)."""
+
+    training_flops: int
+    brute_force_flops: int
+    seconds: float
+    jobs: int
+    verification_flops: int = 0
+
+    @property
+    def ratio(self) -> float:
+        """The prediction's training FLOPs as a fraction of the brute force's."""
+        return self.training_flops / self.brute_force_flops if self.brute_force_flops else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"training_flops": self.training_flops, "brute_force_flops": self.brute_force_flops,
+                "ratio": round(self.ratio, 4), "seconds": round(self.seconds, 1), "jobs": self.jobs,
+                "verification_flops": self.verification_flops}
+
+
+def _network(job: TrainJob, data: Dataset) -> tuple[torch.nn.Module, int, str]:
+    """What one seed of `job` trains, built on the CPU as `ensplit.runs.jobs` builds it: one network (deep) or
+    one ensemble of the method; with its members and batching."""
+    config = job.train_config()
+    options = with_dropout(job.family, dict(job.family_options), config.dropout)
+    seed = job.seeds[0] if job.seeds else 0
+    if job.method == "deep":
+        model = deep_ensemble(job.family, [seed], width=job.width, depth=job.depth, in_shape=data.in_shape,
+                              num_classes=data.num_classes, **options)
+        return model, 1, config.batching
+    model = build_method(job.method, job.family, job.members, job.width, job.depth, data.in_shape,
+                         data.num_classes, seed, options, **dict(job.method_options))
+    return model, model.members, model.batching
+
+
+def _first_step(model: torch.nn.Module, members: int, batching: str, data: Dataset,
+                batch_size: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The first training step's input and labels as `ensplit.train.train` builds them from the model's own
+    sampler, and the distinct data-set examples it draws (each epoch draws every example once per order)."""
+    n = min(batch_size, data.x_train.shape[0])
+    sampler = getattr(model, "index_sampler", None) or (lambda n_, b_, g_: epoch_indices(n_, b_, g_, batching))
+    idx = sampler(n, batch_size, member_generators(range(members)))[0].cpu()
+    xb = data.prepare(data.x_train.cpu()[idx]).float()
+    yb = data.y_train.cpu()[idx]
+    if idx.shape[0] == 1:
+        xb, yb = xb[0], yb[0].expand(members, -1)
+    return xb, yb, int(idx.unique().numel())
+
+
+def per_example_training_flops(job: TrainJob, data: Dataset) -> int:
+    """Forward + backward FLOPs per training example of one seed's network or ensemble, cached by shape."""
+    config = job.train_config()
+    key = json.dumps([job.method, job.family, job.width, job.depth, job.family_options, job.members,
+                      job.method_options, config.batch_size, config.batching, list(data.in_shape), data.num_classes,
+                      min(config.batch_size, data.x_train.shape[0])], default=repr)
+    if key not in _PER_EXAMPLE:
+        model, members, batching = _network(job, data)
+        xb, yb, examples = _first_step(model, members, batching, data, config.batch_size)
+        _PER_EXAMPLE[key] = training_flops_per_example(model, xb, yb, examples)
+    return _PER_EXAMPLE[key]
+
+
+def job_training_flops(job: TrainJob, data: Dataset) -> int:
+    """Training FLOPs of the whole job: per example × epochs × training examples × seeds."""
+    return (per_example_training_flops(job, data) * job.train_config().epochs * data.x_train.shape[0]
+            * len(job.seeds))
+
+
+def brute_force_flops(candidates: Sequence[Candidate], config: RecommendConfig, data: Dataset) -> int:
+    """One seed of every candidate trained at the budget with the recipe (what `compare` would train)."""
+    return sum(job_training_flops(verify_job(config, c), data) for c in candidates)
+
+
+def cost_of(plan_jobs: list[TrainJob], verify_jobs: list[TrainJob], candidates: Sequence[Candidate],
+            config: RecommendConfig, data: Dataset, seconds: float, trained: int) -> Cost:
+    """The `cost` of a recommend call: `plan_jobs` every job the prediction rests on (each counted once, by id),
+    `verify_jobs` the verification runs, `candidates` the listed ones the brute force would train."""
+    unique = {job.job_id: job for job in plan_jobs}
+    checks = {job.job_id: job for job in verify_jobs}
+    return Cost(sum(job_training_flops(j, data) for j in unique.values()),
+                brute_force_flops(candidates, config, data), seconds, trained,
+                sum(job_training_flops(j, data) for j in checks.values()))

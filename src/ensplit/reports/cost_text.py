@@ -1,0 +1,21 @@
+"""The one line that states what a recommendation cost against the brute force it replaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _short(flops: float) -> str:
+    """2.4e8 for 240,000,000: two significant digits, no '+' or leading zeros in the exponent."""
+    mantissa, exponent = f"{flops:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def cost_line(cost: dict[str, Any], candidates: int) -> str:
+    """The one line the text output and the report state (from `Cost.to_json()`)."""
+    line = (f"Cost: {_short(cost['training_flops'])} training FLOPs, {cost['ratio']:.2f}x a one-seed brute force "
+            f"of the {candidates} candidates ({_short(cost['brute_force_flops'])}); {cost['seconds']:.0f} s, "
+            f"{cost['jobs']} jobs")
+    if cost["verification_flops"]:
+        line += f"; verification {_short(cost['verification_flops'])} FLOPs more"
+    return line

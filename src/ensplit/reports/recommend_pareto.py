@@ -1,0 +1,68 @@
+"""The two-budget view of `ensplit recommend`'s report: every candidate's parameters against its inference FLOPs
+per example, coloured by predicted CNLL, with the Pareto front over (parameters, FLOPs, predicted CNLL) marked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from ensplit.analysis.pareto import pareto_front
+
+
+def front_flags(ranked: list[Any]) -> list[bool]:
+    """For each ranked candidate: whether no other has <= parameters, <= FLOPs and <= predicted CNLL (one <)."""
+    return pareto_front([(a.candidate.params, a.flops, a.prediction.value) for a in ranked])
+
+
+def pareto_figure(result: Any) -> Figure:
+    """Parameters × inference FLOPs per example of every candidate (log-log); the front ringed and named,
+    candidates dropped by the FLOPs budget as crosses at width 1, both budgets as dashed lines."""
+    figure = Figure(figsize=(8.6, 5.0), layout="constrained")
+    ax = figure.subplots()
+    ranked = result.ranked
+    flags = front_flags(ranked)
+    values = [a.prediction.value for a in ranked]
+    points = ax.scatter([a.candidate.params for a in ranked], [a.flops for a in ranked], c=values, cmap="viridis_r",
+                        s=[90 if f else 40 for f in flags], edgecolors=["black" if f else "none" for f in flags],
+                        linewidths=1.5, zorder=3)
+    figure.colorbar(points, ax=ax, label="predicted CNLL at the budget (nats)")
+    for a, on_front in zip(ranked, flags, strict=True):
+        ax.annotate(a.candidate.name, (a.candidate.params, a.flops), xytext=(5, 4), textcoords="offset points",
+                    fontsize=7, fontweight="bold" if on_front else "normal", color="black" if on_front else "0.35")
+    if result.dropped:
+        ax.scatter([a.candidate.params for a in result.dropped], [a.flops for a in result.dropped], marker="x",
+                   color="C3", label="dropped: above the FLOPs budget even at width 1", zorder=3)
+    ax.scatter([], [], s=90, facecolors="none", edgecolors="black", linewidths=1.5,
+               label="Pareto front (params, FLOPs, predicted CNLL)")
+    ax.axvline(result.config.budget, color="0.4", linestyle="--", linewidth=1,
+               label=f"parameter budget {result.config.budget:,}")
+    if result.config.flops_budget is not None:
+        ax.axhline(result.config.flops_budget, color="C3", linestyle="--", linewidth=1,
+                   label=f"FLOPs budget {result.config.flops_budget:,}")
+    _scale(ax.xaxis, ax.set_xscale)
+    _scale(ax.yaxis, ax.set_yscale)
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("inference FLOPs per example")
+    ax.set_title("Two budgets: parameters and inference FLOPs of every candidate")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    return figure
+
+
+def _compact(value: float, _position: Any = None) -> str:
+    """2.7k, 15k, 1.2M: counts written plainly, without 10^k."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _scale(axis: Any, set_scale: Any) -> None:
+    """Log scale where the values span a decade or more, linear otherwise (a FLOPs budget packs them close)."""
+    low, high = axis.get_view_interval()
+    if low > 0 and high / low >= 10:
+        set_scale("log")
+        axis.set_minor_formatter(NullFormatter())
+    axis.set_major_formatter(FuncFormatter(_compact))

@@ -1,0 +1,139 @@
+"""`recommend --flops-budget`: every candidate the widest that fits both budgets (against a brute-force check on
+CPU models), the ones that fit at no width dropped, bad values refused, and the params × FLOPs Pareto front."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ensplit.analysis.pareto import pareto_front
+from ensplit.cli import main
+from ensplit.data.spec import load_data
+from ensplit.ensembles import build_method, method_param_count
+from ensplit.ensembles.cost import forward_flops
+from ensplit.errors import EnsplitError
+from ensplit.experiments.recommend import run_recommend
+from ensplit.experiments.recommend_plan import Candidate, RecommendConfig, candidates
+from ensplit.experiments.recommend_sizing import at_width, fit_flops, inference_flops
+from ensplit.models import count_params
+from ensplit.recipe import Recipe
+from ensplit.reports.recommend_pareto import front_flags
+
+torch.set_num_threads(1)
+RECIPE = Recipe.from_mapping({"num_samples": 300, "epochs": 1})
+DATA = load_data(RECIPE.data)
+METHODS = ("batchensemble", "mimo", "mixture", "grouped", "multihead")
+
+
+def cpu_flops(c: Candidate) -> int:
+    """Independently of the sizing's cache and meta device: the real model on the CPU, 64 test inputs."""
+    model = build_method(c.method, "mlp", c.members, c.width, None, (40,), 10, 0, {}, **dict(c.options))
+    return forward_flops(model, DATA.prepare(DATA.x_test[:64]).float())
+
+
+def cpu_params(c: Candidate) -> int:
+    if c.method in ("single", "deep"):
+        return c.members * count_params("mlp", c.width)
+    return method_param_count(c.method, "mlp", c.members, c.width, **dict(c.options))
+
+
+def fits(c: Candidate, budget: int, flops_budget: int) -> bool:
+    try:
+        return cpu_params(c) <= budget and cpu_flops(c) <= flops_budget
+    except EnsplitError:  # a width the method cannot build
+        return False
+
+
+def config(budget: int, flops_budget: int | None) -> RecommendConfig:
+    return RecommendConfig(recipe=RECIPE, budget=budget, members_max=3, flops_budget=flops_budget)
+
+
+@pytest.mark.parametrize(("budget", "flops_budget"), [(2000, 900), (2000, 2500), (6000, 1000), (6000, 6000)])
+def test_every_candidate_is_the_widest_that_fits_both_budgets(budget, flops_budget):
+    by_params = candidates(config(budget, None), DATA)
+    sizing = fit_flops(by_params, config(budget, flops_budget), DATA)
+    assert len(sizing.kept) + len(sizing.dropped) == len(by_params)
+    for c in sizing.kept:
+        assert fits(c, budget, flops_budget), c.name
+        assert c.params == cpu_params(c) and inference_flops(c, RECIPE, DATA) == cpu_flops(c)
+        wider = Candidate(c.method, c.members, c.width + 1, 0, c.options)
+        assert not fits(wider, budget, flops_budget), c.name  # one width more breaks a budget
+    for c in sizing.dropped:
+        assert c.width == 1 and cpu_flops(c) > flops_budget
+
+
+def test_a_candidate_that_fits_at_no_width_is_dropped():
+    sizing = fit_flops(candidates(config(6000, None), DATA), config(6000, 1000), DATA)
+    assert [c.name for c in sizing.dropped] == ["mixture(4) w1"]  # its template mixing alone is over 1,000
+    assert "mixture" not in {c.method for c in candidates(config(6000, 1000), DATA)}
+
+
+def test_a_generous_flops_budget_changes_nothing():
+    assert candidates(config(6000, 10**9), DATA) == candidates(config(6000, None), DATA)
+
+
+@pytest.mark.parametrize("method", ["single", "deep", *METHODS])
+def test_flops_grow_with_width(method):
+    """What makes the bisection return the widest fitting width (see recommend_sizing)."""
+    members = 1 if method == "single" else 4
+    options = (("budget", 6000),) if method == "mixture" else ()
+    counts = [inference_flops(at_width(Candidate(method, members, w, 0, options), w, RECIPE, DATA), RECIPE, DATA)
+              for w in range(1, 41)]
+    assert counts == sorted(counts) and len(set(counts)) == len(counts)
+
+
+def test_the_meta_device_counts_what_the_cpu_counts():
+    for method in ("single", "deep", *METHODS):
+        c = at_width(Candidate(method, 1 if method == "single" else 3, 9, 0,
+                               (("budget", 3000),) if method == "mixture" else ()), 9, RECIPE, DATA)
+        assert inference_flops(c, RECIPE, DATA) == cpu_flops(c), method
+
+
+TINY = ["--budget", "2k", "--num-samples", "300", "--epochs", "1", "--members-max", "2", "--quiet", "--threads", "1"]
+
+
+@pytest.mark.parametrize(("value", "says"), [("0", "flops_budget = '0'"), ("-5", "flops_budget = '-5'"),
+                                             ("abc", "flops_budget = 'abc'"),
+                                             ("10", "every candidate needs more inference FLOPs per example")])
+def test_bad_flops_budgets_are_refused_before_any_work(value, says, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["recommend", *TINY, "--out", str(out), f"--flops-budget={value}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def brute_force_front(points: list[tuple[int, ...]]) -> list[bool]:
+    return [not any(all(q[k] <= p[k] for k in range(len(p))) and q != p for q in points) for p in points]
+
+
+def test_the_front_against_every_pair():
+    rng = random.Random(0)
+    for _ in range(200):
+        points = [tuple(rng.randint(0, 4) for _ in range(3)) for _ in range(rng.randint(0, 12))]
+        assert pareto_front(points) == brute_force_front(points)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5), st.floats(0, 3, allow_nan=False)), max_size=15))
+def test_the_front_property(points):
+    assert pareto_front(points) == brute_force_front(points)
+
+
+def test_a_tiny_run_sizes_drops_draws_the_front_and_states_its_cost(tmp_path):
+    values = {"budget": 6000, "flops_budget": 1000, "epochs": 1, "num_samples": 300, "members_max": 3,
+              "methods": ("batchensemble", "mixture"), "rungs": 4, "pool": 4, "bootstrap": 10, "cnll_splits": 2,
+              "threads": 1, "verify": False}
+    result = run_recommend(RecommendConfig.from_mapping(values), tmp_path / "r", progress=False)
+    answer = result.to_json()
+    assert answer["flops_budget"] == 1000
+    assert all(c["flops_per_example"] <= 1000 and c["params"] <= 6000 for c in answer["candidates"])
+    assert [(c["name"], c["reason"]) for c in answer["dropped"]] == [("mixture(4) w1", "flops_budget")]
+    assert answer["dropped"][0]["flops_per_example"] > 1000
+    points = [(a.candidate.params, a.flops, a.prediction.value) for a in result.ranked]
+    assert front_flags(result.ranked) == brute_force_front(points)
+    page = result.report.read_text()
+    assert "Two budgets" in page and "Cost: " in page and page.count("<img") >= 4

@@ -1,0 +1,237 @@
+"""`recommend --tune`: the grid-edge rule against a fake scorer, the families, the settings' validation, the
+carry rule, job ids without --tune, and a tiny search that never reads the test split."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from ensplit.cli import main
+from ensplit.data.spec import load_data
+from ensplit.errors import EnsplitError
+from ensplit.experiments.recommend import Assessed
+from ensplit.experiments.recommend_plan import (
+    Candidate,
+    RecommendConfig,
+    _job,
+    candidates,
+    plan_ladder_jobs,
+    plan_pool_jobs,
+    sharing_candidate,
+    verify_job,
+)
+from ensplit.experiments.recommend_tune import (
+    Grid,
+    cheap_budget,
+    family_key,
+    open_edges,
+    search_grid,
+    tune_families,
+    tune_jobs,
+    tune_plan,
+    tuned_train,
+)
+from ensplit.jsonable import to_jsonable
+from ensplit.recipe import Recipe
+from ensplit.reports.recommend_report import tuning_section
+from ensplit.runs.executors import make_executor
+from ensplit.runs.folder import open_folder
+from ensplit.runs.plan import network_seed
+from ensplit.store import ResultStore
+from ensplit.train.config import TrainConfig
+
+START = Grid((0.05, 0.1, 0.2, 0.4), (0.0, 5e-4, 2e-3))
+
+
+def bowl(lr_best: float, wd_best: float, calls: list[list]) -> callable:
+    """A fake scorer: a quadratic bowl in log lr and log(wd + 1e-6), recording which cells it was asked for."""
+
+    def score(cells: list) -> dict:
+        calls.append(list(cells))
+        return {(lr, wd): math.log(lr / lr_best) ** 2 + 0.1 * math.log((wd + 1e-6) / (wd_best + 1e-6)) ** 2
+                for lr, wd in cells}
+
+    return score
+
+
+def test_an_interior_optimum_is_found_without_extending():
+    calls = []
+    search = search_grid(START, bowl(0.1, 5e-4, calls), extensions=2)
+    assert search.best == (0.1, 5e-4) and search.edges == [] and search.extended == []
+    assert calls == [START.cells()]
+
+
+def test_a_best_lr_on_the_high_edge_grows_the_grid_until_it_is_interior():
+    calls = []
+    search = search_grid(START, bowl(1.6, 5e-4, calls), extensions=3)
+    assert search.grid.lrs == (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+    assert search.best == (1.6, 5e-4) and search.edges == []
+    assert search.extended == [["lr_high"]] * 3
+    assert [len(c) for c in calls] == [12, 3, 3, 3]  # only the new cells are scored
+    assert all(cell[0] > 0.4 for c in calls[1:] for cell in c)
+
+
+def test_the_cap_leaves_the_optimum_on_the_edge_and_says_so():
+    search = search_grid(START, bowl(1.6, 5e-4, []), extensions=1)
+    assert search.grid.lrs[-1] == 0.8 and search.best[0] == 0.8
+    assert search.edges == ["lr_high"] and search.extensions_left == 0
+
+
+def test_low_lr_and_weight_decay_edges_step_down_and_weight_decay_zero_is_a_true_edge():
+    search = search_grid(Grid((0.1, 0.2), (5e-4, 2e-3)), bowl(0.03, 1e-5, []), extensions=1)
+    assert search.extended == [["lr_low", "wd_low"]]
+    assert search.grid.lrs == (0.05, 0.1, 0.2) and search.grid.weight_decays == (1.25e-4, 5e-4, 2e-3)
+    assert open_edges(START, (0.1, 0.0)) == []  # best at weight decay 0: nothing below to try
+    assert open_edges(START, (0.1, 2e-3)) == ["wd_high"]
+    assert search_grid(START, bowl(0.1, 0.1, []), 1).grid.weight_decays == (0.0, 5e-4, 2e-3, 8e-3)
+
+
+def test_an_axis_of_one_value_is_fixed():
+    search = search_grid(Grid((0.1,), (0.0, 1e-3)), bowl(5.0, 1e-3, []), extensions=3)
+    assert search.grid.lrs == (0.1,) and search.grid.weight_decays == (0.0, 1e-3, 4e-3)
+    assert search.best == (0.1, 1e-3) and search.edges == []
+
+
+def test_family_keys():
+    assert family_key(Candidate("single", 1, 128, 23050)) == "deep"
+    assert family_key(Candidate("deep", 4, 54, 22936)) == "deep"
+    assert family_key(Candidate("batchensemble", 4, 118, 22896)) == "batchensemble×4"
+    assert family_key(Candidate("mimo", 2, 90, 22000)) == "mimo×2"
+
+
+@pytest.mark.parametrize("values, field", [
+    ({"tune_lrs": "0"}, "tune_lrs"), ({"tune_lrs": "-1"}, "tune_lrs"), ({"tune_lrs": ""}, "tune_lrs"),
+    ({"tune_lrs": "0.1,0.1"}, "tune_lrs"), ({"tune_weight_decays": "-1e-4"}, "tune_weight_decays"),
+    ({"tune_weight_decays": "0,0"}, "tune_weight_decays"), ({"tune_extensions": "-1"}, "tune_extensions"),
+    ({"tune_seeds": "0"}, "tune_seeds")])
+def test_bad_tuning_values_are_refused_in_one_line(values, field):
+    with pytest.raises(EnsplitError) as error:
+        RecommendConfig.from_mapping(values)
+    assert field in str(error.value) and "\n" not in str(error.value)
+
+
+def test_bad_tuning_values_exit_2_from_the_cli_before_any_work(tmp_path, capsys):
+    assert main(["recommend", "--tune", "--tune-lrs", "0", "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "tune_lrs" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_tuning_forces_a_validation_split_and_leaves_the_untuned_identity_alone():
+    assert RecommendConfig(tune=True).recipe.validation_fraction == 0.1
+    assert RecommendConfig(tune=True, recipe=Recipe(validation_fraction=0.3)).recipe.validation_fraction == 0.3
+    assert RecommendConfig().recipe.validation_fraction == 0.0
+    old = RecommendConfig(recipe=Recipe(train=TrainConfig(lr=0.05)))  # the recipe before lr 0.1 became default
+    assert old.fingerprint() == "3a0055fee38b50f5"  # computed before --tune existed
+
+
+TINY = dict(recipe=Recipe(num_samples=300, train=TrainConfig(epochs=1, lr=0.05), threads=1), budget=3000,
+            methods=("batchensemble",), members_max=3, seeds=3, rungs=3, pool=4)
+
+
+def test_job_ids_without_tune_are_unchanged():
+    """The same job has the same id as before --tune and the cheaper plan existed: an old folder's runs are found
+    again whenever a plan asks for them (ids computed at commit 3749347)."""
+    config = RecommendConfig(**TINY)
+    data = load_data(config.recipe.data)
+    pool = _job(config, "pool", 3, tuple(network_seed(0, "pool", 3, i) for i in range(4)), 0)
+    assert pool.job_id == "6ecf9aeb056fcf2790b5"
+    rung = sharing_candidate(config.recipe, data, "batchensemble", 4, 512)
+    ladder = _job(config, "ladder", rung.width, (network_seed(0, "ladder batchensemble×4", 512, 0),), 0,
+                  "batchensemble", 4, rung.options)
+    assert ladder.job_id == "6254e6471394cdbe0b19"
+    assert config.fingerprint() == "07690e7e88a614cc"
+    assert plan_pool_jobs(config, data)[0].job_id == "85c2076a598835f9ee83"  # the redesigned plan's, pinned
+    assert next(iter(plan_ladder_jobs(config, data).values()))[0].job_id == "1b81c78b8e24fc545b26"
+
+
+def test_the_carry_rule_gives_each_family_its_settings_at_every_size():
+    config = RecommendConfig(**TINY)
+    data = load_data(config.recipe.data)
+    settings = {"deep": {"lr": 0.4, "weight_decay": 0.0}, "batchensemble×4": {"lr": 0.2, "weight_decay": 2e-3}}
+    for candidate in candidates(config, data):
+        train = tuned_train(config.recipe.train, settings, candidate)
+        assert {"lr": train.lr, "weight_decay": train.weight_decay} == settings[family_key(candidate)]
+        assert train.epochs == config.recipe.train.epochs  # nothing else changes
+        tuned = RecommendConfig(**{**TINY, "recipe": Recipe(**{**TINY["recipe"].__dict__, "train": train})})
+        job = verify_job(tuned, candidate)
+        assert (job.train_dict["lr"], job.train_dict["weight_decay"]) == (train.lr, train.weight_decay)
+    other = Candidate("mimo", 4, 10, 2000)
+    assert tuned_train(config.recipe.train, settings, other) == config.recipe.train  # untuned: the recipe's
+
+
+def test_families_are_tuned_at_the_cheap_size_with_paired_seeds():
+    config = RecommendConfig(**TINY, tune=True)
+    data = load_data(config.recipe.data)
+    families = {f.key: f for f in tune_plan(config, data)}
+    assert set(families) == {"deep", "batchensemble×4"}
+    assert families["deep"].params <= cheap_budget(config) < config.budget
+    assert families["batchensemble×4"].params <= config.budget
+    a, b = (tune_jobs(config, families["batchensemble×4"], cell) for cell in [(0.1, 0.0), (0.2, 0.0)])
+    assert [j.seeds for j in a] == [j.seeds for j in b] and {j.job_id for j in a}.isdisjoint(j.job_id for j in b)
+    assert all(j.kind == "tune" for j in a + b)
+
+
+class SplitSpy(ResultStore):
+    """A store that records which split every prediction and label read was of."""
+
+    reads: list[str] = []
+
+    def labels(self, split: str = "test"):
+        SplitSpy.reads.append(split)
+        return super().labels(split)
+
+    def log_probs(self, rows, split: str = "test"):
+        SplitSpy.reads.append(split)
+        return super().log_probs(rows, split)
+
+
+def test_a_tiny_search_reads_only_the_validation_split_and_resumes(tmp_path):
+    config = RecommendConfig(**TINY, tune=True, tune_lrs=(0.05, 0.1), tune_weight_decays=(0.0,), tune_seeds=1,
+                             tune_extensions=1)
+    data = load_data(config.recipe.data)
+    run = open_folder(config, tmp_path / "r", "recommend")
+    run.store.__class__ = SplitSpy
+    SplitSpy.reads = []
+    executor = make_executor("local", "cpu", 1, None, False, 0.25)
+    result = tune_families(config, data, run, executor, progress=False)
+    assert SplitSpy.reads and set(SplitSpy.reads) == {"val"}
+    assert set(result.settings) == {"deep", "batchensemble×4"}
+    for key, tuning in result.families.items():
+        tried = tuning.search.grid.lrs
+        assert result.settings[key]["lr"] in tried and len(tried) in (2, 3)  # one extension at most
+        assert set(tuning.search.scores) == set(tuning.search.grid.cells())
+    assert all(row["kind"] == "tune" for row in run.store.networks("tune"))
+    again = tune_families(config, data, run, executor, progress=False)
+    assert again.trained_jobs == 0 and again.settings == result.settings
+    text = json.dumps(to_jsonable(result))
+    assert '"interior"' in text and '"validation_cnll"' in text
+    rows = tuning_section(result).table
+    assert {r["family"] for r in rows} == {"deep", "batchensemble×4"}
+    assessed = Assessed(candidates(config, data)[0], 1, 0.1, 0.1, settings=result.settings["deep"])
+    assert assessed.to_json()["settings"] == result.settings["deep"]
+
+
+def test_tuning_needs_a_validation_split(tmp_path):
+    config = RecommendConfig(**TINY)
+    data = load_data(config.recipe.data)
+    run = open_folder(config, tmp_path / "r", "recommend")
+    with pytest.raises(EnsplitError, match="validation_fraction"):
+        tune_families(config, data, run, make_executor("local", "cpu", 1, None, False, 0.25), progress=False)
+
+
+def test_a_family_too_large_for_p_over_8_is_tuned_at_the_next_grid_size_that_fits():
+    config = RecommendConfig(**{**TINY, "budget": 1000}, tune=True, tune_divisor=8)
+    data = load_data(config.recipe.data)
+    families = {f.key: f for f in tune_plan(config, data)}
+    assert families["deep"].params <= cheap_budget(config) == 90
+    assert cheap_budget(config) < families["batchensemble×4"].params <= config.budget
+
+
+def test_the_tuning_size_follows_tune_divisor():
+    config = RecommendConfig(**TINY, tune=True)  # P/2 by default (benchmarks/results/tune_carry.md)
+    data = load_data(config.recipe.data)
+    assert cheap_budget(config) == 1448 > cheap_budget(RecommendConfig(**TINY, tune=True, tune_divisor=8)) == 362
+    assert all(f.params <= config.budget for f in tune_plan(config, data))
+    assert next(f for f in tune_plan(config, data) if f.key == "deep").params <= 1448
