@@ -114,8 +114,9 @@ def summarise(budget: int, result: Any, truth: dict[str, float], seed1: dict[str
 
 
 def markdown(runs: list[dict[str, Any]], machine: str) -> str:
+    flags = " ".join(f"--budget {r['budget']}" for r in runs)
     lines = ["# `recommend --no-verify` against the brute force it replaces", "",
-             f"`python benchmarks/bench_recommend_cost.py {' '.join(f'--budget {r['budget']}' for r in runs)}`; "
+             f"`python benchmarks/bench_recommend_cost.py {flags}`; "
              f"{machine}", "",
              "Brute force: every listed candidate trained at the budget with the same recipe, one job each, in "
              "the same process (1 seed, timed; seeds 2 and 3 for the reference). FLOPs: forward + backward per "

@@ -46,7 +46,8 @@ def test_the_report_has_the_new_figures_and_report_json_matches(log2_study, caps
     page = (study / "report.html").read_text()
     assert page.count("<img src='data:image/png;base64,") >= 13
     for words in ("Uncalibrated NLL", "NLL at a fixed temperature", "LE-NLL against CNLL", "Lobacheva et al. Fig. 2",
-                  "Lobacheva et al. Fig. 3", "Lobacheva et al. Fig. 4", "Lobacheva et al. Fig. 6 left", "pool rule clamped",
+                  "Lobacheva et al. Fig. 3", "Lobacheva et al. Fig. 4", "Lobacheva et al. Fig. 6 left",
+                  "pool rule clamped",
                   "Lobacheva et al. eq. 6, squared error in log2 space"):
         assert words in page, words
     assert main(["report", str(study), "--json"]) == 0
