@@ -2,15 +2,16 @@
 
     python benchmarks/derive_default_recipe.py [--budget 23050] [--seeds 2] [--extensions 2] [--threads 1]
 
-At the budget (sized as `recommend` sizes its candidates), the single network and every sharing method
-with 4 members (BatchEnsemble, MIMO, MixtureEnsembles, grouped, multi-head) are trained with the default
-recipe (SGD momentum 0.9, cosine, 40 epochs, batch 128, MLP on MNIST-1D) on 80% of the training set over
-lr {0.05, 0.1, 0.2, 0.4} × weight decay {0, 5e-4, 2e-3}, `--seeds` runs per cell (the same seeds in every
-cell), and scored by validation CNLL (`cnll_ttcv` on the other 20%). The grid grows by `recommend --tune`'s
-edge rule (`ensplit.experiments.recommend_tune`) when any family's best cell lies on an edge, at most `--extensions` times. The chosen default is the cell
-minimising the mean over families of its excess over each family's own best cell (a cell where any family
-diverges is never chosen); cells within TIE of that minimum are a tie, which goes to the cell nearest the
-old default (lr 0.05, weight decay 5e-4): a default changes only as far as the evidence asks.
+At the budget (sized as `recommend` sizes its candidates), the single network and every sharing method with 4
+members (BatchEnsemble, MIMO, MixtureEnsembles, grouped, multi-head) are trained with the default recipe (SGD
+momentum 0.9, cosine, 40 epochs, batch 128, MLP on MNIST-1D) on 80% of the training set over lr {0.05, 0.1,
+0.2, 0.4} × weight decay {0, 5e-4, 2e-3}, `--seeds` runs per cell (the same seeds in every cell), and scored
+by validation CNLL (`cnll_ttcv` on the other 20%). The grid grows by `recommend --tune`'s edge rule
+(`ensplit.experiments.recommend_tune`) when any family's best cell lies on an edge, at most `--extensions`
+times. The chosen default is the cell minimising the mean over families of its excess over each family's own
+best cell (a cell where any family diverges is never chosen); cells within TIE of that minimum are a tie,
+which goes to the cell nearest the old default (lr 0.05, weight decay 5e-4): a default changes only as far as
+the evidence asks.
 Raw scores are cached in a JSON beside the results file; `--render-only` rewrites the page from it.
 
 Writes benchmarks/results/default_recipe.md (or `--out`) and prints the decision as `lr=… weight_decay=…`.
