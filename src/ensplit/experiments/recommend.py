@@ -28,10 +28,11 @@ from ensplit.data.spec import load_data
 from ensplit.ensembles import build_method
 from ensplit.ensembles.cost import forward_flops
 from ensplit.errors import EnsplitError
-from ensplit.experiments.recommend_cost import Cost, cost_of
+from ensplit.experiments.recommend_cost import Cost, brute_force_flops, cost_of, job_training_flops
 from ensplit.experiments.recommend_evidence import Evidence, gather, predict, stored_cnll
 from ensplit.experiments.recommend_plan import (
     Candidate,
+    LadderPlan,
     RecommendConfig,
     candidates,
     ladder_budgets,
@@ -40,6 +41,7 @@ from ensplit.experiments.recommend_plan import (
     pool_widths,
     verify_job,
 )
+from ensplit.experiments.recommend_refine import plan_refinement
 from ensplit.experiments.recommend_sizing import fit_flops
 from ensplit.experiments.recommend_tune import TuneResult, family_key, tune_families
 from ensplit.jsonable import to_jsonable
@@ -203,6 +205,10 @@ class CheapRuns:
     trained: int
     tuning: TuneResult | None
     settings: dict[str, dict[str, float]]
+    widths: dict[int, int]
+    pool_jobs: list[TrainJob]
+    ladders: LadderPlan
+    family_configs: dict[tuple[str, int], RecommendConfig]
 
 
 def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, found: list[Candidate],
@@ -213,11 +219,13 @@ def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, 
     settings = {} if tuning is None else tuning.settings
     widths = pool_widths(config, data)
     pool_jobs = plan_pool_jobs(tuned(config, settings, "deep"), data)
-    ladders: dict[tuple[str, int, int], list[TrainJob]] = {}
+    ladders: LadderPlan = {}
+    family_configs = {}
     for method in config.methods:
         for members in config.sharing_members:
             own = dataclasses.replace(tuned(config, settings, f"{method}×{members}"), methods=(method,),
                                       sharing_members=(members,))
+            family_configs[(method, members)] = own
             ladders.update(plan_ladder_jobs(own, data))
     _log(f"{len(found)} candidates at {config.budget:,} parameters; cheap runs: deep pools at "
          f"{len(widths)} sizes, ladders at {ladder_budgets(config)}", progress)
@@ -227,7 +235,29 @@ def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, 
     trained += execute(ladder_jobs, run, executor, progress, "ladders")
     evidence = gather(run.store, config, widths, ladders, pool_jobs)
     tune_jobs_planned = [] if tuning is None else tuning.jobs(config)
-    return CheapRuns(evidence, tune_jobs_planned + pool_jobs + ladder_jobs, trained, tuning, settings)
+    return CheapRuns(evidence, tune_jobs_planned + pool_jobs + ladder_jobs, trained, tuning, settings, widths,
+                     pool_jobs, ladders, family_configs)
+
+
+def refine(config: RecommendConfig, data: Dataset, run: Any, executor: Any, kept: list[Assessed],
+           cheap: CheapRuns, progress: bool) -> CheapRuns:
+    """Successive refinement (`recommend_refine`): a rung at P/2 for the best predicted sharing families that
+    the FLOPs cap still pays for, then the evidence gathered again."""
+    first = {id(a): predict(a.candidate, cheap.evidence, config) for a in kept}
+    ranked = sorted((a for a in kept if first[id(a)] is not None), key=lambda a: first[id(a)].value)
+    spent = sum(job_training_flops(job, data) for job in {j.job_id: j for j in cheap.planned}.values())
+    brute = brute_force_flops([a.candidate for a in kept], config, data)
+    extra = plan_refinement(config, data, ranked, spent, brute, cheap.family_configs)
+    if not extra:
+        return cheap
+    _log(f"refining {', '.join(f'{m}({n})' for m, n, _ in extra)} with a rung at {next(iter(extra))[2]:,} "
+         "parameters", progress)
+    jobs = [j for rung in extra.values() for j in rung]
+    trained = execute(jobs, run, executor, progress, "refinement")
+    ladders = {**cheap.ladders, **extra}
+    evidence = gather(run.store, config, cheap.widths, ladders, cheap.pool_jobs, cheap.evidence)
+    return dataclasses.replace(cheap, evidence=evidence, planned=cheap.planned + jobs, trained=cheap.trained + trained,
+                               ladders=ladders)
 
 
 def _rank(kept: list[Assessed], evidence: Evidence, config: RecommendConfig) -> list[Assessed]:
@@ -272,6 +302,7 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
         executor = make_executor(config.executor, str(config.recipe.torch_device()), config.workers,
                                  config.address, False, config.gpus_per_job)  # one bar per stage, none per run
         cheap = cheap_runs(config, data, run, executor, [a.candidate for a in kept], progress)
+        cheap = refine(config, data, run, executor, kept, cheap, progress)
         for a in kept:
             a.settings = cheap.settings.get(family_key(a.candidate))
         result = RecommendResult(config, out, _rank(kept, cheap.evidence, config), dropped, None, cheap.evidence,

@@ -47,13 +47,15 @@ def network_cnll(log_probs: torch.Tensor, labels: torch.Tensor, splits: int) -> 
 
 
 def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
-           ladder_jobs: dict[tuple[str, int, int], list], pool_jobs: list | None = None) -> Evidence:
+           ladder_jobs: dict[tuple[str, int, int], list], pool_jobs: list | None = None,
+           pools: Evidence | None = None) -> Evidence:
     """Read every finished cheap run of the plan from the store (the deep pools' networks from `pool_jobs` only,
-    when given: a folder may hold networks of the same width trained with other settings, e.g. tuned)."""
+    when given: a folder may hold networks of the same width trained with other settings, e.g. tuned). With
+    `pools`, its deep-pool evidence is reused (the pools are the same; their bootstrap is the slow part)."""
     labels = torch.as_tensor(store.labels()).long()
-    evidence = Evidence()
+    evidence = Evidence() if pools is None else Evidence(dict(pools.singles), list(pools.laws))
     planned = None if pool_jobs is None else {job.job_id for job in pool_jobs}
-    for size, width in widths.items():
+    for size, width in widths.items() if pools is None else ():
         rows = [r for r in store.networks("pool", width, status="ok") if planned is None or r["job_id"] in planned]
         rows = rows[: pool_networks(config, size)]
         if len(rows) < 3:

@@ -61,6 +61,9 @@ class RecommendConfig:
     ladder_top: Annotated[int, Field(ge=2, le=64, description="the largest ladder budget is at or below P/this "
                                                               "(a larger value: cheaper runs, a longer "
                                                               "extrapolation)")] = 4
+    cost_cap: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, description="the cheap runs' training "
+                                     "FLOPs at most this share of a one-seed brute force: what the ladders leave "
+                                     "buys a rung at P/2 for the best predicted sharing methods (0: none)")] = 0.5
     pool: Annotated[int, Field(ge=4, le=1000, description="networks per member size of the deep pools at or "
                                                           "below P/8 (3 above, where a network costs more)")] = 6
     verify: Annotated[bool, Field(description="train the recommendation and the single network at the budget "
@@ -150,9 +153,20 @@ def deep_width(recipe: Recipe, data: Dataset, budget: int, members: int) -> int 
     return solve_width(recipe.family, budget // members, recipe.depth, **kwargs)
 
 
+_SIZED: dict[str, Candidate | None] = {}  # sharing_candidate's answers: the width search traces models
+
+
 def sharing_candidate(recipe: Recipe, data: Dataset, method: str, members: int, budget: int) -> Candidate | None:
     """A sharing method within `budget` (the mixture keeps the single network's width as its backbone and
-    takes the budget as its template-bank knob); None when it cannot fit."""
+    takes the budget as its template-bank knob); None when it cannot fit. Memoised on everything it reads."""
+    key = json.dumps([recipe.family, recipe.depth, recipe.options, list(data.in_shape), data.num_classes, method,
+                      members, int(budget)], sort_keys=True, default=str)
+    if key not in _SIZED:
+        _SIZED[key] = _sharing_candidate(recipe, data, method, members, budget)
+    return _SIZED[key]
+
+
+def _sharing_candidate(recipe: Recipe, data: Dataset, method: str, members: int, budget: int) -> Candidate | None:
     kwargs = dict(in_shape=tuple(data.in_shape), num_classes=data.num_classes)
     try:
         if method == "mixture":
@@ -261,20 +275,29 @@ def plan_pool_jobs(config: RecommendConfig, data: Dataset) -> list[TrainJob]:
     return jobs
 
 
-def plan_ladder_jobs(config: RecommendConfig, data: Dataset) -> dict[tuple[str, int, int], list[TrainJob]]:
-    """(method, members, ladder budget) -> its jobs: one job holding every seed's run, trained as one stacked
-    model (`ensplit.train.stacked`); budgets the method cannot fit are left out."""
+LadderPlan = dict[tuple[str, int, int], list[TrainJob]]
+
+
+def ladder_job(config: RecommendConfig, data: Dataset, method: str, members: int, budget: int) -> list[TrainJob]:
+    """The method's rung at `budget`: one job holding every seed's run, trained as one stacked model
+    (`ensplit.train.stacked`); none when the method cannot fit the budget."""
+    candidate = sharing_candidate(config.recipe, data, method, members, budget)
+    if candidate is None:
+        return []
+    kind = f"ladder {method}×{members}"
+    seeds = tuple(network_seed(config.recipe.seed, kind, budget, i) for i in range(config.seeds))
+    return [_job(config, "ladder", candidate.width, seeds, 0, method, members, candidate.options)]
+
+
+def plan_ladder_jobs(config: RecommendConfig, data: Dataset) -> LadderPlan:
+    """(method, members, ladder budget) -> its jobs (`ladder_job`); budgets a method cannot fit are left out."""
     plan = {}
     for method in config.methods:
         for members in config.sharing_members:
             for budget in ladder_budgets(config):
-                candidate = sharing_candidate(config.recipe, data, method, members, budget)
-                if candidate is None:
-                    continue
-                kind = f"ladder {method}×{members}"
-                seeds = tuple(network_seed(config.recipe.seed, kind, budget, i) for i in range(config.seeds))
-                plan[(method, members, budget)] = [
-                    _job(config, "ladder", candidate.width, seeds, 0, method, members, candidate.options)]
+                jobs = ladder_job(config, data, method, members, budget)
+                if jobs:
+                    plan[(method, members, budget)] = jobs
     return plan
 
 

@@ -1,0 +1,59 @@
+"""Successive refinement: spend what the FLOPs cap leaves after the ladders where the answer is decided.
+
+The ladders (P/32 … P/4) are cheap but far from the budget: on MNIST-1D their extrapolation misses by 0.05–0.13
+CNLL for the sharing methods (benchmarks/results/recommend_design.md), enough to pick the wrong one. Their
+first predictions still order the families well enough to say which are worth a closer look. So, best
+predicted first, each sharing family gets one more rung at P/2 (`config.seeds` runs) as long as every cheap
+run together stays within `cost_cap` of a one-seed brute force's training FLOPs; its prediction then
+extrapolates one octave instead of two. A family left out keeps its ladder's (wide) interval. The choice
+depends only on stored results, so a rerun plans the same rungs and resumes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ensplit.data.dataset import Dataset
+from ensplit.experiments.recommend_cost import job_training_flops
+from ensplit.experiments.recommend_plan import (
+    LadderPlan,
+    RecommendConfig,
+    grid_size,
+    ladder_budgets,
+    ladder_job,
+)
+
+
+def refine_budget(config: RecommendConfig) -> int | None:
+    """The refinement rung: the grid size at or below P/2, unless the ladder already reaches it."""
+    budget = grid_size(config.budget / 2)
+    return None if budget in ladder_budgets(config) else budget
+
+
+def plan_refinement(config: RecommendConfig, data: Dataset, ranked: Sequence[Any], spent: int, brute_force: int,
+                    configs: dict[tuple[str, int], RecommendConfig]) -> LadderPlan:
+    """Refinement jobs, best predicted sharing family first, while the total stays within the cap.
+
+    `ranked`: the assessed candidates after the ladders (best first); `spent`: training FLOPs of every cheap
+    run so far; `configs`: each family's config (its tuned settings)."""
+    budget = refine_budget(config)
+    plan: LadderPlan = {}
+    if budget is None or config.cost_cap <= 0:
+        return plan
+    allowed = math.floor(config.cost_cap * brute_force) - spent
+    for assessed in ranked:
+        candidate = assessed.candidate
+        family = (candidate.method, candidate.members)
+        if family not in configs:
+            continue  # the single network and the memory splits: predicted from the deep pools
+        jobs = ladder_job(configs[family], data, candidate.method, candidate.members, budget)
+        if not jobs:
+            continue
+        cost = sum(job_training_flops(job, data) for job in jobs)
+        if cost > allowed:
+            continue  # a cheaper family further down may still fit
+        allowed -= cost
+        plan[(candidate.method, candidate.members, budget)] = jobs
+    return plan

@@ -1,0 +1,70 @@
+"""Successive refinement (`recommend_refine`): what the FLOPs cap leaves after the ladders buys a rung at P/2 for
+the best predicted sharing families, in order, never past the cap; and a run stays within it end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+
+from ensplit.data.spec import load_data
+from ensplit.experiments.recommend import run_recommend
+from ensplit.experiments.recommend_cost import brute_force_flops, job_training_flops
+from ensplit.experiments.recommend_plan import Candidate, RecommendConfig, candidates, ladder_job
+from ensplit.experiments.recommend_refine import plan_refinement, refine_budget
+from ensplit.recipe import Recipe
+from ensplit.train.config import TrainConfig
+
+CONFIG = RecommendConfig(recipe=Recipe(num_samples=300, train=TrainConfig(epochs=1), threads=1), budget=20_000,
+                         methods=("batchensemble", "multihead", "mimo"), members_max=3)
+DATA = load_data(CONFIG.recipe.data)
+FAMILIES = {(m, 4): dataclasses.replace(CONFIG, methods=(m,)) for m in CONFIG.methods}
+
+
+def _ranked(names: list[str]) -> list[SimpleNamespace]:
+    found = {c.method: c for c in candidates(CONFIG, DATA)}
+    return [SimpleNamespace(candidate=found[name]) for name in names]
+
+
+def _cost(method: str) -> int:
+    return sum(job_training_flops(j, DATA) for j in ladder_job(CONFIG, DATA, method, 4, refine_budget(CONFIG)))
+
+
+def test_the_rung_is_the_grid_size_at_or_below_half_the_budget_unless_the_ladder_has_it():
+    assert refine_budget(CONFIG) == 8192  # 20,000 / 2 = 10,000 -> 8,192 on the √2 grid
+    assert refine_budget(dataclasses.replace(CONFIG, ladder_top=2)) is None  # the ladder's top is already there
+
+
+def test_families_are_refined_best_first_while_the_cap_pays_and_never_beyond():
+    order = ["mimo", "single", "batchensemble", "multihead"]
+    brute = brute_force_flops([r.candidate for r in _ranked(order)], CONFIG, DATA)
+    costs = {m: _cost(m) for m in CONFIG.methods}
+    for spent in (0, int(0.3 * brute), int(0.45 * brute), int(0.6 * brute)):
+        plan = plan_refinement(CONFIG, DATA, _ranked(order), spent, brute, FAMILIES)
+        allowed, expected = int(CONFIG.cost_cap * brute) - spent, []
+        for name in ("mimo", "batchensemble", "multihead"):  # the plain loop: best first, skip what does not fit
+            if costs[name] <= allowed:
+                expected.append(name)
+                allowed -= costs[name]
+        assert [m for m, _, _ in plan] == expected
+        assert spent + sum(costs[m] for m, _, _ in plan) <= CONFIG.cost_cap * brute or not plan
+        assert all(budget == 8192 for _, _, budget in plan)
+    assert plan_refinement(dataclasses.replace(CONFIG, cost_cap=0.0), DATA, _ranked(order), 0, brute, FAMILIES) == {}
+
+
+def test_a_family_without_a_ladder_config_is_not_refined():
+    single = Candidate("single", 1, 10, 1000)
+    assert plan_refinement(CONFIG, DATA, [SimpleNamespace(candidate=single)], 0, 10**15, FAMILIES) == {}
+
+
+@pytest.mark.slow
+def test_a_run_spends_at_most_the_cap_once_refined(tmp_path):
+    config = dataclasses.replace(CONFIG, verify=False, bootstrap=10, cnll_splits=2, budget=12_000, cost_cap=1.0)
+    result = run_recommend(config, tmp_path / "r", progress=False, report=False)
+    ladder_only = run_recommend(dataclasses.replace(config, cost_cap=0.0), tmp_path / "r", progress=False,
+                                report=False)
+    assert ladder_only.trained_jobs == 0  # the ladders were stored by the first run
+    assert result.cost.ratio <= max(config.cost_cap, ladder_only.cost.ratio) + 1e-9
+    reach = {family: max(ladder) for family, ladder in result.evidence.ladders.items()}
+    assert any(reach[f] > max(ladder) for f, ladder in ladder_only.evidence.ladders.items())  # refined: further
