@@ -17,7 +17,8 @@ def front_flags(ranked: list[Any]) -> list[bool]:
 
 
 def pareto_figure(result: Any) -> Figure:
-    """Parameters × inference FLOPs per example of every candidate (log-log); the front ringed and named,
+    """Parameters × inference FLOPs per example of every candidate (log-log); the front ringed and named (the
+    rest unnamed: the table names them),
     candidates dropped by the FLOPs budget as crosses at width 1, both budgets as dashed lines."""
     figure = Figure(figsize=(8.6, 5.0), layout="constrained")
     ax = figure.subplots()
@@ -29,8 +30,9 @@ def pareto_figure(result: Any) -> Figure:
                         linewidths=1.5, zorder=3)
     figure.colorbar(points, ax=ax, label="predicted CNLL at the budget (nats)")
     for a, on_front in zip(ranked, flags, strict=True):
-        ax.annotate(a.candidate.name, (a.candidate.params, a.flops), xytext=(5, 4), textcoords="offset points",
-                    fontsize=7, fontweight="bold" if on_front else "normal", color="black" if on_front else "0.35")
+        if on_front:  # only the front is named: candidates at one budget crowd together (the table names all)
+            ax.annotate(a.candidate.name, (a.candidate.params, a.flops), xytext=(5, 4), textcoords="offset points",
+                        fontsize=7, fontweight="bold")
     if result.dropped:
         ax.scatter([a.candidate.params for a in result.dropped], [a.flops for a in result.dropped], marker="x",
                    color="C3", label="dropped: above the FLOPs budget even at width 1", zorder=3)

@@ -169,17 +169,20 @@ def write_recommend_report(path: str | Path, result: Any) -> Path:
         verdict += " " + cost_line(result.cost.to_json(), len(result.ranked)) + "."
     recipe = result.config.recipe
     sections = [
-        Section("The answer", verdict + " Intervals are 5–95% bootstrap intervals for one new run (resampled seeds "
-                "and pool networks, plus run-to-run noise). Black stars: measured at the budget with fresh seeds.",
+        Section("The answer", verdict + " Intervals are 5–95% predictive intervals for one new run: the bootstrap "
+                "spread of the fitted law, one run's noise (pooled over the ladders) and the law's own "
+                f"extrapolation error, backtested on the ladders (κ = {result.evidence.kappa:.3f} CNLL per octave "
+                "beyond a ladder's top). Black stars: measured at the budget with fresh seeds.",
                 figures=[(splits_figure(result), "memory splits at the budget")], table=_table(result)),
         Section("The single network", "Every pool network's own CNLL against its size; the power law "
                 "c + b·s^a through them, extrapolated to the budget, with its band.",
                 figures=[(single_figure(result), "single network extrapolation")]),
     ]
     if result.evidence.ladders:
-        sections.append(Section("Parameter-sharing methods", "Each method trained with several seeds at budgets "
-                                "from P/8 to P/2, √2 apart (a ladder on a grid shared by every budget); "
-                                "CNLL(B) = c + b·B^a (c ≥ 0) fitted to every run and extrapolated to the budget.",
+        sections.append(Section("Parameter-sharing methods", "Each method trained at budgets 2× apart up to "
+                                f"P/{result.config.ladder_top} (a ladder on a grid shared by every budget), the "
+                                "best predicted ones once more at P/2 while the FLOPs cap allowed; CNLL(B) = c + "
+                                "b·B^a (c ≥ 0) fitted to every run and extrapolated to the budget.",
                                 figures=[(ladders_figure(result), "sharing-method ladders")]))
     sections.append(Section("Two budgets", "Every candidate's parameters against its inference FLOPs per example "
                             "(counted on the model), coloured by predicted CNLL. Ringed and named in bold: the Pareto "
