@@ -43,7 +43,8 @@ DESIGNS = [
     ("previous: P/8 … P/2, √2 apart, 5 × 3 seeds", 2, 5, 1, 3),
     ("P/22.6 … P/8, √2 apart, 3 × 2 seeds", 8, 3, 1, 2),
     ("P/16 … P/4, 2× apart, 3 × 1 seed", 4, 3, 2, 1),
-    ("default: P/32 … P/4, 2× apart, 4 × 1 seed", 4, 4, 2, 1),
+    ("default ladder: P/32 … P/4, 2× apart, 4 × 1 seed", 4, 4, 2, 1),
+    ("default ladder + its P/2 refinement rung, 5 × 1 seed", 2, 5, 2, 1),
     ("P/64 … P/8, 2× apart, 4 × 1 seed", 8, 4, 2, 1),
     ("P/16 … P/2, 2× apart, 4 × 1 seed", 2, 4, 2, 1),
 ]
