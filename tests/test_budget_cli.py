@@ -90,7 +90,7 @@ def test_human_output_shows_every_number_of_the_json(capsys: pytest.CaptureFixtu
     (["count", "--family", "resnet", "--width", "4", "--family-option", "colour=red"], "unknown option 'colour'"),
     (["count", "--family", "resnet", "--width", "4", "--family-option", "shortcut=C"], "shortcut must be one of A, B"),
     (["count", "--family", "resnet", "--width", "4", "--in-shape", "40"], "needs an image in_shape"),
-    (["solve", "--family", "resnet", "--budget", "lots"], "not a parameter count"),
+    (["solve", "--family", "resnet", "--budget", "lots"], "not a count"),
     (["count", "--family", "resnet"], "--width"),
     ([], "required"),
 ])

@@ -68,3 +68,19 @@ def test_a_run_spends_at_most_the_cap_once_refined(tmp_path):
     assert result.cost.ratio <= max(config.cost_cap, ladder_only.cost.ratio) + 1e-9
     reach = {family: max(ladder) for family, ladder in result.evidence.ladders.items()}
     assert any(reach[f] > max(ladder) for f, ladder in ladder_only.evidence.ladders.items())  # refined: further
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--cost-cap", "-1"], "cost_cap = -1.0: must be >= 0.0"),
+    (["--cost-cap", "inf"], "cost_cap = inf: input should be a finite number"),
+    (["--ladder-top", "1"], "ladder_top = 1: must be >= 2"),
+    (["--seeds", "0"], "seeds = 0: must be >= 1"),
+    (["--rungs", "3", "--seeds", "1"], "rungs × seeds = 3 × 1: a ladder needs 4 runs at least"),
+])
+def test_bad_design_options_are_refused_in_one_line_before_any_work(args, needle, tmp_path, capsys):
+    from ensplit.cli import main
+
+    out = tmp_path / "r"
+    assert main(["recommend", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and not out.exists()

@@ -29,10 +29,10 @@ def parse_count(text: str) -> int:
     """A positive parameter count: `269722`, `269_722`, `1e6`, `36.5M`, `15k`."""
     match = re.fullmatch(r"\s*([0-9_]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgb]?)\s*", str(text).lower())
     if not match:
-        raise argparse.ArgumentTypeError(f"not a parameter count: {text!r} (e.g. 269722, 1e6, 36.5M)")
+        raise argparse.ArgumentTypeError(f"not a count: {text!r} (e.g. 269722, 1e6, 36.5M)")
     value = float(match.group(1).replace("_", "")) * _SUFFIX[match.group(2)]
     if value < 1 or value != int(value) or value > 1e15:
-        raise argparse.ArgumentTypeError(f"not a positive whole parameter count up to 1e15: {text!r}")
+        raise argparse.ArgumentTypeError(f"not a positive whole count up to 1e15: {text!r}")
     return int(value)
 
 
