@@ -235,3 +235,18 @@ def test_the_tuning_size_follows_tune_divisor():
     assert cheap_budget(config) == 1448 > cheap_budget(RecommendConfig(**TINY, tune=True, tune_divisor=8)) == 362
     assert all(f.params <= config.budget for f in tune_plan(config, data))
     assert next(f for f in tune_plan(config, data) if f.key == "deep").params <= 1448
+
+
+def test_the_front_door_takes_tune_and_a_flops_budget_together(tmp_path):
+    import ensplit
+
+    result = ensplit.recommend(out=tmp_path / "r", progress=False, report=False, budget=6000, flops_budget=9000,
+                               tune=True, tune_lrs="0.05,0.1", tune_weight_decays="0", tune_extensions=0,
+                               tune_seeds=1, verify=False, methods="batchensemble", members_max=3, num_samples=300,
+                               epochs=1, bootstrap=10, cnll_splits=2, threads=1)
+    data = result.to_json()
+    assert data["tuning"]["settings"].keys() == {"deep", "batchensemble×4"}
+    assert all(c["flops_per_example"] <= 9000 for c in data["candidates"])
+    assert all(c["settings"] == data["tuning"]["settings"][("deep" if c["method"] in ("single", "deep")
+                                                            else "batchensemble×4")] for c in data["candidates"])
+    assert data["cost"]["training_flops"] > 0 and data["recipe"]["validation_fraction"] == 0.1
