@@ -99,6 +99,43 @@ def predict_log_probs(model: nn.Module, x: torch.Tensor, dataset: Dataset | None
     return torch.cat(outputs, dim=1)
 
 
+@dataclass
+class _Step:
+    """One optimisation step on the batch of indices `idx` (`[M or 1, B]`); returns each member's summed loss."""
+
+    dataset: Dataset
+    config: TrainConfig
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    augment: Callable | None
+    aug_generators: Sequence[torch.Generator]
+    members: int
+    dtype: torch.dtype
+    channels_last: bool
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        dataset, config, members = self.dataset, self.config, self.members
+        xb = dataset.x_train[idx]  # [M or 1, B, ...], raw (uint8 for images)
+        yb = dataset.y_train[idx]
+        if self.augment is not None:  # crops pad with true zeros before normalisation
+            xb = self.augment(xb, self.aug_generators if idx.shape[0] == members else self.aug_generators[:1])
+        xb = dataset.prepare(xb).to(self.dtype)
+        if idx.shape[0] == 1:
+            xb, yb = xb[0], yb[0].expand(members, -1)
+        if self.channels_last:
+            xb = _channels_last_input(xb)
+        device = dataset.x_train.device
+        with autocast(config.precision, device):  # bf16: forward and loss; backward and step outside
+            logits = self.forward(xb).to(self.dtype)  # the loss in full precision whatever autocast's policy
+            per_member = member_losses(logits, yb, config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        per_member.sum().backward()
+        self.optimizer.step()
+        self.schedule.step()
+        return per_member.detach().to(torch.float64) * yb.shape[1]
+
+
 def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds: Sequence[int],
           progress: bool = True, index_sampler: IndexSampler | None = None,
           on_epoch: Callable[[int, nn.Module], None] | None = None, description: str = "training") -> TrainResult:
@@ -129,6 +166,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
     optimizer = make_optimizer(model, config)  # the model's parameter groups (e.g. no decay on α)
     schedule = make_schedule(optimizer, config, steps_per_epoch)
     result = TrainResult(members=members, seconds=0.0, failed=[False] * members)
+    step = _Step(dataset, config, forward, optimizer, schedule, augment, aug_generators, members, dtype, channels_last)
     bar = tqdm(range(config.epochs), desc=description, file=sys.stderr, disable=not progress, leave=False)
     start = time.perf_counter()
     model.train()
@@ -140,24 +178,7 @@ def train(model: nn.Module, dataset: Dataset, config: TrainConfig, member_seeds:
             batches = [b.to(device) for b in batches]
         loss_sum = torch.zeros(members, device=device, dtype=torch.float64)
         for idx in batches:
-            idx = idx.to(device, non_blocking=True)
-            xb = dataset.x_train[idx]  # [M or 1, B, ...], raw (uint8 for images)
-            yb = dataset.y_train[idx]
-            if augment is not None:  # crops pad with true zeros before normalisation
-                xb = augment(xb, aug_generators if idx.shape[0] == members else aug_generators[:1])
-            xb = dataset.prepare(xb).to(dtype)
-            if idx.shape[0] == 1:
-                xb, yb = xb[0], yb[0].expand(members, -1)
-            if channels_last:
-                xb = _channels_last_input(xb)
-            with autocast(config.precision, device):  # bf16: forward and loss; backward and step outside
-                logits = forward(xb).to(dtype)  # the loss in full precision whatever autocast's policy for it
-                per_member = member_losses(logits, yb, config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            per_member.sum().backward()
-            optimizer.step()
-            schedule.step()
-            loss_sum += per_member.detach().to(torch.float64) * yb.shape[1]
+            loss_sum += step(idx.to(device, non_blocking=True))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         result.seconds_per_epoch.append(time.perf_counter() - epoch_start)
