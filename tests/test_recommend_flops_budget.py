@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ensplit import reports
 from ensplit.analysis.pareto import pareto_front
 from ensplit.cli import main
 from ensplit.data.spec import load_data
@@ -135,5 +136,7 @@ def test_a_tiny_run_sizes_drops_draws_the_front_and_states_its_cost(tmp_path):
     assert answer["dropped"][0]["flops_per_example"] > 1000
     points = [(a.candidate.params, a.flops, a.prediction.value) for a in result.ranked]
     assert front_flags(result.ranked) == brute_force_front(points)
+    assert result.report is None  # the experiment writes no page; its caller does
+    assert reports.write(result, tmp_path / "r") == result.report == tmp_path / "r" / "report.html"
     page = result.report.read_text()
     assert "Two budgets" in page and "Cost: " in page and page.count("<img") >= 4

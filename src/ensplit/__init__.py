@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ensplit._version import __version__
 from ensplit.errors import EnsplitError, renamed
@@ -43,6 +43,18 @@ from ensplit.models.scaling import equivalents, flops_per_example, memory_splits
 from ensplit.recipe import Recipe, build_settings
 from ensplit.train.config import TrainConfig
 
+_R = TypeVar("_R")
+
+
+def _with_page(result: _R, out: str | Path | None, command: str | None) -> _R:
+    """`result` after writing its page `out/report.html` (no page without `out`); `command` names the line on
+    stderr that says where the page went (None: quiet). Experiments write no pages: this and the commands do."""
+    if out is not None:
+        from ensplit import reports  # matplotlib: only when a page is written, so `import ensplit` stays light
+
+        reports.write(result, out, command)
+    return result
+
 
 def _settings(cls: type, table: str, config: Any, settings: dict[str, Any]) -> Any:
     if config is not None and settings:
@@ -57,8 +69,9 @@ def recommend(config: RecommendConfig | None = None, out: str | Path = "ensplit-
     best is recommended, and it is verified at the budget. `ensplit.recommend(budget=80_000)`; settings: any
     recipe field or RecommendConfig field. Resumable; one folder serves every budget of one recipe; `repair`
     rebuilds a damaged index from the stored arrays."""
-    return run_recommend(_settings(RecommendConfig, "recommend", config, settings), out, progress=progress,
-                         report=report, repair=repair)
+    result = run_recommend(_settings(RecommendConfig, "recommend", config, settings), out, progress=progress,
+                           repair=repair)
+    return _with_page(result, out if report else None, "recommend" if progress else None)
 
 
 def study(config: StudyConfig | None = None, out: str | Path = "ensplit-study", *, progress: bool = True,
@@ -67,33 +80,37 @@ def study(config: StudyConfig | None = None, out: str | Path = "ensplit-study", 
     its prediction. Resumable: rerun with the same settings and only missing networks are trained; `repair`
     rebuilds a damaged index from the stored arrays. Settings: any recipe field (`epochs=20`, `dataset=...`,
     `recipe=Recipe(...)`) or StudyConfig field."""
-    return run_study(_settings(StudyConfig, "study", config, settings), out, progress=progress, report=report,
-                     repair=repair)
+    result = run_study(_settings(StudyConfig, "study", config, settings), out, progress=progress, repair=repair)
+    return _with_page(result, out if report else None, "study" if progress else None)
 
 
 def compare(config: CompareConfig | None = None, out: str | Path | None = None, *, progress: bool = True,
             **settings: Any) -> CompareResult:
     """Parameter-sharing methods side by side at a width or a parameter `budget` (with `out`: a report page).
     Settings: any recipe field or CompareConfig field (`methods`, `members`, `budget`, ...)."""
-    return run_compare(_settings(CompareConfig, "compare", config, settings), out, progress=progress)
+    result = run_compare(_settings(CompareConfig, "compare", config, settings), out, progress=progress)
+    return _with_page(result, out, "compare" if progress else None)
 
 
 def designspace(config: DesignSpaceConfig | None = None, out: str | Path = "designspace-out", *,
                 progress: bool = True, **settings: Any) -> DesignSpaceResult:
     """Single networks against width- and depth-equivalent ensembles over a grid; the EST per K."""
-    return run_designspace(_settings(DesignSpaceConfig, "designspace", config, settings), out, progress=progress)
+    result = run_designspace(_settings(DesignSpaceConfig, "designspace", config, settings), out, progress=progress)
+    return _with_page(result, out, "designspace" if progress else None)
 
 
 def landscape(config: LandscapeConfig | None = None, out: str | Path = "landscape", *, progress: bool = True,
               **settings: Any) -> LandscapeResult:
     """Trajectories of independent inits against subspace samplers and SWA (Fort et al.)."""
-    return run_landscape(_settings(LandscapeConfig, "landscape", config, settings), out, progress=progress)
+    result = run_landscape(_settings(LandscapeConfig, "landscape", config, settings), out, progress=progress)
+    return _with_page(result, out, "landscape" if progress else None)
 
 
 def collegial(config: CollegialConfig | None = None, out: str | Path | None = None, *, progress: bool = True,
               **settings: Any) -> CollegialResult:
     """The collegial-ensemble design (width n, multiplicity m) of a baseline from the NTK variance."""
-    return run_collegial(_settings(CollegialConfig, "collegial", config, settings), out, progress=progress)
+    result = run_collegial(_settings(CollegialConfig, "collegial", config, settings), out, progress=progress)
+    return _with_page(result, out, "collegial" if progress else None)
 
 
 def analyze(inputs: list[str | Path], out: str | Path = "ensplit-analysis", **options: Any) -> AnalyzeResult:
@@ -104,7 +121,8 @@ def analyze(inputs: list[str | Path], out: str | Path = "ensplit-analysis", **op
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise EnsplitError(f"unknown field {unknown[0]!r}; known: {', '.join(known)}")
-    return _analyze(inputs, out, **options)
+    result = _analyze(inputs, out, **options)
+    return _with_page(result, result.folder if options.get("report", True) else None, "analyze")
 
 
 def evaluate(file: str | Path, cnll_splits: int = 5, seed: int = 0, **deprecated: Any) -> EvaluateResult:
@@ -119,7 +137,8 @@ def evaluate(file: str | Path, cnll_splits: int = 5, seed: int = 0, **deprecated
 
 def report(folder: str | Path) -> StudyResult:
     """Analyse an existing study folder again and rewrite its report (no training)."""
-    return reanalyze(folder)
+    result = reanalyze(folder)
+    return _with_page(result, result.folder, "report")
 
 
 __all__ = [

@@ -17,6 +17,7 @@ import types
 import typing
 from typing import Any
 
+from ensplit import reports
 from ensplit.parsing import key_value
 from ensplit.recipe import Recipe, build_settings, field_annotations, field_default, field_help, load_toml
 from ensplit.train.config import TrainConfig
@@ -171,7 +172,8 @@ def experiment_command(cls: type, table: str, pipeline: Any, out: str | None,
                        extra: Any = None, writes: str = "OUT/report.html") -> tuple[Any, Any, Any]:
     """The three functions of a training command, which only parse, call the pipeline and print:
     `add_arguments(parser)` (common options, `extra(parser)` if given, the experiment's settings, the recipe),
-    `settings(args)` (the typed settings) and `run(args)` (`pipeline(settings, args.out, progress=...)`)."""
+    `settings(args)` (the typed settings) and `run(args)` (`pipeline(settings, args.out, progress=...)`, then
+    the page `OUT/report.html` from its result unless there is no `--out` or `--no-report` was given)."""
 
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_common_arguments(parser, out)
@@ -186,9 +188,10 @@ def experiment_command(cls: type, table: str, pipeline: Any, out: str | None,
         return settings_from_args(cls, table, args)
 
     def run(args: argparse.Namespace) -> Any:
-        options = {"report": not args.no_report} if hasattr(args, "no_report") else {}
-        if hasattr(args, "repair"):
-            options["repair"] = args.repair
-        return pipeline(settings(args), args.out, progress=not args.quiet, **options)
+        options = {"repair": args.repair} if hasattr(args, "repair") else {}
+        result = pipeline(settings(args), args.out, progress=not args.quiet, **options)
+        if args.out is not None and not getattr(args, "no_report", False):
+            reports.write(result, args.out, None if args.quiet else table)
+        return result
 
     return add_arguments, settings, run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ensplit import reports
 from ensplit.experiments.predictions import AnalyzeResult, analyze
 from ensplit.reports.study_text import render_summary
 
@@ -27,8 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> AnalyzeResult:
-    return analyze(args.inputs, args.out, args.temperature, args.cnll_splits, args.predict_max_n, args.predict_pool,
-                   args.bootstrap, report=not args.no_report)
+    result = analyze(args.inputs, args.out, args.temperature, args.cnll_splits, args.predict_max_n,
+                     args.predict_pool, args.bootstrap, report=not args.no_report)
+    if not args.no_report:
+        reports.write(result, result.folder, NAME)
+    return result
 
 
 def render(result: dict[str, Any]) -> str:

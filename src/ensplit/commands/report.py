@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ensplit import reports
 from ensplit.experiments.study import StudyResult, reanalyze
 from ensplit.reports.study_text import render_summary
 
@@ -17,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> StudyResult:
-    return reanalyze(args.folder)
+    result = reanalyze(args.folder)
+    reports.write(result, args.folder, NAME)
+    return result
 
 
 def render(result: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@ variance at initialisation, primal (least variance at the baseline's cost) or du
 variance), with α given or fitted by Monte Carlo.
 
 `run_collegial(config, out)` designs the ensemble; with `train`, it also trains collegial ensembles along
-the primal and dual curves on the recipe's data (`collegial_train`); with `out`, it writes
+the primal and dual curves on the recipe's data (`collegial_train`); with `out`, the caller writes
 `out/report.html` (curves, α fit, training, the ensemble-NTK convergence check). `CollegialResult.to_json()`
 is what `ensplit collegial --json` prints. The recipe gives the α Monte Carlo's seed and the training.
 """
@@ -159,17 +159,30 @@ class CollegialResult:
     def to_json(self) -> dict[str, Any]:
         return to_jsonable(self.values)
 
+    @property
+    def report(self) -> Path | None:
+        """The page's path, once the caller wrote it (`ensplit.reports.write(result, out)`); in `to_json()` then."""
+        return Path(self.values["report"]) if "report" in self.values else None
+
+    @report.setter
+    def report(self, path: Path | None) -> None:
+        if path is None:
+            self.values.pop("report", None)
+        else:
+            self.values["report"] = str(path)
+
 
 def run_collegial(config: CollegialConfig, out: str | Path | None = None, progress: bool = True) -> CollegialResult:
-    """Design the collegial ensemble of the configured baseline (and write the report with `out`)."""
+    """Design the collegial ensemble of the configured baseline; `out` is claimed for the page, which the caller
+    writes (`ensplit.reports.write(result, out)`)."""
     if out is None:
-        return _collegial(config, None, progress)
+        return _collegial(config, progress)
     with folder_lock(out, "collegial"):  # an unusable --out is refused before any work
         claim_folder(Path(out), "collegial", report_and())
-        return _collegial(config, Path(out), progress)
+        return _collegial(config, progress)
 
 
-def _collegial(config: CollegialConfig, out: Path | None, progress: bool) -> CollegialResult:
+def _collegial(config: CollegialConfig, progress: bool) -> CollegialResult:
     """The design (and its training curves); the caller holds `out`'s lock."""
     baseline = baseline_of(config)
     alpha, fit = _alpha(config, baseline, progress)
@@ -209,11 +222,4 @@ def _collegial(config: CollegialConfig, out: Path | None, progress: bool) -> Col
         training = train_curves(config.recipe, baseline, alpha, design.cost, config.max_width, config.train_curves,
                                 config.train_widths, config.train_points, config.train_seeds, progress)
         values.update(training=training.rows, training_optimum=training.optimum, recipe=config.recipe.to_json())
-    result = CollegialResult(values, baseline, design, fit, config, training)
-    if out is not None:
-        from ensplit.reports.collegial_figures import write_collegial_report
-
-        if progress:
-            print("writing the report (runs the ensemble-NTK convergence check) ...", file=sys.stderr)
-        values["report"] = str(write_collegial_report(out, baseline, design, fit, values))
-    return result
+    return CollegialResult(values, baseline, design, fit, config, training)

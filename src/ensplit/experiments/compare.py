@@ -112,6 +112,10 @@ class CompareResult:
                             "methods": self.rows, "budget_sweep": self.budget_rows, "member_sweep": self.member_rows,
                             "report": None if self.report is None else str(self.report), **provenance()})
 
+    def save(self, folder: Path) -> None:
+        """`folder/results.json`: the same object as `to_json()` (rewritten once the page's path is known)."""
+        atomic_write_text(Path(folder) / "results.json", json.dumps(self.to_json(), indent=1))
+
 
 def _compare_folder(directory: Path, names: set[str]) -> bool:
     """A compare folder without the ownership marker: its results.json and report of a release that stored no
@@ -122,18 +126,18 @@ def _compare_folder(directory: Path, names: set[str]) -> bool:
 
 def run_compare(config: CompareConfig | None = None, out: str | Path | None = None,
                 progress: bool = True) -> CompareResult:
-    """Train (what `out` lacks) and score every method and the sweeps; with `out`, write `out/report.html` and
-    `out/results.json` beside the stored runs."""
+    """Train (what `out` lacks) and score every method and the sweeps; with `out`, write `out/results.json`
+    beside the stored runs (the caller writes the page: `ensplit.reports.write(result, out)`)."""
     config = config or CompareConfig()
     if out is None:
         with tempfile.TemporaryDirectory(prefix="ensplit-compare-") as scratch:
-            return _compare(config, Path(scratch), progress, report=False)
+            return _compare(config, Path(scratch), progress, keep=False)
     with folder_lock(out, "compare"):  # an unusable --out is refused before any training
         claim_folder(Path(out), "compare", _compare_folder)
-        return _compare(config, Path(out), progress, report=True)
+        return _compare(config, Path(out), progress, keep=True)
 
 
-def _compare(config: CompareConfig, out: Path, progress: bool, report: bool) -> CompareResult:
+def _compare(config: CompareConfig, out: Path, progress: bool, keep: bool) -> CompareResult:
     """The comparison itself; the caller holds `out`'s lock. Everything is planned and checked before the run
     folder is opened, so a refused run leaves nothing behind."""
     dataset = config.recipe.load_data()
@@ -154,10 +158,6 @@ def _compare(config: CompareConfig, out: Path, progress: bool, report: bool) -> 
         _log(f"{row['method']}: width {row['width']}, {row['members']} member(s), {row['params']:,} parameters, "
              f"accuracy {row['accuracy']:.4f}, CNLL {row['cnll']:.4f}", progress)
     result = CompareResult(config, *tables, trained_jobs=trained)
-    if report:
-        from ensplit.reports.compare_report import write_compare_report
-
-        result.report = write_compare_report(out, result)
-        atomic_write_text(out / "results.json", json.dumps(result.to_json(), indent=1))
-        _log(f"report written to {result.report} (and results.json beside it)", True)
+    if keep:
+        result.save(out)
     return result

@@ -5,8 +5,8 @@ then runs every analysis on them: weight cosine and disagreement within and acro
 the checkpoints' predictions, linear and Bézier interpolation between two solutions, subspace samplers
 (MC dropout, diagonal and low-rank Gaussians of the trajectory tail, random directions) against independent
 inits at equal accuracy, SWA ensembles across modes, and SWA against ensembles on the corrupted test sets
-(dataset shift, `landscape_shift`). It writes `out/report.html` and
-`out/summary.json`; `LandscapeResult.to_json()` is what `ensplit landscape --json` prints.
+(dataset shift, `landscape_shift`). It writes `out/summary.json` (the caller writes `out/report.html`:
+`ensplit.reports.write(result, out)`); `LandscapeResult.to_json()` is what `ensplit landscape --json` prints.
 """
 
 from __future__ import annotations
@@ -158,6 +158,7 @@ class LandscapeResult:
     shift: dict[str, Any] = field(default_factory=dict)   # `shift_curves` on the corrupted test sets
     summary: dict[str, Any] = field(default_factory=dict)
     config: LandscapeConfig | None = None
+    report: Path | None = None  # set by the caller that writes the page (not part of the summary)
 
     def to_json(self) -> dict[str, Any]:
         """The summary numbers (what `ensplit landscape --json` prints and `summary.json` holds)."""
@@ -314,7 +315,8 @@ def _summary(trajectories: Trajectories, template: torch.nn.Module, r: Landscape
 
 def run_landscape(config: LandscapeConfig | None = None, out: str | Path = "landscape",
                   progress: bool = True) -> LandscapeResult:
-    """Train (or load) the trajectories, run every analysis, write `out/report.html` and `out/summary.json`."""
+    """Train (or load) the trajectories, run every analysis, write `out/summary.json`; the caller writes
+    `out/report.html` (`ensplit.reports.write(result, out)`)."""
     config = config or LandscapeConfig()
     out = Path(out)
     with folder_lock(out, "landscape"):  # an unusable --out is refused before any training
@@ -324,9 +326,6 @@ def run_landscape(config: LandscapeConfig | None = None, out: str | Path = "land
 
 def _landscape(config: LandscapeConfig, out: Path, progress: bool) -> LandscapeResult:
     """The experiment itself; the caller holds `out`'s lock."""
-    from ensplit.reports import write_report
-    from ensplit.reports.landscape_figures import landscape_sections
-
     recipe = config.recipe
     log = _log if progress else (lambda message: None)
     start = time.perf_counter()
@@ -355,10 +354,6 @@ def _landscape(config: LandscapeConfig, out: Path, progress: bool) -> LandscapeR
     result.config = config
     result.summary = {**result.summary, "out": str(out), "recipe": recipe.to_json()}
     result.summary["seconds"] = {"training": round(train_seconds, 2), **result.summary["seconds"]}
-    log("writing the report")
-    write_report(out / "report.html", "Loss landscape: independent inits vs subspace samples",
-                 landscape_sections(result), subtitle=f"ensplit landscape, {result.summary['family']} width "
-                 f"{result.summary['width']}")
     result.summary["seconds"]["total"] = round(time.perf_counter() - start, 2)
     atomic_write_text(out / "summary.json", json.dumps(result.to_json(), indent=2))
     return result

@@ -44,7 +44,8 @@ class AnalyzeResult:
 def analyze(inputs: Sequence[str | Path], out: str | Path = "ensplit-analysis", temperature: str = "before",
             cnll_splits: int = 5, predict_max_n: int = 4, predict_pool: int = 6, bootstrap: int = 40,
             report: bool = True) -> AnalyzeResult:
-    """Power laws, the memory split and its prediction from `.npz` pools (files or folders of them)."""
+    """Power laws, the memory split and its prediction from `.npz` pools (files or folders of them). With
+    `report`, `out` is claimed for the page, which the caller writes (`ensplit.reports.write(result, out)`)."""
     if temperature not in ("before", "after"):
         raise EnsplitError(f"temperature = {temperature!r}: must be before or after")
     for name, value, low, high in (("cnll_splits", cnll_splits, 1, MAX_SPLITS),
@@ -57,14 +58,10 @@ def analyze(inputs: Sequence[str | Path], out: str | Path = "ensplit-analysis", 
     out = Path(_path("out", out))
     if not report:
         return AnalyzeResult(_analyze(paths, temperature, cnll_splits, predict_max_n, predict_pool, bootstrap), out)
-    from ensplit.reports.study_report import write_study_report
-
     with folder_lock(out, "analyze"):  # an unusable --out is refused before any work
         claim_folder(out, "analyze", report_and())
         analysis = _analyze(paths, temperature, cnll_splits, predict_max_n, predict_pool, bootstrap)
-        path = write_study_report(analysis, out / "report.html", title="ensplit memory-split analysis of .npz pools")
-    print(f"ensplit analyze: report written to {path}", file=sys.stderr)
-    return AnalyzeResult(analysis, out, path)
+    return AnalyzeResult(analysis, out)
 
 
 def _analyze(paths: list[str], temperature: str, splits: int, predict_max_n: int, predict_pool: int,

@@ -322,9 +322,5 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
         result.seconds = time.perf_counter() - start
         result.cost = cost_of(cheap.planned, verified, [a.candidate for a in result.ranked], config, data,
                               result.seconds, trained)
-        if report:
-            from ensplit.reports.recommend_report import write_recommend_report
-
-            result.report = write_recommend_report(out / "report.html", result)
-            _log(f"report written to {result.report}", progress)
+        # the page is the caller's (`ensplit.reports.write(result, out)`); `report` is kept for earlier callers
     return result

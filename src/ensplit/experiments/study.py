@@ -1,13 +1,13 @@
 """The memory-split study (Lobacheva et al. 2020): pools of networks at each width, then CNLL(n, s), power laws, the
 optimal split per budget and its prediction from a few networks.
 
-`run_study(config, folder)` trains what the folder lacks (resumable; any executor), analyses the stored
-predictions and writes the report; `reanalyze(folder)` does the last two for an existing folder.
+`run_study(config, folder)` trains what the folder lacks (resumable; any executor) and analyses the stored
+predictions; `reanalyze(folder)` analyses an existing folder again. The command layer and the front door write
+the report page from the result (`ensplit.reports.write`).
 """
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,17 +99,10 @@ def analyze_store(store: ResultStore, config: StudyConfig) -> StudyAnalysis:
     return analysis
 
 
-def _report(analysis: StudyAnalysis, folder: Path, config: StudyConfig, command: str = "study") -> Path:
-    from ensplit.reports.study_report import write_study_report
-
-    path = write_study_report(analysis, folder / "report.html", config)
-    print(f"ensplit {command}: report written to {path}", file=sys.stderr)
-    return path
-
-
 def run_study(config: StudyConfig | None = None, folder: str | Path = DEFAULT_OUT, progress: bool = True,
               report: bool = True, executor: Executor | None = None, repair: bool = False) -> StudyResult:
-    """Train everything the study needs that the folder does not hold yet, then analyse and report.
+    """Train everything the study needs that the folder does not hold yet, then analyse. The caller writes the
+    page (`ensplit.reports.write(result, folder)`); `report` is accepted for earlier callers and unused.
 
     One run per folder (a second is refused while this one holds the folder's lock). `repair` rebuilds a
     damaged index from the stored arrays first. `config.recipe.threads` sets torch's CPU threads of this
@@ -139,8 +132,7 @@ def run_study(config: StudyConfig | None = None, folder: str | Path = DEFAULT_OU
         trained += execute(plan_pool_jobs(config, overrides, data), run, executor, progress, "training pools")
         store.checkpoint()
         analysis = analyze_store(store, config)
-        path = _report(analysis, folder, config) if report else None
-    return StudyResult(config, folder, analysis, trained, path, store)
+    return StudyResult(config, folder, analysis, trained, None, store)
 
 
 def folder_settings(folder: Path, store: ResultStore) -> StudyConfig:
@@ -159,8 +151,9 @@ def folder_settings(folder: Path, store: ResultStore) -> StudyConfig:
     return config
 
 
-def reanalyze(folder: str | Path, report: bool = True) -> StudyResult:
-    """Analyse an existing study folder again (no training) and rewrite its report."""
+def reanalyze(folder: str | Path) -> StudyResult:
+    """Analyse an existing study folder again (no training); the caller rewrites its page
+    (`ensplit.reports.write(result, folder)`)."""
     folder = Path(folder)
     if not (folder / INDEX).exists():
         raise EnsplitError(f"{folder} is not a study folder (no {INDEX})")
@@ -182,5 +175,4 @@ def reanalyze(folder: str | Path, report: bool = True) -> StudyResult:
         if not store.networks("pool", status="ok"):
             raise EnsplitError(f"{folder} holds no finished networks yet; run `ensplit study` first")
         analysis = analyze_store(store, config)
-        path = _report(analysis, folder, config, "report") if report else None
-    return StudyResult(config, folder, analysis, 0, path, store)
+    return StudyResult(config, folder, analysis, 0, None, store)
