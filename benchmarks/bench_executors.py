@@ -51,7 +51,7 @@ def main() -> None:
         executor = make_executor(name, workers=args.workers, progress=False)
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
-            store = run_study(config, folder, progress=False, report=False, executor=executor).store
+            store = run_study(config, folder, progress=False, executor=executor).store
             wall[name] = time.perf_counter() - start
             pools[name] = {w: store.pool(w)[0] for w in config.widths}
             store.close()

@@ -80,7 +80,7 @@ def measure(budget: int) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="bench-recommend-tune-"))
     try:
         start = time.perf_counter()
-        result = run_recommend(config, folder / "recommend", progress=False, report=False)
+        result = run_recommend(config, folder / "recommend", progress=False)
         seconds = time.perf_counter() - start
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -10,7 +10,7 @@ from ensplit.store import ResultStore
 
 def train_study(config: StudyConfig, folder: str | Path, **options: Any) -> ResultStore:
     """`run_study` without the report page; returns the folder's store."""
-    return run_study(config, folder, report=False, **options).store
+    return run_study(config, folder, **options).store
 
 
 def cli_stdout(argv: list[str]) -> str:

@@ -168,7 +168,7 @@ def test_recommend_reports_its_cost_from_scratch(tmp_path):
     values = {"budget": 3000, "epochs": 1, "num_samples": 300, "members_max": 2, "methods": ("batchensemble",),
               "rungs": 4, "pool": 4, "bootstrap": 10, "cnll_splits": 2, "threads": 1}
     config = RecommendConfig.from_mapping(values)
-    first = run_recommend(config, tmp_path / "r", progress=False, report=False)
+    first = run_recommend(config, tmp_path / "r", progress=False)
     cost = first.to_json()["cost"]
     data = load_data(config.recipe.data)
     planned = plan_pool_jobs(config, data) + [j for js in plan_ladder_jobs(config, data).values() for j in js]
@@ -177,5 +177,5 @@ def test_recommend_reports_its_cost_from_scratch(tmp_path):
     assert cost["brute_force_flops"] == brute_force_flops([a.candidate for a in first.ranked], config, data)
     assert cost["ratio"] == pytest.approx(cost["training_flops"] / cost["brute_force_flops"], rel=1e-3)
     assert f"{cost['ratio']:.2f}x a one-seed brute force of the {len(first.ranked)}" in render(first.to_json())
-    again = run_recommend(config, tmp_path / "r", progress=False, report=False)
+    again = run_recommend(config, tmp_path / "r", progress=False)
     assert again.trained_jobs == 0 and again.cost.training_flops == cost["training_flops"]  # from scratch

@@ -61,9 +61,8 @@ def test_a_family_without_a_ladder_config_is_not_refined():
 @pytest.mark.slow
 def test_a_run_spends_at_most_the_cap_once_refined(tmp_path):
     config = dataclasses.replace(CONFIG, verify=False, bootstrap=10, cnll_splits=2, budget=12_000, cost_cap=1.0)
-    result = run_recommend(config, tmp_path / "r", progress=False, report=False)
-    ladder_only = run_recommend(dataclasses.replace(config, cost_cap=0.0), tmp_path / "r", progress=False,
-                                report=False)
+    result = run_recommend(config, tmp_path / "r", progress=False)
+    ladder_only = run_recommend(dataclasses.replace(config, cost_cap=0.0), tmp_path / "r", progress=False)
     assert ladder_only.trained_jobs == 0  # the ladders were stored by the first run
     assert result.cost.ratio <= max(config.cost_cap, ladder_only.cost.ratio) + 1e-9
     reach = {family: max(ladder) for family, ladder in result.evidence.ladders.items()}

@@ -287,9 +287,10 @@ def _assess(config: RecommendConfig, data: Dataset) -> tuple[list[Assessed], lis
 
 
 def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAULT_OUT, progress: bool = True,
-                  report: bool = True, repair: bool = False) -> RecommendResult:
+                  repair: bool = False) -> RecommendResult:
     """The whole recommender (see the module docstring); resumable in `out`, which every budget can share.
-    `repair` rebuilds a damaged results.sqlite from the stored arrays first (as `ensplit study --repair`)."""
+    `repair` rebuilds a damaged results.sqlite from the stored arrays first (as `ensplit study --repair`).
+    The caller writes the page (`ensplit.reports.write(result, out)`)."""
     start = time.perf_counter()
     config = config or RecommendConfig()
     config.recipe.apply_threads()
@@ -322,5 +323,4 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
         result.seconds = time.perf_counter() - start
         result.cost = cost_of(cheap.planned, verified, [a.candidate for a in result.ranked], config, data,
                               result.seconds, trained)
-        # the page is the caller's (`ensplit.reports.write(result, out)`); `report` is kept for earlier callers
     return result

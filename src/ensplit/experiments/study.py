@@ -100,9 +100,9 @@ def analyze_store(store: ResultStore, config: StudyConfig) -> StudyAnalysis:
 
 
 def run_study(config: StudyConfig | None = None, folder: str | Path = DEFAULT_OUT, progress: bool = True,
-              report: bool = True, executor: Executor | None = None, repair: bool = False) -> StudyResult:
+              executor: Executor | None = None, repair: bool = False) -> StudyResult:
     """Train everything the study needs that the folder does not hold yet, then analyse. The caller writes the
-    page (`ensplit.reports.write(result, folder)`); `report` is accepted for earlier callers and unused.
+    page (`ensplit.reports.write(result, folder)`).
 
     One run per folder (a second is refused while this one holds the folder's lock). `repair` rebuilds a
     damaged index from the stored arrays first. `config.recipe.threads` sets torch's CPU threads of this
