@@ -72,8 +72,8 @@ def tuned_brute_force(config: RecommendConfig, listed: list[Candidate], data: An
     return truth, chosen, flops
 
 
-def measure(budget: int) -> dict[str, Any]:
-    config = RecommendConfig.from_mapping({"budget": budget, "verify": False, "tune": True})
+def measure(budget: int, grid: dict[str, Any]) -> dict[str, Any]:
+    config = RecommendConfig.from_mapping({"budget": budget, "verify": False, "tune": True, **grid})
     config.recipe.apply_threads()
     data = load_data(config.recipe.data)
     listed = candidates(config, data)
@@ -104,7 +104,10 @@ def measure(budget: int) -> dict[str, Any]:
 def markdown(run: dict[str, Any]) -> str:
     r, b = run["recommend"], run["tuned_brute_force"]
     lines = ["# `recommend --tune --no-verify` against a brute force tuned on the same grid", "",
-             f"`python benchmarks/bench_recommend_tune.py --budget {run['budget']}`; {time.strftime('%Y-%m-%d')}.",
+             f"`python benchmarks/bench_recommend_tune.py --budget {run['budget']} "
+             + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in run.get("grid", {}).items())
+             + f"`; {time.strftime('%Y-%m-%d')}. The brute force tries the same grid (lrs × weight decays), "
+             "without extensions.",
              "", f"- recommended **{run['recommendation']}**; best by the tuned brute force "
              f"**{run['best_by_tuned_brute_force']}**; regret {run['regret']:.4f} CNLL; prediction RMSE "
              f"{run['prediction_rmse']:.4f}.",
@@ -125,8 +128,14 @@ def markdown(run: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=23_050)
+    parser.add_argument("--tune-lrs", default=None, help="recommend's --tune-lrs (default: its own)")
+    parser.add_argument("--tune-weight-decays", default=None, help="recommend's --tune-weight-decays")
+    parser.add_argument("--tune-seeds", default=None, help="recommend's --tune-seeds")
+    parser.add_argument("--tune-extensions", default=None, help="recommend's --tune-extensions")
     args = parser.parse_args()
-    run = measure(args.budget)
+    grid = {k: v for k, v in vars(args).items() if k.startswith("tune_") and v is not None}
+    run = measure(args.budget, grid)
+    run["grid"] = grid
     print(f"budget {args.budget:,}: regret {run['regret']:.4f}; RMSE {run['prediction_rmse']:.4f}")
     (RESULTS / "recommend_tune.json").write_text(json.dumps(run, indent=1) + "\n")
     (RESULTS / "recommend_tune.md").write_text(markdown(run))
