@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ensplit.analysis.powerlaw import PowerLaw, fit_power_law
+from ensplit.analysis.powerlaw import PowerLaw, fit_power_law, fit_power_law_or_none
 from ensplit.errors import EnsplitError
 
 
@@ -68,3 +68,22 @@ def test_predict_and_frozen():
 def test_bad_input(m, y, kwargs):
     with pytest.raises(EnsplitError):
         fit_power_law(m, y, **kwargs)
+
+
+@pytest.mark.parametrize("m", [[], [4], [4, 4, 8, 8], [1.0, 2.0, 2.0]])
+def test_or_none_below_three_distinct_m(m):
+    assert fit_power_law_or_none(m, np.linspace(1.0, 0.5, len(m))) is None
+
+
+@pytest.mark.parametrize("objective,options", [("nll", {}), ("log2", {}), ("nll", {"c_min": 0.9}),
+                                               ("log2", {"a_range": (-2.0, -0.1), "c_window": 0.5})])
+def test_or_none_is_the_plain_fit_from_three_distinct_m(objective, options):
+    n = np.array([1, 2, 2, 4, 8], dtype=np.float64)
+    y = 1.0 + 0.5 * n**-0.7 + np.array([0.01, -0.004, 0.003, 0.002, -0.001])
+    assert fit_power_law_or_none(n, y, objective, **options) == fit_power_law(n, y, objective, **options)
+
+
+def test_or_none_takes_another_minimum():
+    n, y = np.array([1.0, 2.0, 4.0, 8.0]), np.array([2.0, 1.5, 1.25, 1.125])
+    assert fit_power_law_or_none(n[:3], y[:3], minimum=4) is None
+    assert fit_power_law_or_none(n, y, minimum=4) == fit_power_law(n, y)

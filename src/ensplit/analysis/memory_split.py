@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ensplit.analysis.powerlaw import Objective, PowerLaw, fit_power_law
+from ensplit.analysis.powerlaw import Objective, PowerLaw, fit_power_law_or_none
 from ensplit.errors import EnsplitError
 from ensplit.metrics.pool import PoolEstimate
 
@@ -123,10 +123,6 @@ def budget_envelope(points: Iterable[SplitPoint]) -> list[SplitPoint]:
     return corners
 
 
-def _fit(m: Sequence[float], y: Sequence[float], objective: Objective) -> PowerLaw | None:
-    return fit_power_law(m, y, objective) if len(set(m)) >= 3 else None
-
-
 def analyze_memory_split(points: Iterable[SplitPoint], budgets: Sequence[int] | None = None,
                          objective: Objective = "nll") -> MemorySplitAnalysis:
     """All of the module's quantities from one table of measured points (see the module doc)."""
@@ -138,9 +134,9 @@ def analyze_memory_split(points: Iterable[SplitPoint], budgets: Sequence[int] | 
     fit_n = {}
     for params in sorted({p.params for p in points}):
         curve = sorted((p for p in points if p.params == params), key=lambda p: p.n)
-        law = _fit([p.n for p in curve], [p.cnll for p in curve], objective)
+        law = fit_power_law_or_none([p.n for p in curve], [p.cnll for p in curve], objective)
         if law is not None:
             fit_n[params] = law
-    fit_s = _fit([p.params for p in single], [p.cnll for p in single], objective)
-    fit_b = _fit([p.total for p in envelope], [p.cnll for p in envelope], objective)
+    fit_s = fit_power_law_or_none([p.params for p in single], [p.cnll for p in single], objective)
+    fit_b = fit_power_law_or_none([p.total for p in envelope], [p.cnll for p in envelope], objective)
     return MemorySplitAnalysis(tuple(single), tuple(envelope), splits, fit_n, fit_s, fit_b)

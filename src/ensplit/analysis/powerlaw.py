@@ -13,7 +13,7 @@ is degenerate (c → −∞ drives it to 0). RMSE in log2 units.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -143,3 +143,11 @@ def fit_power_law(m: ArrayLike, y: ArrayLike, objective: Objective = "nll",
     if objective == "log2":
         return _fit_log2(m, y, nll_fit, c_window)
     raise EnsplitError(f"power-law objective must be 'nll' or 'log2', got {objective!r}")
+
+
+def fit_power_law_or_none(m: ArrayLike, y: ArrayLike, objective: Objective = "nll", minimum: int = 3,
+                          **options: Any) -> PowerLaw | None:
+    """`fit_power_law(m, y, objective, **options)`, or None when m has fewer than `minimum` distinct values."""
+    if np.unique(np.asarray(m, dtype=np.float64)).size < minimum:
+        return None
+    return fit_power_law(m, y, objective, **options)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ensplit.analysis.memory_split import BudgetSplit, SplitPoint, analyze_memory_split
-from ensplit.analysis.powerlaw import Objective, PowerLaw, fit_power_law
+from ensplit.analysis.powerlaw import Objective, PowerLaw, fit_power_law_or_none
 from ensplit.analysis.prediction import Resample, SizePrediction, SplitComparison, compare_splits, predict_size
 from ensplit.analysis.temperature_laws import DEFAULT_TAUS, TemperatureLaws, temperature_laws
 from ensplit.metrics import PoolEstimate, pool_curve
@@ -158,10 +158,6 @@ def analysis_notes(analysis: StudyAnalysis, bootstrap: int) -> list[str]:
     return notes + ([band] if band else [])
 
 
-def _fit(m: np.ndarray, y: np.ndarray, objective: Objective) -> PowerLaw | None:
-    return fit_power_law(m, y, objective) if np.unique(m).size >= 3 else None
-
-
 def analyze_pools(pools: list[tuple[int | None, int, np.ndarray | torch.Tensor]], labels: np.ndarray | torch.Tensor,
                   mode: str = "before", splits: int = 5, predict_max_n: int = 4, predict_pool: int = 6,
                   bootstrap: int = 40, failed: int = 0, *, objective: Objective = "nll",
@@ -180,8 +176,8 @@ def analyze_pools(pools: list[tuple[int | None, int, np.ndarray | torch.Tensor]]
     split_analysis = analyze_memory_split(points, objective=objective)
     for size in sizes:
         size.fit = split_analysis.fit_n.get(size.params)
-        size.nll_fit = _fit(size.n, size.nll, objective)
-    nll_fit_s = _fit(np.array([s.params for s in sizes]), np.array([float(s.nll[0]) for s in sizes]), objective)
+        size.nll_fit = fit_power_law_or_none(size.n, size.nll, objective)
+    nll_fit_s = fit_power_law_or_none([s.params for s in sizes], [float(s.nll[0]) for s in sizes], objective)
     laws = [temperature_laws(lp, labels_t, p, size.n, taus, mode, splits, objective=objective)
             for (_, p, lp), size in zip(tensors, sizes, strict=True)]
     predictions = _predictions(tensors, curves, labels_t, mode, splits, predict_pool, predict_max_n, bootstrap,

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ensplit.analysis.fixed_temperature import TemperatureScorer, lower_envelope_nll
-from ensplit.analysis.powerlaw import Objective, PowerLaw, fit_power_law
+from ensplit.analysis.powerlaw import Objective, PowerLaw, fit_power_law_or_none
 from ensplit.metrics import disjoint_ensembles
 
 DEFAULT_TAUS = tuple(float(2.0 ** (k / 6)) for k in range(-12, 13))  # 0.25 … 4, 25 log-spaced values
@@ -49,10 +49,6 @@ class TemperatureLaws:
         return best is not None and best[0] in (float(self.taus.min()), float(self.taus.max()))
 
 
-def _fit(n: np.ndarray, y: np.ndarray, objective: Objective) -> PowerLaw | None:
-    return fit_power_law(n, y, objective) if np.unique(n).size >= 3 else None
-
-
 def temperature_laws(pool: torch.Tensor, labels: torch.Tensor, params: int, n_values: Sequence[int],
                      taus: Sequence[float] = DEFAULT_TAUS, mode: str = "before", splits: int = 5, seed: int = 0,
                      objective: Objective = "nll") -> TemperatureLaws:
@@ -66,6 +62,6 @@ def temperature_laws(pool: torch.Tensor, labels: torch.Tensor, params: int, n_va
     scorer = TemperatureScorer(pool, labels, index_sets, mode)
     tau_grid = np.asarray(sorted(taus), dtype=np.float64)
     nll = torch.stack([scorer.nll(float(tau)) for tau in tau_grid], 1).numpy()  # [K, T]
-    fits = tuple(_fit(n, nll[:, t], objective) for t in range(len(tau_grid)))
+    fits = tuple(fit_power_law_or_none(n, nll[:, t], objective) for t in range(len(tau_grid)))
     envelope = lower_envelope_nll(scorer, splits, seed)
     return TemperatureLaws(int(params), n, tau_grid, nll, fits, envelope.le_nll, envelope.tau_mean)

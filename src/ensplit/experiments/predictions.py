@@ -12,13 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ensplit._version import provenance
+from ensplit.analysis.ensemble_scores import score_before_after
 from ensplit.analysis.study_pools import StudyAnalysis, analysis_notes, analyze_pools, summary_dict
 from ensplit.errors import EnsplitError
 from ensplit.jsonable import to_jsonable
-from ensplit.metrics import classification_metrics, cnll_ttcv, ensemble_log_probs
 from ensplit.recipe import MAX_SEED
 from ensplit.store import folder_lock
 from ensplit.store.npz_pools import load_pool, load_pools
@@ -94,16 +92,6 @@ def _paths(values: Any) -> list[str]:
     return [_path("inputs", v) for v in values]
 
 
-def _metrics(member_log_probs: torch.Tensor, labels: torch.Tensor, splits: int, seed: int) -> dict[str, Any]:
-    base = {k: float(v) for k, v in classification_metrics(ensemble_log_probs(member_log_probs), labels).items()}
-    if member_log_probs.shape[0] > 1:
-        base["cnll_before"] = float(cnll_ttcv(member_log_probs, labels, "before", splits, seed))
-        base["cnll_after"] = float(cnll_ttcv(member_log_probs, labels, "after", splits, seed))
-    else:
-        base["cnll_before"] = base["cnll_after"] = None
-    return base
-
-
 @dataclass
 class EvaluateResult:
     """Metrics of an ensemble and of each member. `to_json()` is what `ensplit evaluate --json` prints."""
@@ -123,6 +111,6 @@ def evaluate(file: str | Path, cnll_splits: int = 5, seed: int = 0) -> EvaluateR
     if pool.log_probs.shape[0] > 1 and pool.labels.shape[0] < 2:
         raise EnsplitError(f"{file}: CNLL's test-time cross-validation needs at least 2 test objects, the file has "
                            f"{pool.labels.shape[0]}")
-    members = [_metrics(pool.log_probs[i : i + 1], pool.labels, cnll_splits, seed)
+    members = [score_before_after(pool.log_probs[i : i + 1], pool.labels, cnll_splits, seed)
                for i in range(pool.log_probs.shape[0])]
-    return EvaluateResult(_metrics(pool.log_probs, pool.labels, cnll_splits, seed), members)
+    return EvaluateResult(score_before_after(pool.log_probs, pool.labels, cnll_splits, seed), members)
