@@ -196,6 +196,36 @@ def check_trajectories(trajectories: Trajectories, source: str = "the trajectori
                            "checkpoints are damaged")
 
 
+def _solution_checkpoints(trajectories: Trajectories) -> list[int]:
+    """Rows of `trajectories.flat()` holding each init's solution (its checkpoint at the end of training)."""
+    solved_at = max(i for i, p in enumerate(trajectories.phases) if p == "train")
+    return [k * len(trajectories.epochs) + solved_at for k in range(trajectories.inits)]
+
+
+def _interpolation_paths(template: nn.Module, solutions: Sequence[State], dataset: Dataset, bezier_epochs: int,
+                         seed: int) -> dict[str, PathCurve]:
+    """The linear path between init 0's and init 1's solutions, and a fitted Bézier curve unless
+    `bezier_epochs` is 0."""
+    paths = {"linear": linear_interpolation(template, solutions[0], solutions[1], dataset)}
+    if bezier_epochs > 0:
+        paths["Bezier"] = bezier_interpolation(template, solutions[0], solutions[1], dataset, epochs=bezier_epochs,
+                                               seed=seed)
+    return paths
+
+
+def _swa_and_independent(trajectories: Trajectories, template: nn.Module, solutions: Sequence[State],
+                         solution_lp: torch.Tensor, dataset: Dataset
+                         ) -> tuple[dict[str, torch.Tensor], dict[str, Sequence[State]]]:
+    """Test log-probabilities `[inits, N, C]` and states of the independent solutions and, when every init has
+    a tail, of each init's SWA average."""
+    pools = {"independent": solution_lp}
+    states = {"independent": solutions}
+    if all(len(trajectories.tail(k)) >= 1 for k in range(trajectories.inits)):
+        states["SWA"] = [swa_state(template, trajectories.tail(k), dataset) for k in range(trajectories.inits)]
+        pools["SWA"] = checkpoint_log_probs(template, states["SWA"], dataset)
+    return pools, states
+
+
 def analyse_trajectories(trajectories: Trajectories, dataset: Dataset, samples: int = 8, rank: int = 5,
                          bezier_epochs: int = 10, seed: int = 0,
                          log: Callable[[str], None] = _log) -> LandscapeResult:
@@ -217,16 +247,12 @@ def analyse_trajectories(trajectories: Trajectories, dataset: Dataset, samples: 
     clock["similarity"] = time.perf_counter() - start
 
     solutions = trajectories.solutions()
-    solved_at = max(i for i, p in enumerate(trajectories.phases) if p == "train")
-    final_index = [k * len(trajectories.epochs) + solved_at for k in range(trajectories.inits)]
+    final_index = _solution_checkpoints(trajectories)
     solution_lp = log_probs[final_index]
 
     log("interpolation between init 0 and init 1")
     t0 = time.perf_counter()
-    paths = {"linear": linear_interpolation(template, solutions[0], solutions[1], dataset)}
-    if bezier_epochs > 0:
-        paths["Bezier"] = bezier_interpolation(template, solutions[0], solutions[1], dataset, epochs=bezier_epochs,
-                                               seed=seed)
+    paths = _interpolation_paths(template, solutions, dataset, bezier_epochs, seed)
     clock["interpolation"] = time.perf_counter() - t0
 
     log("subspace sampling around init 0's solution")
@@ -238,11 +264,7 @@ def analyse_trajectories(trajectories: Trajectories, dataset: Dataset, samples: 
 
     log("SWA within each mode, ensembles across modes")
     t0 = time.perf_counter()
-    pools = {"independent": solution_lp}
-    states = {"independent": solutions}
-    if all(len(trajectories.tail(k)) >= 1 for k in range(trajectories.inits)):
-        states["SWA"] = [swa_state(template, trajectories.tail(k), dataset) for k in range(trajectories.inits)]
-        pools["SWA"] = checkpoint_log_probs(template, states["SWA"], dataset)
+    pools, states = _swa_and_independent(trajectories, template, solutions, solution_lp, dataset)
     sizes, curves = ensemble_size_curves(pools, labels, seed=seed)
     clock["swa"] = time.perf_counter() - t0
 

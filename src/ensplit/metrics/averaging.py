@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -191,6 +192,97 @@ def _label_is_first_max(at_top: torch.Tensor, label_at_top: torch.Tensor, scores
     return correct
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """One chunk of objects, classes first: members `[M, C, o]` (log p), shift `[C, o]` (the pool's best
+    member log p, floored), mean_scaled `[C, E, o]` (p̄ / e^shift), labels `[o]`, y `[1, E, o]` (the labels
+    per ensemble), may_underflow (some member is far enough below the pool's best for a sum to underflow)."""
+
+    members: torch.Tensor
+    shift: torch.Tensor
+    mean_scaled: torch.Tensor
+    labels: torch.Tensor
+    y: torch.Tensor
+    may_underflow: bool
+
+
+class _ChunkScores(NamedTuple):
+    """What the totals read from one chunk, `[E, o]` each but mean `[C, E, o]` (p̄): the top probability,
+    the label's probability and log-probability, and whether the label is argmax."""
+
+    mean: torch.Tensor
+    top: torch.Tensor
+    true_prob: torch.Tensor
+    true_log: torch.Tensor
+    correct: torch.Tensor
+
+
+def _average_chunk(pool_log_probs: torch.Tensor, labels: torch.Tensor, sums: MemberSums, part: slice,
+                   log_tiny: float) -> _Chunk:
+    """Every ensemble's mean probability over the objects `part`, each object and class scaled by its largest
+    member probability over the pool."""
+    members = pool_log_probs[:, part].transpose(1, 2).contiguous()  # [M, C, objects]
+    shift = members.amax(0).clamp_(min=LOG_PROB_FLOOR)  # [C, objects]
+    scaled = torch.exp(members - shift)
+    mean_scaled = sums.class_major(scaled, mean=True)  # p̄ / e^shift, [C, E, objects]
+    # A sum can underflow only where some member is far below the pool's best.
+    may_underflow = bool((members.amin(0) - shift).min() < log_tiny)
+    y = labels[part].view(1, 1, -1).expand(1, sums.ensembles, -1)
+    return _Chunk(members, shift, mean_scaled, labels[part], y, may_underflow)
+
+
+def _score_true_class(chunk: _Chunk, sums: MemberSums, log_n: torch.Tensor) -> _ChunkScores:
+    """Score a chunk reading only the true class's log p̄ (no gaps kept). Scales `chunk.mean_scaled` in place."""
+    dtype, y, shift = chunk.members.dtype, chunk.y, chunk.shift
+    true_scaled = chunk.mean_scaled.gather(0, y).squeeze(0)
+    true_log = true_scaled.log() + shift.gather(0, y[:, 0])
+    if chunk.may_underflow and bool((true_scaled < TINY[dtype]).any()):
+        e, j = (true_scaled < TINY[dtype]).nonzero(as_tuple=True)
+        true_log[e, j] = log_sum_fallback(chunk.members, sums, e, (chunk.labels[j], j)) - log_n[0, e, 0]
+    mean = chunk.mean_scaled.mul_(shift.exp().unsqueeze(1))
+    top = mean.amax(0)
+    true_prob = mean.gather(0, y).squeeze(0)
+    at_top = mean == top
+    correct = _label_is_first_max(at_top, true_prob == top, mean, y)
+    return _ChunkScores(mean, top, true_prob, true_log, correct)
+
+
+def _score_with_gaps(chunk: _Chunk, sums: MemberSums, log_n: torch.Tensor, floored: bool, part: slice,
+                     gaps: Gaps) -> _ChunkScores:
+    """Score a chunk from every class's log p̄, appending the chunk's gaps to `gaps`. Scales
+    `chunk.mean_scaled` in place."""
+    dtype, y, shift, mean_scaled = chunk.members.dtype, chunk.y, chunk.shift, chunk.mean_scaled
+    log_mean = torch.log(mean_scaled).add_(shift.unsqueeze(1))
+    if chunk.may_underflow and float(mean_scaled.min()) < TINY[dtype]:
+        c, e, j = (mean_scaled < TINY[dtype]).nonzero(as_tuple=True)
+        log_mean[c, e, j] = log_sum_fallback(chunk.members, sums, e, (c, j)) - log_n[0, e, 0]
+    true_log = log_mean.gather(0, y).squeeze(0)
+    if floored:
+        log_mean.clamp_(min=LOG_PROB_FLOOR)
+    top_log = log_mean.amax(0)
+    chunk_gaps = log_mean.sub_(top_log)
+    true_gap = chunk_gaps.gather(0, y).squeeze(0)
+    gaps.chunks.append(chunk_gaps)
+    gaps.true.append(true_gap)
+    gaps.parts.append(part)
+    gaps.lowest.append(float(chunk_gaps.amin()))
+    mean = mean_scaled.mul_(shift.exp().unsqueeze(1))
+    top, true_prob = top_log.exp(), true_log.exp()
+    correct = _label_is_first_max(chunk_gaps == 0, true_gap == 0, chunk_gaps, y)
+    return _ChunkScores(mean, top, true_prob, true_log, correct)
+
+
+def _add_chunk_totals(scores: _ChunkScores, totals: dict[str, torch.Tensor], ece_gap: torch.Tensor) -> None:
+    """Add a chunk's per-ensemble sums over its objects (float64) to `totals` and `ece_gap` `[E, ECE_BINS]`."""
+    correct = scores.correct.to(scores.mean.dtype)
+    totals["correct"] += correct.sum(1, dtype=torch.float64)
+    totals["true_log"] += scores.true_log.sum(1, dtype=torch.float64)
+    brier = (scores.mean * scores.mean).sum(0) - 2 * scores.true_prob + 1  # ||p̄ − e_y||²
+    totals["brier"] += brier.sum(1, dtype=torch.float64)
+    bins = (torch.ceil(scores.top * ECE_BINS).long() - 1).clamp_(0, ECE_BINS - 1)
+    ece_gap.scatter_add_(1, bins, (scores.top - correct).double())
+
+
 def average_ensembles(pool_log_probs: torch.Tensor, labels: torch.Tensor, sums: MemberSums,
                       keep_gaps: bool = False) -> Averaged:
     """Average every ensemble's probabilities once and score the averages.
@@ -213,49 +305,12 @@ def average_ensembles(pool_log_probs: torch.Tensor, labels: torch.Tensor, sums: 
     log_n = sums.members.to(dtype).log().view(1, -1, 1)
     for start in range(0, num_objects, chunk):
         part = slice(start, min(start + chunk, num_objects))
-        members = pool_log_probs[:, part].transpose(1, 2).contiguous()  # [M, C, objects]
-        shift = members.amax(0).clamp_(min=LOG_PROB_FLOOR)  # [C, objects]
-        scaled = torch.exp(members - shift)
-        mean_scaled = sums.class_major(scaled, mean=True)  # p̄ / e^shift, [C, E, objects]
-        # A sum can underflow only where some member is far below the pool's best.
-        may_underflow = bool((members.amin(0) - shift).min() < log_tiny)
-        y = labels[part].view(1, 1, -1).expand(1, count, -1)
+        averaged = _average_chunk(pool_log_probs, labels, sums, part, log_tiny)
         if gaps is None:  # only the true class's log is needed
-            true_scaled = mean_scaled.gather(0, y).squeeze(0)
-            true_log = true_scaled.log() + shift.gather(0, y[:, 0])
-            if may_underflow and bool((true_scaled < TINY[dtype]).any()):
-                e, j = (true_scaled < TINY[dtype]).nonzero(as_tuple=True)
-                true_log[e, j] = log_sum_fallback(members, sums, e, (labels[part][j], j)) - log_n[0, e, 0]
-            mean = mean_scaled.mul_(shift.exp().unsqueeze(1))
-            top = mean.amax(0)
-            true_prob = mean.gather(0, y).squeeze(0)
-            at_top = mean == top
-            correct = _label_is_first_max(at_top, true_prob == top, mean, y)
+            scores = _score_true_class(averaged, sums, log_n)
         else:
-            log_mean = torch.log(mean_scaled).add_(shift.unsqueeze(1))
-            if may_underflow and float(mean_scaled.min()) < TINY[dtype]:
-                c, e, j = (mean_scaled < TINY[dtype]).nonzero(as_tuple=True)
-                log_mean[c, e, j] = log_sum_fallback(members, sums, e, (c, j)) - log_n[0, e, 0]
-            true_log = log_mean.gather(0, y).squeeze(0)
-            if floored:
-                log_mean.clamp_(min=LOG_PROB_FLOOR)
-            top_log = log_mean.amax(0)
-            chunk_gaps = log_mean.sub_(top_log)
-            true_gap = chunk_gaps.gather(0, y).squeeze(0)
-            gaps.chunks.append(chunk_gaps)
-            gaps.true.append(true_gap)
-            gaps.parts.append(part)
-            gaps.lowest.append(float(chunk_gaps.amin()))
-            mean = mean_scaled.mul_(shift.exp().unsqueeze(1))
-            top, true_prob = top_log.exp(), true_log.exp()
-            correct = _label_is_first_max(chunk_gaps == 0, true_gap == 0, chunk_gaps, y)
-        correct = correct.to(dtype)
-        totals["correct"] += correct.sum(1, dtype=torch.float64)
-        totals["true_log"] += true_log.sum(1, dtype=torch.float64)
-        brier = (mean * mean).sum(0) - 2 * true_prob + 1  # ||p̄ − e_y||²
-        totals["brier"] += brier.sum(1, dtype=torch.float64)
-        bins = (torch.ceil(top * ECE_BINS).long() - 1).clamp_(0, ECE_BINS - 1)
-        ece_gap.scatter_add_(1, bins, (top - correct).double())
+            scores = _score_with_gaps(averaged, sums, log_n, floored, part, gaps)
+        _add_chunk_totals(scores, totals, ece_gap)
     metrics = {"accuracy": totals["correct"] / num_objects, "nll": -totals["true_log"] / num_objects,
                "brier": totals["brier"] / num_objects, "ece": 100.0 * ece_gap.abs().sum(1) / num_objects}
     return Averaged(metrics, gaps)

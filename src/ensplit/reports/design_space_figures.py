@@ -214,31 +214,43 @@ def summary_table(records: Sequence[DesignRecord]) -> list[dict[str, object]]:
     return rows
 
 
+def _ms_per_layer(r: DesignRecord) -> float | None:
+    """Milliseconds per parameterised layer per epoch (members one after another), or None if not timed."""
+    return None if r.seconds_per_epoch is None or not r.layers else 1000 * r.seconds_per_epoch / r.layers
+
+
+def _corner(records: Sequence[DesignRecord], t: SwitchoverThreshold) -> str:
+    """A threshold's corner in words: params (budget width×depth), epochs; or "not reached"."""
+    if t.params is None:
+        return "not reached"
+    _, w, d = budgets(records)[t.budget_index]
+    return f"{t.params:,} params ({w}×{d}), {epochs(t.epochs)}"
+
+
+def _cells_won(records: Sequence[DesignRecord], k: int) -> dict[str, object]:
+    """For K = k: the share of cells an ensemble wins and the budgets an ensemble wins at the last epoch."""
+    tables, _ = accuracy_tables(records, k)
+    wins = ensemble_wins(tables, "any")
+    last = [f"{w}×{d}" for (_, w, d), ok in zip(budgets(records), wins[:, -1], strict=True) if ok]
+    return {"cells won by an ensemble": f"{wins.mean():.0%}", "budgets won at the last epoch": ", ".join(last)}
+
+
+def _est_rows(records: Sequence[DesignRecord], est: Mapping[int, SwitchoverThreshold],
+              fraction: float) -> list[dict[str, object]]:
+    """One table row per K: the EST of any ensemble and of each ensemble class alone, and the cells won."""
+    by_class = {c: thresholds(records, which=c, min_fraction=fraction) for c in CLASSES if c != SINGLE}
+    return [{"K": k, "EST (any ensemble)": _corner(records, t),
+             **{f"{SHORT_NAMES[c]} only": _corner(records, by_class[c][k]) for c in by_class}, **_cells_won(records, k)}
+            for k, t in sorted(est.items())]
+
+
 def report_sections(records: Sequence[DesignRecord], est: Mapping[int, SwitchoverThreshold], memory_method: str,
                     notes: Sequence[str] = ()) -> list:
     """The design-space report: every figure of issue 5, then the full table."""
-    from ensplit.reports.html import Section, epochs
-
-    def per_layer(r: DesignRecord) -> float | None:
-        return None if r.seconds_per_epoch is None or not r.layers else 1000 * r.seconds_per_epoch / r.layers
-
-    def corner(t: SwitchoverThreshold) -> str:
-        if t.params is None:
-            return "not reached"
-        _, w, d = budgets(records)[t.budget_index]
-        return f"{t.params:,} params ({w}×{d}), {epochs(t.epochs)}"
+    from ensplit.reports.html import Section
 
     fraction = next(iter(est.values())).min_fraction if est else 1.0
-    by_class = {c: thresholds(records, which=c, min_fraction=fraction) for c in CLASSES if c != SINGLE}
-    def won(k: int) -> dict[str, object]:
-        tables, _ = accuracy_tables(records, k)
-        wins = ensemble_wins(tables, "any")
-        last = [f"{w}×{d}" for (_, w, d), ok in zip(budgets(records), wins[:, -1], strict=True) if ok]
-        return {"cells won by an ensemble": f"{wins.mean():.0%}", "budgets won at the last epoch": ", ".join(last)}
-
-    est_rows = [{"K": k, "EST (any ensemble)": corner(t), **{f"{SHORT_NAMES[c]} only": corner(by_class[c][k])
-                                                             for c in by_class}, **won(k)}
-                for k, t in sorted(est.items())]
+    est_rows = _est_rows(records, est, fraction)
     return [
         Section("Which class wins", "Most accurate class per (parameter budget, epochs) cell; white × marks "
                 "cells where both ensemble classes beat the single network; the black staircase bounds the "
@@ -259,7 +271,7 @@ def report_sections(records: Sequence[DesignRecord], est: Mapping[int, Switchove
                 [(grouped_bars(records, lambda r: r.seconds_per_epoch, "seconds per epoch", "epoch time",
                                second=lambda r: r.seconds_per_epoch_batched, second_label="member-batched"),
                   "Per-epoch time (Wasay & Idreos, Fig. 6)"),
-                 (grouped_bars(records, per_layer, "ms per layer per epoch", "per-layer time",
+                 (grouped_bars(records, _ms_per_layer, "ms per layer per epoch", "per-layer time",
                                annotate=lambda r: str(r.layers)),
                   "Breakdown (Wasay & Idreos §5): epoch time (one after another) = time per layer × total "
                   "parameterised layers of all members (the number above each bar)")]),

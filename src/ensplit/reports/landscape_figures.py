@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -189,27 +190,52 @@ def trajectory_similarity_figure(epochs: Sequence[int], cosine_to_final: np.ndar
     return fig
 
 
+def _sampler_rows(s: Mapping[str, Any]) -> list[dict[str, object]]:
+    """The subspace table: independent inits, then each sampler's means and its diversity (accuracy) where it
+    matches the inits' accuracy (diversity), from a landscape summary `s`."""
+    rows = [{"method": "independent inits", "mean accuracy": s["independent"]["mean_accuracy"],
+             "mean normalised diversity": s["independent"]["mean_normalized_diversity"],
+             "diversity at inits' accuracy": s["independent"]["mean_normalized_diversity"],
+             "accuracy at inits' diversity": s["independent"]["mean_accuracy"]}]
+    for name, v in s["samplers"].items():
+        rows.append({"method": name, "mean accuracy": v["mean_accuracy"],
+                     "mean normalised diversity": v["mean_normalized_diversity"],
+                     "diversity at inits' accuracy": v["diversity_at_independent_accuracy"]
+                     if v["reaches_independent_accuracy"] else f"never that accurate "
+                     f"({v['diversity_at_independent_accuracy']:.3g} at its best)",
+                     "accuracy at inits' diversity": v["accuracy_at_independent_diversity"]
+                     if v["reaches_independent_diversity"] else f"never that diverse "
+                     f"({v['accuracy_at_independent_diversity']:.3g} at its most)"})
+    return rows
+
+
+def _ensemble_rows(result: object) -> list[dict[str, object]]:
+    """The ensembles table: accuracy and CNLL of one member and of the largest ensemble, per pool."""
+    sizes = result.ensemble_sizes
+    return [{"members": name, **{f"{m} (n={n})": values[m][i] for m in ("accuracy", "cnll")
+                                 for i, n in enumerate(sizes) if n in (1, sizes[-1])}}
+            for name, values in result.ensemble_curves.items()]
+
+
+def _shift_section(result: object) -> Section:
+    """SWA against ensembles on the corrupted test sets (a result with a `shift` summary)."""
+    severities = list(result.shift["by_severity"])
+    return Section(
+        "Weight averaging against ensembles under dataset shift",
+        f"The same SWA and independent solutions on {len(result.shift['sets'])} corrupted test sets ("
+        + ", ".join(result.shift["by_corruption"]) + f" at severities {severities[0]}–{severities[-1]},"
+        " the sets `ensplit compare` uses). Ensembles average member probabilities; CNLL by test-time "
+        "cross-validation on each corrupted set.",
+        figures=[(shift_figure(result.shift, result.ensemble_curves),
+                  "Top: mean over every corrupted set (clean test set dashed). Bottom: by severity.")],
+        table=shift_rows(result.shift))
+
+
 def landscape_sections(result: object) -> list[Section]:
     """The report page of `ensplit landscape` from a `LandscapeResult`."""
     s = result.summary
     cos, dis = s["cosine"], s["disagreement"]
-    sampler_rows = [{"method": "independent inits", "mean accuracy": s["independent"]["mean_accuracy"],
-                     "mean normalised diversity": s["independent"]["mean_normalized_diversity"],
-                     "diversity at inits' accuracy": s["independent"]["mean_normalized_diversity"],
-                     "accuracy at inits' diversity": s["independent"]["mean_accuracy"]}]
-    for name, v in s["samplers"].items():
-        sampler_rows.append({"method": name, "mean accuracy": v["mean_accuracy"],
-                             "mean normalised diversity": v["mean_normalized_diversity"],
-                             "diversity at inits' accuracy": v["diversity_at_independent_accuracy"]
-                             if v["reaches_independent_accuracy"] else f"never that accurate "
-                             f"({v['diversity_at_independent_accuracy']:.3g} at its best)",
-                             "accuracy at inits' diversity": v["accuracy_at_independent_diversity"]
-                             if v["reaches_independent_diversity"] else f"never that diverse "
-                             f"({v['accuracy_at_independent_diversity']:.3g} at its most)"})
     sizes = result.ensemble_sizes
-    ensemble_rows = [{"members": name, **{f"{m} (n={n})": values[m][i] for m in ("accuracy", "cnll")
-                                          for i, n in enumerate(sizes) if n in (1, sizes[-1])}}
-                     for name, values in result.ensemble_curves.items()]
     params = s.get("params", s.get("parameters"))  # "parameters": a summary of an older release
     sections = [
         Section("Setup", f"{s['family']} width {s['width']} ({params:,} parameters), {s['inits']} random "
@@ -243,22 +269,13 @@ def landscape_sections(result: object) -> list[Section]:
                 figures=[(diversity_accuracy_figure(result.sweeps, result.independent_accuracy,
                                                     result.independent_diversity, result.reference_accuracy),
                           "Faint dots: single samples; lines: per-scale means; stars: independent solutions.")],
-                table=sampler_rows),
+                table=_sampler_rows(s)),
         Section("Weight averaging within modes, ensembling across modes",
                 "SWA averages each init's tail checkpoints; ensembles average member probabilities over up to "
                 "20 subsets of the inits per size.",
                 figures=[(ensemble_curves_figure(sizes, result.ensemble_curves), "Test metrics vs ensemble size.")],
-                table=ensemble_rows),
+                table=_ensemble_rows(result)),
     ]
     if result.shift:
-        severities = list(result.shift["by_severity"])
-        sections.append(Section(
-            "Weight averaging against ensembles under dataset shift",
-            f"The same SWA and independent solutions on {len(result.shift['sets'])} corrupted test sets ("
-            + ", ".join(result.shift["by_corruption"]) + f" at severities {severities[0]}–{severities[-1]},"
-            " the sets `ensplit compare` uses). Ensembles average member probabilities; CNLL by test-time "
-            "cross-validation on each corrupted set.",
-            figures=[(shift_figure(result.shift, result.ensemble_curves),
-                      "Top: mean over every corrupted set (clean test set dashed). Bottom: by severity.")],
-            table=shift_rows(result.shift)))
+        sections.append(_shift_section(result))
     return sections
