@@ -18,10 +18,9 @@ from typing import Any
 import torch
 
 from ensplit.data.dataset import Dataset
-from ensplit.ensembles import build_method, deep_ensemble
 from ensplit.ensembles.cost import training_flops_per_example
 from ensplit.experiments.recommend_plan import Candidate, RecommendConfig, verify_job
-from ensplit.models import with_dropout
+from ensplit.runs.jobs import build_job_model
 from ensplit.runs.plan import TrainJob
 from ensplit.train.loop import epoch_indices, member_generators
 
@@ -54,15 +53,9 @@ class Cost:
 def _network(job: TrainJob, data: Dataset) -> tuple[torch.nn.Module, int, str]:
     """What one seed of `job` trains, built on the CPU as `ensplit.runs.jobs` builds it: one network (deep) or
     one ensemble of the method; with its members and batching."""
-    config = job.train_config()
-    options = with_dropout(job.family, dict(job.family_options), config.dropout)
-    seed = job.seeds[0] if job.seeds else 0
+    model = build_job_model(job, data, [job.seeds[0] if job.seeds else 0])
     if job.method == "deep":
-        model = deep_ensemble(job.family, [seed], width=job.width, depth=job.depth, in_shape=data.in_shape,
-                              num_classes=data.num_classes, **options)
-        return model, 1, config.batching
-    model = build_method(job.method, job.family, job.members, job.width, job.depth, data.in_shape,
-                         data.num_classes, seed, options, **dict(job.method_options))
+        return model, 1, job.train_config().batching
     return model, model.members, model.batching
 
 

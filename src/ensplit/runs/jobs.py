@@ -53,11 +53,21 @@ def _predict(model: torch.nn.Module, data: Dataset, precision: str) -> tuple[tor
     return test, val
 
 
+def build_job_model(job: TrainJob, data: Dataset, seeds: list[int]) -> torch.nn.Module:
+    """The model `job` trains for `seeds`, on the CPU: the member-batched networks of a deep job, or one ensemble
+    of its method (one seed) — what `run_job` trains, and what `recommend`'s cost counts."""
+    options = with_dropout(job.family, dict(job.family_options), job.train_config().dropout)
+    if job.method == "deep":
+        return deep_ensemble(job.family, seeds, width=job.width, depth=job.depth, in_shape=data.in_shape,
+                             num_classes=data.num_classes, **options)
+    return build_method(job.method, job.family, job.members, job.width, job.depth, data.in_shape,
+                        data.num_classes, seeds[0], options, **dict(job.method_options))
+
+
 def _run_deep(job: TrainJob, data: Dataset, device: torch.device, progress: bool) -> JobResult:
     config = job.train_config()
     options = with_dropout(job.family, dict(job.family_options), config.dropout)
-    model = deep_ensemble(job.family, list(job.seeds), width=job.width, depth=job.depth, in_shape=data.in_shape,
-                          num_classes=data.num_classes, **options).to(device)
+    model = build_job_model(job, data, list(job.seeds)).to(device)
     start = time.perf_counter()
     result = train(model, data, config, list(job.seeds), progress=progress,
                    description=f"{job.kind} w={job.width} n={len(job.seeds)}")
@@ -69,25 +79,19 @@ def _run_deep(job: TrainJob, data: Dataset, device: torch.device, progress: bool
                      failed, _finite(result.train_loss[-1]), seconds, result.seconds_per_epoch, params)
 
 
-def _build(job: TrainJob, data: Dataset, seed: int, dropout: float) -> torch.nn.Module:
-    options = with_dropout(job.family, dict(job.family_options), dropout)
-    return build_method(job.method, job.family, job.members, job.width, job.depth, data.in_shape,
-                        data.num_classes, seed, options, **dict(job.method_options))
-
-
 def _run_method(job: TrainJob, data: Dataset, device: torch.device, progress: bool) -> JobResult:
     """One ensemble of the job's method per seed: stacked into one model when it can be (every seed trained
     at once, `ensplit.train.stacked`), else one after another."""
     config = job.train_config()
     # random draws made per batch row (augmentation) or inside the forward (dropout) would differ in a stack
     if len(job.seeds) > 1 and not (data.kind == "image" and config.augment) and config.dropout == 0:
-        models = [_build(job, data, seed, config.dropout) for seed in job.seeds]
+        models = [build_job_model(job, data, [seed]) for seed in job.seeds]
         if all(stackable(m) for m in models):
             return _run_stacked(job, models, data, device, progress)
     tests, vals, failed, losses, per_epoch = [], [], [], [], []
     seconds, params = 0.0, 0
     for seed in job.seeds:
-        model = _build(job, data, seed, config.dropout)  # built just before training, as it always was
+        model = build_job_model(job, data, [seed])  # built just before training, as it always was
         params = sum(p.numel() for p in model.parameters())
         model = model.to(device)
         start = time.perf_counter()
