@@ -27,6 +27,15 @@ class TemplateBank(nn.Module):
         self.shape = tuple(shape)
         self.templates = nn.Parameter(torch.randn(count, *self.shape, generator=generator) * std)
 
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001, ANN202 - nn.Module's signature
+        """As nn.Module's, but 5-d templates (a 2-d conv's `[t, out, in, kh, kw]`) go through `fn` flat.
+
+        `Module.to(memory_format=torch.channels_last)`, which training with `channels_last` calls, converts
+        every 4- and 5-d tensor and refuses a 5-d one; a bank has no memory layout of its own to convert
+        (its layers gather and mix templates into fresh weights), so only device and dtype apply.
+        """
+        return super()._apply(lambda t: fn(t.flatten(1)).view(t.shape) if t.dim() == 5 else fn(t), recurse)
+
     def gather(self, assignment: Sequence[Sequence[int]], shape: Sequence[int]) -> torch.Tensor:
         """Templates `[M', c, *shape]` for template ids `assignment [M'][c]`."""
         ids = torch.as_tensor(assignment, device=self.templates.device)
