@@ -28,7 +28,7 @@ from ensplit.data.spec import load_data
 from ensplit.ensembles import build_method
 from ensplit.ensembles.cost import forward_flops
 from ensplit.errors import EnsplitError
-from ensplit.experiments.recommend_cost import Cost, brute_force_flops, cost_of, job_training_flops
+from ensplit.experiments.recommend_cost import Cost, brute_force_flops, cost_of, training_flops
 from ensplit.experiments.recommend_evidence import Evidence, gather, predict, stored_cnll
 from ensplit.experiments.recommend_plan import (
     Candidate,
@@ -243,26 +243,31 @@ def refine(config: RecommendConfig, data: Dataset, run: Any, executor: Any, kept
            cheap: CheapRuns, progress: bool) -> CheapRuns:
     """Successive refinement (`recommend_refine`): a rung at P/2 for the best predicted sharing families that
     the FLOPs cap still pays for, then the evidence gathered again."""
-    first = {id(a): predict(a.candidate, cheap.evidence, config) for a in kept}
-    ranked = sorted((a for a in kept if first[id(a)] is not None), key=lambda a: first[id(a)].value)
-    spent = sum(job_training_flops(job, data) for job in {j.job_id: j for j in cheap.planned}.values())
+    _predict_all(kept, cheap.evidence, config)
+    ranked = sorted((a for a in kept if a.prediction is not None), key=lambda a: a.prediction.value)
+    spent = training_flops(cheap.planned, data)
     brute = brute_force_flops([a.candidate for a in kept], config, data)
     extra = plan_refinement(config, data, ranked, spent, brute, cheap.family_configs)
     if not extra:
-        return cheap
+        return cheap  # the predictions made above stand
     _log(f"refining {', '.join(f'{m}({n})' for m, n, _ in extra)} with a rung at {next(iter(extra))[2]:,} "
          "parameters", progress)
     jobs = [j for rung in extra.values() for j in rung]
     trained = execute(jobs, run, executor, progress, "refinement")
     ladders = {**cheap.ladders, **extra}
     evidence = gather(run.store, config, cheap.widths, ladders, cheap.pool_jobs, cheap.evidence)
+    _predict_all(kept, evidence, config)  # the ladders' pooled noise and model error moved with the new rungs
     return dataclasses.replace(cheap, evidence=evidence, planned=cheap.planned + jobs, trained=cheap.trained + trained,
                                ladders=ladders)
 
 
-def _rank(kept: list[Assessed], evidence: Evidence, config: RecommendConfig) -> list[Assessed]:
+def _predict_all(kept: list[Assessed], evidence: Evidence, config: RecommendConfig) -> None:
     for a in kept:
         a.prediction = predict(a.candidate, evidence, config)
+
+
+def _rank(kept: list[Assessed], config: RecommendConfig) -> list[Assessed]:
+    """The predicted candidates, best first (`refine` has predicted them); notes those left unpredicted."""
     unpredicted = [a.candidate.name for a in kept if a.prediction is None]
     if unpredicted:
         note(f"no prediction for {', '.join(unpredicted)} (too few cheap runs fit the ladder); left out")
@@ -306,7 +311,7 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
         cheap = refine(config, data, run, executor, kept, cheap, progress)
         for a in kept:
             a.settings = cheap.settings.get(family_key(a.candidate))
-        result = RecommendResult(config, out, _rank(kept, cheap.evidence, config), dropped, None, cheap.evidence,
+        result = RecommendResult(config, out, _rank(kept, config), dropped, None, cheap.evidence,
                                  tuning=cheap.tuning)
         trained, verified = cheap.trained, []
         if config.verify:

@@ -92,6 +92,11 @@ def job_training_flops(job: TrainJob, data: Dataset) -> int:
             * len(job.seeds))
 
 
+def training_flops(jobs: Sequence[TrainJob], data: Dataset) -> int:
+    """Training FLOPs of `jobs`, each counted once (by id: a job planned twice trains once)."""
+    return sum(job_training_flops(job, data) for job in {job.job_id: job for job in jobs}.values())
+
+
 def brute_force_flops(candidates: Sequence[Candidate], config: RecommendConfig, data: Dataset) -> int:
     """One seed of every candidate trained at the budget with the recipe (what `compare` would train)."""
     return sum(job_training_flops(verify_job(config, c), data) for c in candidates)
@@ -101,8 +106,5 @@ def cost_of(plan_jobs: list[TrainJob], verify_jobs: list[TrainJob], candidates: 
             config: RecommendConfig, data: Dataset, seconds: float, trained: int) -> Cost:
     """The `cost` of a recommend call: `plan_jobs` every job the prediction rests on (each counted once, by id),
     `verify_jobs` the verification runs, `candidates` the listed ones the brute force would train."""
-    unique = {job.job_id: job for job in plan_jobs}
-    checks = {job.job_id: job for job in verify_jobs}
-    return Cost(sum(job_training_flops(j, data) for j in unique.values()),
-                brute_force_flops(candidates, config, data), seconds, trained,
-                sum(job_training_flops(j, data) for j in checks.values()))
+    return Cost(training_flops(plan_jobs, data), brute_force_flops(candidates, config, data), seconds, trained,
+                training_flops(verify_jobs, data))

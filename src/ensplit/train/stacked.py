@@ -46,7 +46,7 @@ class StackedMethod(nn.Module):
         self._names = list(params)
         self.stacked = nn.ParameterList([nn.Parameter(params[name]) for name in self._names])
         base = copy.deepcopy(first).to("meta")
-        self._exempt = {name for name in first.no_weight_decay()}
+        self._exempt = set(first.no_weight_decay())
         self._call: Callable = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, 0))
         self._call_shared_input: Callable = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None))
 
