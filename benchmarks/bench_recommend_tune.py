@@ -1,11 +1,13 @@
 """`recommend --tune --no-verify` against a brute force whose every candidate is tuned on the same grid (issue 23).
 
 The peer: every listed candidate trained at the budget in every cell of recommend's grid (`tune_lrs` ×
-`tune_weight_decays`), seed 1; each candidate's cell chosen on the validation split (the same split recommend
-tunes on; the test split is never used to choose), then seeds 2 and 3 trained in that cell; the truth is
-the 3-seed mean test CNLL in the chosen cell. Printed and written (benchmarks/results/recommend_tune.md and
-.json): the regret of `recommend --tune`'s choice against that truth, its prediction RMSE, each family's
-chosen cell in both, and the cost of both in training FLOPs.
+`tune_weight_decays`), seed 1, grown by the same grid-edge rule (`tune_extensions`); each candidate's cell
+chosen on the validation split (the same split recommend tunes on; the test split is never used to choose),
+then seeds 2 and 3 trained in that cell; the truth is the 3-seed mean test CNLL in the chosen cell. The
+brute force's runs are cached by job id (`--cache`), so a second run of the benchmark retrains only
+recommend. Printed and written (benchmarks/results/recommend_tune.md and .json): the regret of
+`recommend --tune`'s choice against that truth, its prediction RMSE, each family's chosen cells in both, and
+the cost of both in training FLOPs.
 
     python benchmarks/bench_recommend_tune.py --budget 23050
 """
@@ -32,6 +34,7 @@ from bench_recommend_cost import RESULTS, brute_job  # noqa: E402
 from ensplit.data.spec import load_data  # noqa: E402
 from ensplit.experiments.recommend import run_recommend  # noqa: E402
 from ensplit.experiments.recommend_cost import job_training_flops  # noqa: E402
+from ensplit.experiments.recommend_grid import Grid, search_grid  # noqa: E402
 from ensplit.experiments.recommend_plan import Candidate, RecommendConfig, candidates  # noqa: E402
 from ensplit.experiments.recommend_tune import family_key  # noqa: E402
 from ensplit.metrics import cnll_ttcv  # noqa: E402
@@ -44,35 +47,48 @@ def _cnll(log_probs: np.ndarray | None, labels: torch.Tensor, failed: list[bool]
     return float(cnll_ttcv(torch.as_tensor(log_probs).double(), labels))
 
 
-def tuned_brute_force(config: RecommendConfig, listed: list[Candidate], data: Any) -> tuple[dict, dict, int]:
-    """Each candidate's truth in its validation-chosen cell, the chosen cells, and the brute force's FLOPs."""
-    test, val = data.y_test.long(), data.y_val.long()
-    truth, chosen, flops = {}, {}, 0
-    for candidate in listed:
-        scores = {}
-        for lr in config.tune_lrs:
-            for wd in config.tune_weight_decays:
-                cell = dataclasses.replace(config, recipe=config.recipe.with_train(lr=lr, weight_decay=wd))
-                job = brute_job(cell, candidate, 0)
-                result = run_job(job)
-                flops += job_training_flops(job, data)
-                scores[(lr, wd)] = (_cnll(result.val_log_probs, val, result.failed),
-                                    _cnll(result.test_log_probs, test, result.failed), cell)
-        best = min(scores, key=lambda c: scores[c][0])
-        values = [scores[best][1]]
-        for seed in (1, 2):
-            job = brute_job(scores[best][2], candidate, seed)
+class Runs:
+    """Brute-force runs by job id: (validation CNLL, test CNLL), kept in a JSON file between benchmark runs."""
+
+    def __init__(self, path: Path, data: Any) -> None:
+        self.path, self.data = path, data
+        self.known = json.loads(path.read_text()) if path.exists() else {}
+        self.flops = 0
+
+    def cnll(self, job: Any) -> tuple[float, float]:
+        self.flops += job_training_flops(job, self.data)
+        if job.job_id not in self.known:
             result = run_job(job)
-            flops += job_training_flops(job, data)
-            values.append(_cnll(result.test_log_probs, test, result.failed))
+            self.known[job.job_id] = [_cnll(result.val_log_probs, self.data.y_val.long(), result.failed),
+                                      _cnll(result.test_log_probs, self.data.y_test.long(), result.failed)]
+            self.path.write_text(json.dumps(self.known))
+        val, test = self.known[job.job_id]
+        return float(val), float(test)
+
+
+def tuned_brute_force(config: RecommendConfig, listed: list[Candidate], runs: Runs) -> tuple[dict, dict, dict]:
+    """Each candidate's truth in its validation-chosen cell, the chosen cells (with whether the optimum is
+    interior), and each candidate's cells tried."""
+    truth, chosen, tried = {}, {}, {}
+    def at(cell: tuple[float, float]) -> RecommendConfig:
+        return dataclasses.replace(config, recipe=config.recipe.with_train(lr=cell[0], weight_decay=cell[1]))
+
+    for candidate in listed:
+        def score(cells: list, candidate: Candidate = candidate) -> dict:
+            return {cell: runs.cnll(brute_job(at(cell), candidate, 0))[0] for cell in cells}
+
+        search = search_grid(Grid(config.tune_lrs, config.tune_weight_decays), score, config.tune_extensions)
+        best = search.best
+        values = [runs.cnll(brute_job(at(best), candidate, seed))[1] for seed in (0, 1, 2)]
         truth[candidate.name] = float(np.mean(values))
-        chosen[candidate.name] = {"lr": best[0], "weight_decay": best[1]}
+        chosen[candidate.name] = {"lr": best[0], "weight_decay": best[1], "edges": search.edges}
+        tried[candidate.name] = len(search.grid.cells())
         print(f"  {candidate.name}: lr {best[0]:g}, wd {best[1]:g}, test CNLL {truth[candidate.name]:.4f}",
               flush=True)
-    return truth, chosen, flops
+    return truth, chosen, tried
 
 
-def measure(budget: int, grid: dict[str, Any]) -> dict[str, Any]:
+def measure(budget: int, grid: dict[str, Any], cache: Path) -> dict[str, Any]:
     config = RecommendConfig.from_mapping({"budget": budget, "verify": False, "tune": True, **grid})
     config.recipe.apply_threads()
     data = load_data(config.recipe.data)
@@ -85,8 +101,9 @@ def measure(budget: int, grid: dict[str, Any]) -> dict[str, Any]:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     start = time.perf_counter()
-    truth, chosen, brute_flops = tuned_brute_force(config, listed, data)
-    brute_seconds = time.perf_counter() - start
+    runs = Runs(cache, data)
+    truth, chosen, tried = tuned_brute_force(config, listed, runs)
+    brute_seconds, brute_flops = time.perf_counter() - start, runs.flops
     errors = [a.prediction.value - truth[a.candidate.name] for a in result.ranked
               if math.isfinite(truth[a.candidate.name])]
     picked = result.recommendation.candidate.name
@@ -94,8 +111,10 @@ def measure(budget: int, grid: dict[str, Any]) -> dict[str, Any]:
             "regret": truth[picked] - min(truth.values()),
             "prediction_rmse": float(np.sqrt(np.mean(np.square(errors)))),
             "recommend": {"seconds": seconds, "training_flops": result.cost.training_flops,
-                          "settings": result.tuning.settings},
-            "tuned_brute_force": {"seconds": brute_seconds, "training_flops": brute_flops, "cells": chosen},
+                          "settings": result.tuning.settings, "tuning": result.tuning.to_json(),
+                          "cost": result.cost.to_json()},
+            "tuned_brute_force": {"seconds": brute_seconds, "training_flops": brute_flops, "cells": chosen,
+                                  "cells_tried": tried},
             "candidates": [{"name": a.candidate.name, "family": family_key(a.candidate),
                             "predicted": a.prediction.value, "interval": [a.prediction.lower, a.prediction.upper],
                             "truth": truth[a.candidate.name]} for a in result.ranked]}
@@ -106,16 +125,20 @@ def markdown(run: dict[str, Any]) -> str:
     lines = ["# `recommend --tune --no-verify` against a brute force tuned on the same grid", "",
              f"`python benchmarks/bench_recommend_tune.py --budget {run['budget']} "
              + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in run.get("grid", {}).items())
-             + f"`; {time.strftime('%Y-%m-%d')}. The brute force tries the same grid (lrs × weight decays), "
-             "without extensions.",
+             + f"`; {time.strftime('%Y-%m-%d')}. The brute force tries the same grid with the same edge rule.",
              "", f"- recommended **{run['recommendation']}**; best by the tuned brute force "
              f"**{run['best_by_tuned_brute_force']}**; regret {run['regret']:.4f} CNLL; prediction RMSE "
              f"{run['prediction_rmse']:.4f}.",
              f"- cost: recommend {r['training_flops']:.2e} training FLOPs in {r['seconds']:.0f} s; the tuned brute "
              f"force {b['training_flops']:.2e} in {b['seconds']:.0f} s (ratio "
-             f"{r['training_flops'] / b['training_flops']:.2f}).", "",
-             "| family | recommend --tune: lr / wd (at P/2) |", "|---|---|"]
-    lines += [f"| {k} | {v['lr']:g} / {v['weight_decay']:g} |" for k, v in r["settings"].items()]
+             f"{r['training_flops'] / b['training_flops']:.2f}; recommend's own `cost.ratio`, against one seed of "
+             f"every candidate in every cell of the grid before extensions: {r['cost']['ratio']:.2f}).", "",
+             "| family | lr / wd chosen at each cheap size (params) | carried to P: lr / wd (γ) |", "|---|---|---|"]
+    for family in r["tuning"]["families"]:
+        sizes = ", ".join(f"{s['lr']:g} / {s['weight_decay']:g} ({s['params']:,})" for s in family["sizes"])
+        carried = family["settings"]
+        lines.append(f"| {family['family']} | {sizes} | {carried['lr']:g} / {carried['weight_decay']:g} "
+                     f"({family['lr_exponent']:.2f}) |")
     lines += ["", "| candidate | predicted | 5–95% | tuned brute force (3 seeds) | its cell lr / wd |",
               "|---|---:|---:|---:|---|"]
     for c in run["candidates"]:
@@ -130,11 +153,12 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=23_050)
     parser.add_argument("--tune-lrs", default=None, help="recommend's --tune-lrs (default: its own)")
     parser.add_argument("--tune-weight-decays", default=None, help="recommend's --tune-weight-decays")
-    parser.add_argument("--tune-seeds", default=None, help="recommend's --tune-seeds")
     parser.add_argument("--tune-extensions", default=None, help="recommend's --tune-extensions")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bench-recommend-tune.json",
+                        help="the brute force's runs by job id, reused by a later run")
     args = parser.parse_args()
     grid = {k: v for k, v in vars(args).items() if k.startswith("tune_") and v is not None}
-    run = measure(args.budget, grid)
+    run = measure(args.budget, grid, args.cache)
     run["grid"] = grid
     print(f"budget {args.budget:,}: regret {run['regret']:.4f}; RMSE {run['prediction_rmse']:.4f}")
     (RESULTS / "recommend_tune.json").write_text(json.dumps(run, indent=1) + "\n")

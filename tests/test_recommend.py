@@ -3,6 +3,7 @@ to end (JSON schema, report, resume, a second budget reusing the first's runs)."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -15,11 +16,14 @@ from ensplit.experiments.recommend_plan import (
     candidates,
     grid_size,
     ladder_budgets,
+    method_ladder_budgets,
     plan_ladder_jobs,
     plan_pool_jobs,
     pool_sizes,
 )
 from ensplit.models import count_params
+from ensplit.recipe import Recipe
+from ensplit.train.config import TrainConfig
 from studies import cli_stdout
 
 DATA = load_data(RecommendConfig().recipe.data)
@@ -139,3 +143,18 @@ def test_a_flops_budget_narrows_the_costly_candidates(tiny, capsys):
     assert narrowed and narrowed <= {c["name"].split(" w")[0] for c in result["candidates"]}
     assert main(["recommend", "--budget", "6k", "--out", str(folder), *TINY, "--flops-budget", "1"]) == 2
     assert "every candidate needs more inference FLOPs" in capsys.readouterr().err
+
+
+def test_a_method_too_large_for_the_small_rungs_climbs_its_ladder_up_to_half_the_budget():
+    """Grouped members of width 1 hold 252 parameters: at P = 6,000 the P/32 rung (181) cannot hold them, so
+    the ladder adds the next rung up (2,896 ≤ P/2) instead of leaving grouped(4) unpredicted."""
+    config = RecommendConfig(recipe=Recipe(num_samples=300, train=TrainConfig(epochs=1), threads=1), budget=6000,
+                             methods=("grouped", "multihead"))
+    data = load_data(config.recipe.data)
+    assert ladder_budgets(config) == [181, 362, 724, 1448]
+    assert method_ladder_budgets(config, data, "multihead", 4) == [181, 362, 724, 1448]  # fits: unchanged
+    assert method_ladder_budgets(config, data, "grouped", 4) == [362, 724, 1448, 2896]
+    small = dataclasses.replace(config, budget=3000)
+    assert method_ladder_budgets(small, data, "grouped", 4) == [362, 724, 1448]  # never above P/2
+    rungs = {(m, b) for m, _, b in plan_ladder_jobs(config, data)}
+    assert ("grouped", 2896) in rungs and ("grouped", 181) not in rungs and ("multihead", 2896) not in rungs

@@ -155,7 +155,11 @@ def test_cost_of_counts_each_planned_job_once_and_verification_apart():
     assert cost.ratio == pytest.approx(cost.training_flops / brute_force_flops(found, config, DATA))
     assert cost.to_json() == {"training_flops": cost.training_flops, "brute_force_flops": cost.brute_force_flops,
                               "ratio": round(cost.ratio, 4), "seconds": 12.3, "jobs": 2,
-                              "verification_flops": cost.verification_flops}
+                              "verification_flops": cost.verification_flops, "brute_force_cells": 1}
+    tuned = RecommendConfig(recipe=RECIPE, budget=2000, members_max=2, methods=(), tune=True,
+                            tune_lrs=(0.1, 0.2, 0.4), tune_weight_decays=(0.0, 5e-4))
+    six = cost_of([a, b], [], found, tuned, DATA, 1.0, 2)  # a tuned brute force trains every cell: 3 × 2
+    assert six.brute_force_cells == 6 and six.brute_force_flops == 6 * brute_force_flops(found, tuned, DATA)
 
 
 def test_the_cost_line():

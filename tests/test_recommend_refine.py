@@ -83,3 +83,19 @@ def test_bad_design_options_are_refused_in_one_line_before_any_work(args, needle
     assert main(["recommend", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_a_rung_the_ladder_already_holds_is_not_bought_again_and_tuning_pays_per_cell():
+    order = ["mimo", "batchensemble", "multihead"]
+    brute = brute_force_flops([r.candidate for r in _ranked(order)], CONFIG, DATA)
+    plan = plan_refinement(CONFIG, DATA, _ranked(order), 0, 10 * brute, FAMILIES, planned={("mimo", 4, 8192)})
+    assert [m for m, _, _ in plan] == ["batchensemble", "multihead"]
+    allowed = int(CONFIG.cost_cap * brute)
+    for cells in (1, 3, 12):  # --tune: a rung is tried in every cell of the grid
+        plan = plan_refinement(CONFIG, DATA, _ranked(order), 0, brute, FAMILIES, cells)
+        left, expected = allowed, []
+        for name in order:
+            if cells * _cost(name) <= left:
+                expected.append(name)
+                left -= cells * _cost(name)
+        assert [m for m, _, _ in plan] == expected

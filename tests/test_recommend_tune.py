@@ -1,5 +1,5 @@
 """`recommend --tune`: the grid-edge rule against a fake scorer, the families, the settings' validation, the
-carry rule, job ids without --tune, and a tiny search that never reads the test split."""
+carry rule against a closed form, job ids without --tune, and a tiny search that never reads the test split."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ensplit.cli import main
 from ensplit.data.spec import load_data
 from ensplit.errors import EnsplitError
 from ensplit.experiments.recommend import Assessed
+from ensplit.experiments.recommend_grid import Grid, open_edges, search_grid
 from ensplit.experiments.recommend_plan import (
     Candidate,
     RecommendConfig,
@@ -23,14 +24,12 @@ from ensplit.experiments.recommend_plan import (
     verify_job,
 )
 from ensplit.experiments.recommend_tune import (
-    Grid,
-    cheap_budget,
+    TUNE_NETWORKS,
+    carry,
     family_key,
-    open_edges,
-    search_grid,
-    tune_families,
-    tune_jobs,
-    tune_plan,
+    pool_searches,
+    rung_searches,
+    tune_cheap_runs,
     tuned_train,
 )
 from ensplit.jsonable import to_jsonable
@@ -105,7 +104,7 @@ def test_family_keys():
     ({"tune_lrs": "0"}, "tune_lrs"), ({"tune_lrs": "-1"}, "tune_lrs"), ({"tune_lrs": ""}, "tune_lrs"),
     ({"tune_lrs": "0.1,0.1"}, "tune_lrs"), ({"tune_weight_decays": "-1e-4"}, "tune_weight_decays"),
     ({"tune_weight_decays": "0,0"}, "tune_weight_decays"), ({"tune_extensions": "-1"}, "tune_extensions"),
-    ({"tune_seeds": "0"}, "tune_seeds")])
+    ({"tune_extensions": "11"}, "tune_extensions")])
 def test_bad_tuning_values_are_refused_in_one_line(values, field):
     with pytest.raises(EnsplitError) as error:
         RecommendConfig.from_mapping(values)
@@ -146,7 +145,7 @@ def test_job_ids_without_tune_are_unchanged():
     assert next(iter(plan_ladder_jobs(config, data).values()))[0].job_id == "1b81c78b8e24fc545b26"
 
 
-def test_the_carry_rule_gives_each_family_its_settings_at_every_size():
+def test_the_carry_rule_gives_each_family_its_settings_at_the_budget():
     config = RecommendConfig(**TINY)
     data = load_data(config.recipe.data)
     settings = {"deep": {"lr": 0.4, "weight_decay": 0.0}, "batchensemble×4": {"lr": 0.2, "weight_decay": 2e-3}}
@@ -161,16 +160,39 @@ def test_the_carry_rule_gives_each_family_its_settings_at_every_size():
     assert tuned_train(config.recipe.train, settings, other) == config.recipe.train  # untuned: the recipe's
 
 
-def test_families_are_tuned_at_the_cheap_size_with_paired_seeds():
+def test_the_lr_carried_to_the_budget_follows_a_power_of_size():
+    # lr doubling for every 4× in size: lr = 0.05 · (s / 1000)^0.5 exactly, read at P = 256,000
+    points = [(1000, 0.05, 0.0), (4000, 0.1, 5e-4), (16000, 0.2, 2e-3)]
+    lr, wd, gamma = carry(points, 256_000)
+    assert gamma == pytest.approx(0.5) and lr == pytest.approx(0.05 * 256 ** 0.5) and wd == 2e-3
+    # a least-squares line through noisy choices, checked against the normal equations
+    noisy = [(500, 0.1, 0.0), (1000, 0.05, 0.0), (2000, 0.2, 0.0), (4000, 0.2, 5e-4)]
+    x, y = [math.log2(p[0]) for p in noisy], [math.log2(p[1]) for p in noisy]
+    mx, my = sum(x) / 4, sum(y) / 4
+    slope = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / sum((a - mx) ** 2 for a in x)
+    lr, wd, gamma = carry(noisy, 8000)
+    assert gamma == pytest.approx(slope) and lr == pytest.approx(2 ** (my + slope * (math.log2(8000) - mx)), rel=1e-3)
+    assert carry([(1000, 0.4, 0.0), (4000, 0.1, 0.0)], 8000)[2] == 0.0  # a falling lr is clipped to γ = 0
+    assert carry([(1000, 0.4, 0.0), (4000, 0.1, 0.0)], 8000)[0] == pytest.approx(0.2)  # the geometric mean
+    assert carry([(1000, 0.1, 0.0), (2000, 0.8, 0.0)], 8000)[2] == 1.0  # and a steep one to γ = 1
+    assert carry([(1000, 0.1, 5e-4)], 8000) == (0.1, 5e-4, 0.0)  # one size: its cell
+
+
+def test_every_cheap_size_is_tuned_on_paired_seeds():
     config = RecommendConfig(**TINY, tune=True)
     data = load_data(config.recipe.data)
-    families = {f.key: f for f in tune_plan(config, data)}
-    assert set(families) == {"deep", "batchensemble×4"}
-    assert families["deep"].params <= cheap_budget(config) < config.budget
-    assert families["batchensemble×4"].params <= config.budget
-    a, b = (tune_jobs(config, families["batchensemble×4"], cell) for cell in [(0.1, 0.0), (0.2, 0.0)])
-    assert [j.seeds for j in a] == [j.seeds for j in b] and {j.job_id for j in a}.isdisjoint(j.job_id for j in b)
-    assert all(j.kind == "tune" for j in a + b)
+    pools = pool_searches(config, data)
+    assert pools and all(s.family == "deep" for s in pools)
+    for s in pools:  # the first networks score a cell; the rest of the pool trains in the chosen one only
+        first, rest = s.jobs((0.1, 0.0)), s.rest((0.1, 0.0))
+        assert len(first[0].seeds) == TUNE_NETWORKS and first[0].first_index == 0
+        assert all(j.first_index == TUNE_NETWORKS for j in rest) and all(j.kind == "pool" for j in first + rest)
+    rungs = rung_searches(config, data, list(plan_ladder_jobs(config, data)))
+    assert {s.family for s in rungs} == {"batchensemble×4"} and len(rungs) == len(plan_ladder_jobs(config, data))
+    for s in pools + rungs:
+        a, b = s.jobs((0.1, 0.0)), s.jobs((0.2, 0.0))
+        assert [j.seeds for j in a] == [j.seeds for j in b] and {j.job_id for j in a}.isdisjoint(j.job_id for j in b)
+        assert all((j.train_dict["lr"], j.train_dict["weight_decay"]) == (0.2, 0.0) for j in b)
 
 
 class SplitSpy(ResultStore):
@@ -188,27 +210,33 @@ class SplitSpy(ResultStore):
 
 
 def test_a_tiny_search_reads_only_the_validation_split_and_resumes(tmp_path):
-    config = RecommendConfig(**TINY, tune=True, tune_lrs=(0.05, 0.1), tune_weight_decays=(0.0,), tune_seeds=1,
+    config = RecommendConfig(**TINY, tune=True, tune_lrs=(0.05, 0.1), tune_weight_decays=(0.0,),
                              tune_extensions=1)
     data = load_data(config.recipe.data)
     run = open_folder(config, tmp_path / "r", "recommend")
     run.store.__class__ = SplitSpy
     SplitSpy.reads = []
     executor = make_executor("local", "cpu", 1, None, False, 0.25)
-    result = tune_families(config, data, run, executor, progress=False)
+    rungs = plan_ladder_jobs(config, data)
+    pool_jobs, ladders, result = tune_cheap_runs(config, data, run, executor, rungs, progress=False)
     assert SplitSpy.reads and set(SplitSpy.reads) == {"val"}
-    assert set(result.settings) == {"deep", "batchensemble×4"}
-    for key, tuning in result.families.items():
-        tried = tuning.search.grid.lrs
-        assert result.settings[key]["lr"] in tried and len(tried) in (2, 3)  # one extension at most
-        assert set(tuning.search.scores) == set(tuning.search.grid.cells())
-    assert all(row["kind"] == "tune" for row in run.store.networks("tune"))
-    again = tune_families(config, data, run, executor, progress=False)
+    assert set(result.settings) == {"deep", "batchensemble×4"} and set(ladders) == set(rungs)
+    for family in result.families.values():
+        for s in family.sizes:
+            assert s.search.best[0] in s.search.grid.lrs and len(s.search.grid.lrs) in (2, 3)  # one extension
+            assert set(s.search.scores) == set(s.search.grid.cells())
+    for key, jobs in ladders.items():  # each rung's runs are those of its chosen cell
+        s = next(s for s in result.families["batchensemble×4"].sizes if s.rung == key)
+        assert [j.job_id for j in jobs] == [j.job_id for j in s.jobs(s.search.best)]
+    stored = {r["job_id"] for r in run.store.networks("pool")}
+    assert {j.job_id for j in pool_jobs} <= stored
+    again = tune_cheap_runs(config, data, run, executor, rungs, progress=False)[2]
     assert again.trained_jobs == 0 and again.settings == result.settings
     text = json.dumps(to_jsonable(result))
-    assert '"interior"' in text and '"validation_cnll"' in text
+    assert '"interior"' in text and '"validation_cnll"' in text and '"lr_exponent"' in text
     rows = tuning_section(result).table
     assert {r["family"] for r in rows} == {"deep", "batchensemble×4"}
+    assert sum(r["params"] == "at P (carried)" for r in rows) == 2
     assessed = Assessed(candidates(config, data)[0], 1, 0.1, 0.1, settings=result.settings["deep"])
     assert assessed.to_json()["settings"] == result.settings["deep"]
 
@@ -218,23 +246,7 @@ def test_tuning_needs_a_validation_split(tmp_path):
     data = load_data(config.recipe.data)
     run = open_folder(config, tmp_path / "r", "recommend")
     with pytest.raises(EnsplitError, match="validation_fraction"):
-        tune_families(config, data, run, make_executor("local", "cpu", 1, None, False, 0.25), progress=False)
-
-
-def test_a_family_too_large_for_p_over_8_is_tuned_at_the_next_grid_size_that_fits():
-    config = RecommendConfig(**{**TINY, "budget": 1000}, tune=True, tune_divisor=8)
-    data = load_data(config.recipe.data)
-    families = {f.key: f for f in tune_plan(config, data)}
-    assert families["deep"].params <= cheap_budget(config) == 90
-    assert cheap_budget(config) < families["batchensemble×4"].params <= config.budget
-
-
-def test_the_tuning_size_follows_tune_divisor():
-    config = RecommendConfig(**TINY, tune=True)  # P/2 by default (benchmarks/results/tune_carry.md)
-    data = load_data(config.recipe.data)
-    assert cheap_budget(config) == 1448 > cheap_budget(RecommendConfig(**TINY, tune=True, tune_divisor=8)) == 362
-    assert all(f.params <= config.budget for f in tune_plan(config, data))
-    assert next(f for f in tune_plan(config, data) if f.key == "deep").params <= 1448
+        tune_cheap_runs(config, data, run, make_executor("local", "cpu", 1, None, False, 0.25), {}, progress=False)
 
 
 def test_the_front_door_takes_tune_and_a_flops_budget_together(tmp_path):
@@ -242,7 +254,7 @@ def test_the_front_door_takes_tune_and_a_flops_budget_together(tmp_path):
 
     result = ensplit.recommend(out=tmp_path / "r", progress=False, report=False, budget=6000, flops_budget=9000,
                                tune=True, tune_lrs="0.05,0.1", tune_weight_decays="0", tune_extensions=0,
-                               tune_seeds=1, verify=False, methods="batchensemble", members_max=3, num_samples=300,
+                               verify=False, methods="batchensemble", members_max=3, num_samples=300,
                                epochs=1, bootstrap=10, cnll_splits=2, threads=1)
     data = result.to_json()
     assert data["tuning"]["settings"].keys() == {"deep", "batchensemble×4"}
@@ -250,3 +262,4 @@ def test_the_front_door_takes_tune_and_a_flops_budget_together(tmp_path):
     assert all(c["settings"] == data["tuning"]["settings"][("deep" if c["method"] in ("single", "deep")
                                                             else "batchensemble×4")] for c in data["candidates"])
     assert data["cost"]["training_flops"] > 0 and data["recipe"]["validation_fraction"] == 0.1
+    assert data["cost"]["brute_force_cells"] == 2  # the brute force tunes on the same two cells

@@ -28,7 +28,7 @@ from ensplit.data.spec import load_data
 from ensplit.ensembles import build_method
 from ensplit.ensembles.cost import forward_flops
 from ensplit.errors import EnsplitError
-from ensplit.experiments.recommend_cost import Cost, brute_force_flops, cost_of, training_flops
+from ensplit.experiments.recommend_cost import Cost, brute_force_flops, cost_of, grid_cells, training_flops
 from ensplit.experiments.recommend_evidence import Evidence, gather, predict, stored_cnll
 from ensplit.experiments.recommend_plan import (
     Candidate,
@@ -43,7 +43,7 @@ from ensplit.experiments.recommend_plan import (
 )
 from ensplit.experiments.recommend_refine import plan_refinement
 from ensplit.experiments.recommend_sizing import fit_flops
-from ensplit.experiments.recommend_tune import TuneResult, family_key, tune_families
+from ensplit.experiments.recommend_tune import TuneResult, family_key, tune_cheap_runs, tune_rungs
 from ensplit.jsonable import to_jsonable
 from ensplit.runs.executors import make_executor
 from ensplit.runs.folder import execute, note, open_folder
@@ -190,8 +190,8 @@ def _check_pool_sizes(config: RecommendConfig, data: Dataset) -> None:
 
 
 def tuned(config: RecommendConfig, settings: dict[str, dict[str, float]], key: str) -> RecommendConfig:
-    """The config a family's runs are planned with: its chosen lr and weight decay (the carry rule of
-    `recommend_tune`: the same at every cheap size and at the budget), or the recipe's own."""
+    """The config a family trains with at the budget: its carried lr and weight decay (`recommend_tune`), or the
+    recipe's own."""
     chosen = settings.get(key)
     return config if chosen is None else dataclasses.replace(config, recipe=config.recipe.with_train(**chosen))
 
@@ -204,60 +204,70 @@ class CheapRuns:
     planned: list[TrainJob]
     trained: int
     tuning: TuneResult | None
-    settings: dict[str, dict[str, float]]
     widths: dict[int, int]
     pool_jobs: list[TrainJob]
     ladders: LadderPlan
     family_configs: dict[tuple[str, int], RecommendConfig]
 
+    @property
+    def settings(self) -> dict[str, dict[str, float]]:
+        """Each tuned family's lr and weight decay at the budget (none without --tune)."""
+        return {} if self.tuning is None else self.tuning.settings
+
 
 def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, found: list[Candidate],
                progress: bool) -> CheapRuns:
-    """Tune each family (with `tune`), then train the deep pools and every sharing method's ladder with its
-    family's settings, and gather the evidence."""
-    tuning = tune_families(config, data, run, executor, progress, found) if config.tune else None
-    settings = {} if tuning is None else tuning.settings
+    """Train the deep pools and every sharing method's ladder (with `tune`, each size in its own tuned cell,
+    `recommend_tune`), and gather the evidence."""
     widths = pool_widths(config, data)
-    pool_jobs = plan_pool_jobs(tuned(config, settings, "deep"), data)
     ladders: LadderPlan = {}
     family_configs = {}
     for method in config.methods:
         for members in config.sharing_members:
-            own = dataclasses.replace(tuned(config, settings, f"{method}×{members}"), methods=(method,),
-                                      sharing_members=(members,))
+            own = dataclasses.replace(config, methods=(method,), sharing_members=(members,))
             family_configs[(method, members)] = own
             ladders.update(plan_ladder_jobs(own, data))
     _log(f"{len(found)} candidates at {config.budget:,} parameters; cheap runs: deep pools at "
          f"{len(widths)} sizes, ladders at {ladder_budgets(config)}", progress)
-    ladder_jobs = [j for jobs in ladders.values() for j in jobs]
-    trained = 0 if tuning is None else tuning.trained_jobs
-    trained += execute(pool_jobs, run, executor, progress, "deep pools")
-    trained += execute(ladder_jobs, run, executor, progress, "ladders")
+    tuning = None
+    if config.tune:
+        pool_jobs, ladders, tuning = tune_cheap_runs(config, data, run, executor, ladders, progress)
+        trained, planned = tuning.trained_jobs, list(tuning.tried)
+    else:
+        pool_jobs = plan_pool_jobs(config, data)
+        ladder_jobs = [j for jobs in ladders.values() for j in jobs]
+        trained = execute(pool_jobs, run, executor, progress, "deep pools")
+        trained += execute(ladder_jobs, run, executor, progress, "ladders")
+        planned = pool_jobs + ladder_jobs
     evidence = gather(run.store, config, widths, ladders, pool_jobs)
-    tune_jobs_planned = [] if tuning is None else tuning.jobs(config)
-    return CheapRuns(evidence, tune_jobs_planned + pool_jobs + ladder_jobs, trained, tuning, settings, widths,
-                     pool_jobs, ladders, family_configs)
+    return CheapRuns(evidence, planned, trained, tuning, widths, pool_jobs, ladders, family_configs)
 
 
 def refine(config: RecommendConfig, data: Dataset, run: Any, executor: Any, kept: list[Assessed],
            cheap: CheapRuns, progress: bool) -> CheapRuns:
     """Successive refinement (`recommend_refine`): a rung at P/2 for the best predicted sharing families that
-    the FLOPs cap still pays for, then the evidence gathered again."""
+    the FLOPs cap still pays for (with --tune, every cell of the grid), then the evidence gathered again."""
     _predict_all(kept, cheap.evidence, config)
     ranked = sorted((a for a in kept if a.prediction is not None), key=lambda a: a.prediction.value)
     spent = training_flops(cheap.planned, data)
-    brute = brute_force_flops([a.candidate for a in kept], config, data)
-    extra = plan_refinement(config, data, ranked, spent, brute, cheap.family_configs)
+    cells = grid_cells(config)
+    brute = brute_force_flops([a.candidate for a in kept], config, data) * cells
+    extra = plan_refinement(config, data, ranked, spent, brute, cheap.family_configs, cells, cheap.ladders)
     if not extra:
         return cheap  # the predictions made above stand
     _log(f"refining {', '.join(f'{m}({n})' for m, n, _ in extra)} with a rung at {next(iter(extra))[2]:,} "
          "parameters", progress)
-    jobs = [j for rung in extra.values() for j in rung]
-    trained = execute(jobs, run, executor, progress, "refinement")
+    if cheap.tuning is not None:
+        before = len(cheap.tuning.tried)
+        extra = tune_rungs(config, data, run, executor, extra, cheap.tuning, progress)
+        jobs, trained = cheap.tuning.tried[before:], cheap.tuning.trained_jobs
+    else:
+        jobs = [j for rung in extra.values() for j in rung]
+        trained = cheap.trained + execute(jobs, run, executor, progress, "refinement")
     ladders = {**cheap.ladders, **extra}
     evidence = gather(run.store, config, cheap.widths, ladders, cheap.pool_jobs, cheap.evidence)
     _predict_all(kept, evidence, config)  # the ladders' pooled noise and model error moved with the new rungs
-    return dataclasses.replace(cheap, evidence=evidence, planned=cheap.planned + jobs, trained=cheap.trained + trained,
+    return dataclasses.replace(cheap, evidence=evidence, planned=cheap.planned + jobs, trained=trained,
                                ladders=ladders)
 
 

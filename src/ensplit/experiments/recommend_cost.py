@@ -3,7 +3,9 @@
 A job's training FLOPs = (forward + backward FLOPs of one training step, per data-set example the step draws)
 × epochs × training examples × networks: one network per seed for a deep job (its networks are member-batched,
 which changes the kernels, not the work), one ensemble per seed for a sharing method. The brute force is one
-seed of every listed candidate trained at the budget with the same recipe (`verify_job`). The prediction's
+seed of every listed candidate trained at the budget with the same recipe (`verify_job`); with `--tune`, in
+every cell of the grid (`grid_cells`: a brute force that tunes on the same grid, before any extension). The
+prediction's
 cost is every job the answer rests on, from scratch (trained now or found in the folder); the verification
 runs are counted apart, since they check the answer rather than produce it.
 """
@@ -30,14 +32,16 @@ _PER_EXAMPLE: dict[str, int] = {}  # training FLOPs per example of one network/e
 @dataclass
 class Cost:
     """training_flops: the cheap runs (and tuning) the answer rests on; brute_force_flops: one seed of every
-    listed candidate at the budget; verification_flops: the verification runs; seconds and jobs: this call's
-    wall time and trained jobs (fewer than planned when the folder held some)."""
+    listed candidate at the budget, in each of `brute_force_cells` grid cells; verification_flops: the
+    verification runs; seconds and jobs: this call's wall time and trained jobs (fewer than planned when the
+    folder held some)."""
 
     training_flops: int
     brute_force_flops: int
     seconds: float
     jobs: int
     verification_flops: int = 0
+    brute_force_cells: int = 1  # lr × weight-decay cells the brute force trains each candidate in (--tune)
 
     @property
     def ratio(self) -> float:
@@ -47,7 +51,7 @@ class Cost:
     def to_json(self) -> dict[str, Any]:
         return {"training_flops": self.training_flops, "brute_force_flops": self.brute_force_flops,
                 "ratio": round(self.ratio, 4), "seconds": round(self.seconds, 1), "jobs": self.jobs,
-                "verification_flops": self.verification_flops}
+                "verification_flops": self.verification_flops, "brute_force_cells": self.brute_force_cells}
 
 
 def _network(job: TrainJob, data: Dataset) -> tuple[torch.nn.Module, int, str]:
@@ -102,9 +106,14 @@ def brute_force_flops(candidates: Sequence[Candidate], config: RecommendConfig, 
     return sum(job_training_flops(verify_job(config, c), data) for c in candidates)
 
 
+def grid_cells(config: RecommendConfig) -> int:
+    """Cells a tuned brute force trains every candidate in: the grid before extensions (1 without --tune)."""
+    return len(config.tune_lrs) * len(config.tune_weight_decays) if config.tune else 1
+
+
 def cost_of(plan_jobs: list[TrainJob], verify_jobs: list[TrainJob], candidates: Sequence[Candidate],
             config: RecommendConfig, data: Dataset, seconds: float, trained: int) -> Cost:
     """The `cost` of a recommend call: `plan_jobs` every job the prediction rests on (each counted once, by id),
     `verify_jobs` the verification runs, `candidates` the listed ones the brute force would train."""
-    return Cost(training_flops(plan_jobs, data), brute_force_flops(candidates, config, data), seconds, trained,
-                training_flops(verify_jobs, data))
+    return Cost(training_flops(plan_jobs, data), brute_force_flops(candidates, config, data) * grid_cells(config),
+                seconds, trained, training_flops(verify_jobs, data), grid_cells(config))

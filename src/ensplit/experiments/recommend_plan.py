@@ -74,19 +74,15 @@ class RecommendConfig:
     workers: Annotated[int, Field(ge=1, le=4096, description="process-pool or Ray workers")] = 2
     address: Annotated[str, Field(description="Ray cluster address (default: a local instance)")] | None = None
     gpus_per_job: Annotated[float, Field(gt=0, le=1, description="fraction of a GPU per Ray task")] = 0.25
-    tune: Annotated[bool, Field(description="choose each candidate family's lr and weight decay on a validation "
-                                            "split (validation_fraction 0.1 when it is 0) at P/tune_divisor, and "
-                                            "train every run of the family with them")] = False
+    tune: Annotated[bool, Field(description="choose the lr and weight decay of every cheap run on a validation "
+                                            "split (validation_fraction 0.1 when it is 0), each size on its "
+                                            "own, and carry each family's to P by lr ∝ size^γ")] = False
     tune_lrs: Annotated[tuple[Annotated[float, Field(gt=0, le=1e3)], ...], Field(
         min_length=1, max_length=32, description="learning rates tried by --tune, comma-separated")] = TUNE_LRS
     tune_weight_decays: Annotated[tuple[Annotated[float, Field(ge=0, le=1)], ...], Field(
         min_length=1, max_length=32, description="weight decays tried by --tune, comma-separated")] = (0.0, 5e-4, 2e-3)
-    tune_seeds: Annotated[int, Field(ge=1, le=20, description="runs per grid cell when tuning")] = 2
     tune_extensions: Annotated[int, Field(ge=0, le=10, description="times --tune grows its grid past an edge "
                                                                    "the best cell lies on")] = 2
-    tune_divisor: Annotated[int, Field(ge=1, le=64, description="--tune trains each family at the grid size "
-                                                                "of P / this (2: a cell chosen at P/8 does not "
-                                                                "carry to P, benchmarks/results/tune_carry.md)")] = 2
 
     def __post_init__(self) -> None:
         require_distinct("methods", self.methods)
@@ -247,6 +243,23 @@ def ladder_budgets(config: RecommendConfig) -> list[int]:
     return sorted({int(2 ** ((top - j * step) / 2)) for j in range(config.rungs)})
 
 
+def method_ladder_budgets(config: RecommendConfig, data: Dataset, method: str, members: int) -> list[int]:
+    """The method's rungs: the `ladder_budgets` it fits; when fewer than `rungs` fit (a method too large for the
+    small rungs, e.g. grouped members at width 1), the ladder climbs on, 2× at a time above its top, up to the
+    grid size at or below P/2, so that the method is still predicted rather than left out."""
+    def fits(budget: int) -> bool:
+        return sharing_candidate(config.recipe, data, method, members, budget) is not None
+
+    budgets = [b for b in ladder_budgets(config) if fits(b)]
+    step = round(2 * math.log2(LADDER_STEP))
+    index = _grid_index(config.budget / config.ladder_top) + step
+    while len(budgets) < config.rungs and 2 ** (index / 2) <= config.budget / 2 * (1 + 1e-9):
+        if fits(int(2 ** (index / 2))):
+            budgets.append(int(2 ** (index / 2)))
+        index += step
+    return budgets
+
+
 def _job(config: RecommendConfig, kind: str, width: int, seeds: tuple[int, ...], first: int, method: str = "deep",
          members: int = 0, options: tuple[tuple[str, Any], ...] = ()) -> TrainJob:
     r = config.recipe
@@ -294,7 +307,7 @@ def plan_ladder_jobs(config: RecommendConfig, data: Dataset) -> LadderPlan:
     plan = {}
     for method in config.methods:
         for members in config.sharing_members:
-            for budget in ladder_budgets(config):
+            for budget in method_ladder_budgets(config, data, method, members):
                 jobs = ladder_job(config, data, method, members, budget)
                 if jobs:
                     plan[(method, members, budget)] = jobs

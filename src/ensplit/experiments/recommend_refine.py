@@ -12,7 +12,7 @@ depends only on stored results, so a rerun plans the same rungs and resumes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ensplit.data.dataset import Dataset
@@ -33,11 +33,13 @@ def refine_budget(config: RecommendConfig) -> int | None:
 
 
 def plan_refinement(config: RecommendConfig, data: Dataset, ranked: Sequence[Any], spent: int, brute_force: int,
-                    configs: dict[tuple[str, int], RecommendConfig]) -> LadderPlan:
+                    configs: dict[tuple[str, int], RecommendConfig], cells: int = 1,
+                    planned: Collection[tuple[str, int, int]] = ()) -> LadderPlan:
     """Refinement jobs, best predicted sharing family first, while the total stays within the cap.
 
     `ranked`: the assessed candidates after the ladders (best first); `spent`: training FLOPs of every cheap
-    run so far; `configs`: each family's config (its tuned settings)."""
+    run so far; `configs`: each family's config; `cells`: the runs each rung costs (--tune: every grid cell);
+    `planned`: rungs the ladders already hold (a ladder that climbed to P/2 needs no refinement)."""
     budget = refine_budget(config)
     plan: LadderPlan = {}
     if budget is None or config.cost_cap <= 0:
@@ -46,12 +48,12 @@ def plan_refinement(config: RecommendConfig, data: Dataset, ranked: Sequence[Any
     for assessed in ranked:
         candidate = assessed.candidate
         family = (candidate.method, candidate.members)
-        if family not in configs:
+        if family not in configs or (*family, budget) in planned:
             continue  # the single network and the memory splits: predicted from the deep pools
         jobs = ladder_job(configs[family], data, candidate.method, candidate.members, budget)
         if not jobs:
             continue
-        cost = sum(job_training_flops(job, data) for job in jobs)
+        cost = sum(job_training_flops(job, data) for job in jobs) * cells
         if cost > allowed:
             continue  # a cheaper family further down may still fit
         allowed -= cost

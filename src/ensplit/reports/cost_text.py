@@ -13,8 +13,10 @@ def _short(flops: float) -> str:
 
 def cost_line(cost: dict[str, Any], candidates: int) -> str:
     """The one line the text output and the report state (from `Cost.to_json()`)."""
+    cells = cost.get("brute_force_cells", 1)
+    tuned = f" tuned on the same {cells}-cell grid" if cells > 1 else ""
     line = (f"Cost: {_short(cost['training_flops'])} training FLOPs, {cost['ratio']:.2f}x a one-seed brute force "
-            f"of the {candidates} candidates ({_short(cost['brute_force_flops'])}); {cost['seconds']:.0f} s, "
+            f"of the {candidates} candidates{tuned} ({_short(cost['brute_force_flops'])}); {cost['seconds']:.0f} s, "
             f"{cost['jobs']} jobs")
     if cost["verification_flops"]:
         line += f"; verification {_short(cost['verification_flops'])} FLOPs more"
