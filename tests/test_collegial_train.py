@@ -1,8 +1,10 @@
-"""Collegial training along the primal and dual curves (seed 004 Figs. 4 and 6) against independent counts,
-brute-force searches and metrics recomputed from the returned predictions."""
+"""Collegial training along the primal and dual curves (Littwin et al. Figs. 4 and 6) against independent counts,
+brute-force searches, metrics recomputed from the returned predictions, and the network trained the way
+`collegial --train` trained it before its networks were stored runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,11 +14,13 @@ import torch
 from ensplit.analysis.collegial import MLPBaseline, curve_members, solve, spread_widths
 from ensplit.ensembles import build_method
 from ensplit.errors import EnsplitError
-from ensplit.experiments.collegial_train import check_fits, train_curves
+from ensplit.experiments.collegial import CollegialConfig, baseline_of
+from ensplit.experiments.collegial_plan import check_fits
+from ensplit.experiments.collegial_train import CurveTraining, train_curves
 from ensplit.metrics import cnll_ttcv
 from ensplit.models import create
 from ensplit.recipe import Recipe
-from ensplit.train import TrainConfig
+from ensplit.train import TrainConfig, predict_log_probs, train
 
 BASELINE = MLPBaseline(input_dim=40, width=128, hidden_layers=2, outputs=10, bias=True)
 ALPHA = 3.06
@@ -76,9 +80,28 @@ TINY = Recipe(train_subset=300, test_subset=120, threads=1, train=TrainConfig(ep
 
 
 @pytest.fixture(scope="module")
-def tiny() -> tuple[MLPBaseline, object]:
-    baseline = MLPBaseline(40, 24, 2, 10, True)
-    return baseline, train_curves(TINY, baseline, ALPHA, widths=(6, 24), seeds=2, progress=False)
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[MLPBaseline, CurveTraining]:
+    config = CollegialConfig(recipe=TINY, baseline="mlp", input_dim=40, outputs=10, width=24, hidden_layers=2,
+                             alpha=ALPHA, train=True, train_widths=(6, 24), train_seeds=2)
+    baseline = baseline_of(config)
+    assert baseline == MLPBaseline(40, 24, 2, 10, True)
+    return baseline, train_curves(config, baseline, ALPHA, tmp_path_factory.mktemp("tiny"), progress=False)
+
+
+def test_a_stored_run_predicts_what_training_the_network_directly_predicts(tiny) -> None:
+    """The job runner trains the point exactly as `collegial --train` trained it before it stored its runs: built
+    with the seed, trained with member seed [seed] and the method's batching, predicted in float32."""
+    _, run = tiny
+    n, m = 6, curve_members(MLPBaseline(40, 24, 2, 10, True), ALPHA, "dual", 6)
+    seed = m  # the point's second repetition: paths m, m + 1, ...
+    assert (n, m, seed) in run.log_probs
+    dataset = TINY.load_data()
+    model = build_method("grouped", "mlp", m, n, 2, dataset.in_shape, dataset.num_classes, seed,
+                         {**TINY.options, "bias": True}, aggregation="collegial")
+    train(model, dataset, dataclasses.replace(TINY.train, batching=model.batching), [seed],
+          index_sampler=model.index_sampler)
+    expected = predict_log_probs(model, dataset.x_test, dataset).double().cpu()
+    assert torch.equal(run.log_probs[(n, m, seed)], expected)
 
 
 def test_training_rows_match_their_predictions_and_built_models(tiny) -> None:

@@ -10,6 +10,7 @@ import pytest
 from ensplit.analysis.design_space import CLASSES, SINGLE, DesignRecord
 from ensplit.cli import main
 from ensplit.data import load_dataset
+from ensplit.errors import EnsplitError
 from ensplit.experiments.designspace import DesignSpaceConfig, run_design_space
 from ensplit.models import count_params
 from ensplit.recipe import Recipe
@@ -64,10 +65,10 @@ def _brute_force_planner(family, width, depth, members, in_shape, num_classes):
 
 
 def test_runner_with_a_reference_planner_and_agreement_with_the_budget_planner() -> None:
-    data = load_dataset("mnist1d").subset(train=128, test=64, seed=0)
-    config = DesignSpaceConfig(recipe=Recipe(train=TrainConfig(epochs=1, batch_size=64)), widths=(64,), depths=(3,),
-                               members=(2,), timing_repeats=1, timing_steps=1, large_batch=16, measure_memory=False)
-    result = run_design_space(config, data, progress=False, planner=_brute_force_planner)
+    recipe = Recipe(train_subset=128, test_subset=64, train=TrainConfig(epochs=1, batch_size=64))
+    config = DesignSpaceConfig(recipe=recipe, widths=(64,), depths=(3,), members=(2,), timing_repeats=1,
+                               timing_steps=1, large_batch=16, measure_memory=False)
+    result = run_design_space(config, recipe.load_data(), progress=False, planner=_brute_force_planner)
     assert [r.design_class for r in result.records] == list(CLASSES)
     assert all(isinstance(r, DesignRecord) for r in result.records)
     weq, deq = result.records[1], result.records[2]
@@ -78,6 +79,16 @@ def test_runner_with_a_reference_planner_and_agreement_with_the_budget_planner()
         plan = scaling.equivalents("mlp", depth=depth, width=width, members=k, in_shape=(40,), num_classes=10)
         assert (plan.width_equivalent.depth, plan.depth_equivalent.width) == \
             _brute_force_planner("mlp", width, depth, k, (40,), 10)
+
+
+def test_a_data_set_other_than_the_recipes_is_refused_before_training(tmp_path: Path) -> None:
+    """The jobs load the recipe's data set themselves (in any worker), so planning on another is a mistake."""
+    config = DesignSpaceConfig(recipe=Recipe(train_subset=128, test_subset=64), widths=(16,), depths=(2,),
+                               members=(2,))
+    other = load_dataset("mnist1d").subset(train=100, test=50, seed=0)
+    with pytest.raises(EnsplitError, match="not the recipe's"):
+        run_design_space(config, other, progress=False, out=tmp_path)
+    assert not (tmp_path / "results.sqlite").exists()
 
 
 @pytest.mark.parametrize("args", [

@@ -38,11 +38,11 @@ def reference(tmp_path_factory) -> dict[int, np.ndarray]:
     return pools
 
 
-def crash_on_first_job(job: TrainJob, device: str) -> JobResult:
+def crash_on_first_job(job: TrainJob, device: str, progress: bool = False) -> JobResult:
     """A task whose worker process dies (no exception, no cleanup) on the first width-8 job."""
     if job.width == 8 and job.first_index == 0:
         os._exit(3)
-    return run_job(job, device)
+    return run_job(job, device, progress)
 
 
 def test_process_pool_stores_identical_predictions(reference, tmp_path):

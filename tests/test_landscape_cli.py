@@ -1,4 +1,4 @@
-"""`ensplit landscape`: a tiny end-to-end run, checkpoint reuse, one-line errors."""
+"""`ensplit landscape`: a tiny end-to-end run, stored runs reused, one-line errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ TINY = ["--width", "8", "--inits", "2", "--epochs", "2", "--every", "1", "--tail
 
 
 @pytest.mark.slow
-def test_tiny_landscape_run_writes_report_summary_and_checkpoints(tmp_path, capsys):
+def test_tiny_landscape_run_writes_report_summary_and_stored_runs(tmp_path, capsys):
     assert main(["landscape", "--out", str(tmp_path), *TINY, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary["cosine"]) == {"within", "across", "across_final"}
@@ -35,13 +35,12 @@ def test_tiny_landscape_run_writes_report_summary_and_checkpoints(tmp_path, caps
     page = (tmp_path / "report.html").read_text()
     assert page.count("<img") == 8 and "Subspace sampling" in page and "under dataset shift" in page
     assert json.loads((tmp_path / "summary.json").read_text())["cosine"] == summary["cosine"]
-    assert len(list((tmp_path / "checkpoints" / "init1").glob("*.safetensors"))) == 4
+    assert len(list((tmp_path / "trajectories").glob("*.safetensors"))) == 2  # one stored run per init
 
-    # the saved checkpoints can be analysed again without training
-    again = tmp_path / "again"
-    assert main(["landscape", "--out", str(again), "--trajectories", str(tmp_path / "checkpoints"), *TINY]) == 0
-    assert "independent inits" in capsys.readouterr().out
-    assert json.loads((again / "summary.json").read_text())["cosine"] == pytest.approx(summary["cosine"])
+    # the stored runs are analysed again without training
+    assert main(["landscape", "--out", str(tmp_path), *TINY, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "[landscape] training" not in captured.err and json.loads(captured.out)["cosine"] == summary["cosine"]
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):

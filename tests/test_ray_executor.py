@@ -47,11 +47,11 @@ def reference(tmp_path_factory) -> dict[int, np.ndarray]:
 def killing_task(marker: Path):
     """A task that SIGKILLs its own Ray worker once (on the first width-16 job), then behaves."""
 
-    def task(job: TrainJob, device: str) -> JobResult:  # nested: Ray ships it by value
+    def task(job: TrainJob, device: str, progress: bool) -> JobResult:  # nested: Ray ships it by value
         if job.width == 16 and job.first_index == 0 and not marker.exists():
             marker.touch()
             os.kill(os.getpid(), signal.SIGKILL)
-        return run_job(job, device)
+        return run_job(job, device, progress)
 
     return task
 

@@ -11,7 +11,9 @@ NAME = "collegial"
 HELP = "design a collegial ensemble (m paths of width n) from a baseline by the NTK-variance model"
 
 
-add_arguments, settings, run = experiment_command(CollegialConfig, "collegial", run_collegial, None)
+add_arguments, settings, run = experiment_command(
+    CollegialConfig, "collegial", run_collegial, None,
+    writes="OUT/report.html, OUT/results.json and, with --train, the trained networks (a rerun resumes)")
 
 
 def render(result: dict[str, Any]) -> str:

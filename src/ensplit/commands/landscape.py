@@ -1,5 +1,6 @@
 """`ensplit landscape`: trajectories, weight/function-space similarity, t-SNE, interpolation, subspace
-sampling and SWA (Fort et al. 2019) on one family, written as a report page with a JSON summary."""
+sampling and SWA (Fort et al. 2019) on one family, written as a report page with a JSON summary. Each init is a
+stored run in `--out`: a killed run resumes, a finished one trains nothing."""
 
 from __future__ import annotations
 

@@ -3,99 +3,37 @@ variance at initialisation, primal (least variance at the baseline's cost) or du
 variance), with α given or fitted by Monte Carlo.
 
 `run_collegial(config, out)` designs the ensemble; with `train`, it also trains collegial ensembles along
-the primal and dual curves on the recipe's data (`collegial_train`); with `out`, the caller writes
-`out/report.html` (curves, α fit, training, the ensemble-NTK convergence check). `CollegialResult.to_json()`
-is what `ensplit collegial --json` prints. The recipe gives the α Monte Carlo's seed and the training.
+the primal and dual curves on the recipe's data (`collegial_train`), each network a `TrainJob` stored in the run
+folder `out` (resumable: a killed run rerun with the same command trains only what is missing; without `out`,
+a temporary folder that is forgotten). With `out`, it writes `out/results.json` (what `to_json()` returns, which
+`ensplit collegial --json` prints) and the caller writes `out/report.html` (curves, α fit, training, the
+ensemble-NTK convergence check). The recipe gives the α Monte Carlo's seed and the training.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sys
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from ensplit._version import provenance
 from ensplit.analysis.collegial import BottleneckBaseline, CollegialDesign, MLPBaseline, integer_members, solve
 from ensplit.analysis.collegial_montecarlo import AlphaFit, fit_alpha
 from ensplit.analysis.resnext29 import whole_network_design
 from ensplit.errors import EnsplitError
+from ensplit.experiments.collegial_config import CollegialConfig
 from ensplit.experiments.collegial_train import CurveTraining, train_curves
+from ensplit.files import atomic_write_text
 from ensplit.jsonable import to_jsonable
-from ensplit.recipe import Recipe, build_settings
+from ensplit.runs.folder import legacy_run_folder
 from ensplit.store import folder_lock
-from ensplit.store.ownership import claim_folder, report_and
-from ensplit.train.config import config_class
+from ensplit.store.ownership import claim_folder, json_with, report_and
 
-Positive = Annotated[int, Field(ge=1, le=1_000_000)]
-ONLY = {  # option -> baselines it applies to
-    "input_dim": ("mlp",), "hidden_layers": ("mlp",), "outputs": ("mlp",), "bias": ("mlp",),
-    "block_channels": ("resnext-block",), "cardinality": ("resnext-block", "resnext"),
-    "bottleneck_width": ("resnext",), "num_classes": ("resnext",),
-}
-
-
-@config_class
-class CollegialConfig:
-    """The baseline to redesign, the objective and cost, and where α comes from."""
-
-    recipe: Recipe = field(default_factory=Recipe)
-    baseline: Annotated[Literal["mlp", "resnext-block", "resnext"], Field(
-        description="mlp (fully connected), resnext-block (one bottleneck block) or resnext (CIFAR ResNeXt-29)")] = (
-        "mlp")
-    objective: Annotated[Literal["primal", "dual"], Field(description="primal: least variance at the baseline's "
-                                                                      "cost; dual: least cost at its variance")] = (
-        "primal")
-    cost: Annotated[Literal["params", "flops"], Field(description="efficiency in parameters or FLOPs")] = "params"
-    alpha: Annotated[float, Field(gt=0, le=100, description="α of the variance model Var ∝ exp(α Σ 1/fan_in) − 1")
-                     ] | None = None
-    fit_alpha: Annotated[bool, Field(description="fit α by Monte Carlo instead of giving it")] = False
-    samples: Annotated[int, Field(ge=10, le=100_000, description="initialisations per width for the α fit")] = 500
-    fit_widths: Annotated[tuple[Positive, ...], Field(max_length=256, description="widths of the α fit "
-                                                      "(default: the baseline's range)")] = ()
-    width: Annotated[Positive, Field(description="baseline width ñ (mlp hidden units; block bottleneck width)")
-                     ] | None = None
-    max_width: Annotated[Positive, Field(description="search n in 1..max_width (default: the baseline width)")
-                         ] | None = None
-    input_dim: Annotated[Positive, Field(description="mlp: input features")] | None = None
-    hidden_layers: Annotated[Annotated[int, Field(ge=1, le=1000)], Field(description="mlp: hidden layers "
-                                                                                     "(default 2)")] | None = None
-    outputs: Annotated[Positive, Field(description="mlp: outputs (default 1)")] | None = None
-    bias: Annotated[bool, Field(description="mlp: biases (default true)")] | None = None
-    block_channels: Annotated[Positive, Field(description="resnext-block: channels in and out (default 256)")
-                              ] | None = None
-    cardinality: Annotated[Positive, Field(description="resnext(-block): baseline cardinality (default 1)")
-                           ] | None = None
-    bottleneck_width: Annotated[Positive, Field(description="resnext: baseline bottleneck width d")] | None = None
-    num_classes: Annotated[Positive, Field(description="resnext: classes of the whole network (default 10)")
-                           ] | None = None
-    train: Annotated[bool, Field(description="train collegial ensembles along the primal and dual curves on the "
-                                             "recipe's data (mlp baseline; Littwin et al. Figs. 4 and 6)")] = False
-    train_curves: Annotated[tuple[Literal["primal", "dual"], ...], Field(
-        min_length=1, description="curves to train along")] = ("primal", "dual")
-    train_points: Annotated[int, Field(ge=1, le=64, description="widths per curve, spread in log n around the "
-                                                                "predicted optimum (which is one of them)")] = 5
-    train_widths: Annotated[tuple[Positive, ...], Field(max_length=64, description="train these path widths "
-                                                        "instead (default: --train-points around the optimum)")] = ()
-    train_seeds: Annotated[int, Field(ge=1, le=100, description="training runs (seeds) per point")] = 3
-
-    def __post_init__(self) -> None:
-        for option, baselines in ONLY.items():
-            if getattr(self, option) is not None and self.baseline not in baselines:
-                raise EnsplitError(f"{option} applies to baseline {' or '.join(baselines)}, not {self.baseline}")
-        if self.fit_alpha == (self.alpha is not None):
-            raise EnsplitError("give alpha or fit_alpha (exactly one): alpha = α, or fit_alpha = true (--fit-alpha) "
-                               "for a Monte Carlo fit")
-        if self.train and self.baseline != "mlp":
-            raise EnsplitError(f"--train trains mlp baselines on the recipe's data, not baseline {self.baseline} "
-                               "(e.g. --baseline mlp --input-dim 40 --outputs 10 for mnist1d)")
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> CollegialConfig:
-        return build_settings(cls, "collegial", values)
+__all__ = ["CollegialConfig", "CollegialResult", "baseline_of", "design_for_training", "run_collegial"]
 
 
 def _need(name: str, value: int | None, default: int | None = None) -> int:
@@ -171,25 +109,55 @@ class CollegialResult:
         else:
             self.values["report"] = str(path)
 
+    def save(self, folder: Path) -> None:
+        """`folder/results.json`: the same object as `to_json()` (rewritten once the page's path is known)."""
+        atomic_write_text(Path(folder) / "results.json", json.dumps(self.to_json(), indent=1))
+
+
+def _collegial_folder(directory: Path, names: set[str]) -> bool:
+    """A collegial folder without the ownership marker: the page (and results.json) of a design, or a run folder
+    of collegial's."""
+    older = report_and({"results.json": json_with(("ensplit_version", "ensplit"), "objective")})
+    return older(directory, names) or legacy_run_folder("collegial")(directory, names)
+
 
 def run_collegial(config: CollegialConfig, out: str | Path | None = None, progress: bool = True) -> CollegialResult:
-    """Design the collegial ensemble of the configured baseline; `out` is claimed for the page, which the caller
-    writes (`ensplit.reports.write(result, out)`)."""
+    """Design the collegial ensemble of the configured baseline (and train along its curves, resuming what `out`
+    holds); with `out`, write `out/results.json` (the caller writes the page: `ensplit.reports.write(result, out)`).
+    Without `out`, training runs in a temporary folder that is forgotten."""
     if out is None:
-        return _collegial(config, progress)
+        if not config.train:
+            return _collegial(config, None, progress)
+        with tempfile.TemporaryDirectory(prefix="ensplit-collegial-") as scratch:
+            return _collegial(config, Path(scratch), progress)
     with folder_lock(out, "collegial"):  # an unusable --out is refused before any work
-        claim_folder(Path(out), "collegial", report_and())
-        return _collegial(config, progress)
+        claim_folder(Path(out), "collegial", _collegial_folder)
+        result = _collegial(config, Path(out), progress)
+        result.save(Path(out))
+        return result
 
 
-def _collegial(config: CollegialConfig, progress: bool) -> CollegialResult:
-    """The design (and its training curves); the caller holds `out`'s lock."""
+def _collegial(config: CollegialConfig, folder: Path | None, progress: bool) -> CollegialResult:
+    """The design (and its training curves, stored in `folder`); the caller holds `folder`'s lock."""
     baseline = baseline_of(config)
     alpha, fit = _alpha(config, baseline, progress)
     design = solve(baseline, alpha, config.objective, config.cost, config.max_width)
     if not (math.isfinite(design.variance) and math.isfinite(design.baseline_variance)):
         raise EnsplitError(f"alpha = {alpha:g}: the NTK variance exp(α Σ) − 1 overflows for this baseline; "
                            "α of a few units is usual (3.64 for the seed's MLP)")
+    values = design_values(config, baseline, design, alpha, fit)
+    training = None
+    if config.train:
+        assert isinstance(baseline, MLPBaseline) and folder is not None  # __post_init__ refuses other baselines
+        training = train_curves(config, baseline, alpha, folder, progress)
+        values.update(training=training.rows, training_optimum=training.optimum, recipe=config.recipe.to_json())
+    return CollegialResult(values, baseline, design, fit, config, training)
+
+
+def design_values(config: CollegialConfig, baseline: MLPBaseline | BottleneckBaseline, design: CollegialDesign,
+                  alpha: float, fit: AlphaFit | None) -> dict[str, Any]:
+    """The design's JSON values: the optimum, its cost and variance against the baseline's, the design for
+    training (for resnext, the whole network's), and the provenance."""
     path_params = float(baseline.path_cost(design.width, "params"))
     values: dict[str, Any] = {
         "objective": design.objective, "width": design.width, "members": design.members,
@@ -201,25 +169,28 @@ def _collegial(config: CollegialConfig, progress: bool) -> CollegialResult:
     }
     if design.cost == "flops":
         values.update(baseline_flops_per_example=design.baseline_cost, flops_per_example=design.cost_total)
+    else:  # the same quantities in FLOPs, though the design counted parameters
+        values.update(baseline_flops_per_example=baseline.baseline_cost("flops"),
+                      flops_per_example=design.members * float(baseline.path_cost(design.width, "flops")))
     values["design"] = design_for_training(baseline, design)
     if config.baseline == "resnext":
-        classes = config.num_classes or 10
-        whole = whole_network_design(design.width, baseline.paths, baseline.width, classes,
-                                     cardinality=None if design.objective == "primal" else integer_members(design),
-                                     cost=design.cost)
-        values["whole_network"] = {"name": whole.name, "cardinality": whole.cardinality,
-                                   "bottleneck_width": whole.bottleneck_width, "params": whole.params,
-                                   "baseline": f"{baseline.paths}x{baseline.width}d",
-                                   "baseline_params": whole.baseline_params, "flops_per_example": whole.flops,
-                                   "baseline_flops_per_example": whole.baseline_flops, "cost": whole.cost,
-                                   "efficiency": whole.efficiency}
-        values["design"] = {"family": "resnext", "width": whole.bottleneck_width, "depth": 29,
-                            "cardinality": whole.cardinality, "bottleneck_width": whole.bottleneck_width,
-                            "num_classes": classes, "options": {"cardinality": whole.cardinality}}
-    training = None
-    if config.train:
-        assert isinstance(baseline, MLPBaseline)  # __post_init__ refuses other baselines
-        training = train_curves(config.recipe, baseline, alpha, design.cost, config.max_width, config.train_curves,
-                                config.train_widths, config.train_points, config.train_seeds, progress)
-        values.update(training=training.rows, training_optimum=training.optimum, recipe=config.recipe.to_json())
-    return CollegialResult(values, baseline, design, fit, config, training)
+        values.update(_whole_network(config, baseline, design))
+    return values
+
+
+def _whole_network(config: CollegialConfig, baseline: MLPBaseline | BottleneckBaseline,
+                   design: CollegialDesign) -> dict[str, Any]:
+    """The whole ResNeXt-29 of the block design (`whole_network`) and its design for training (`design`)."""
+    classes = config.num_classes or 10
+    whole = whole_network_design(design.width, baseline.paths, baseline.width, classes,
+                                 cardinality=None if design.objective == "primal" else integer_members(design),
+                                 cost=design.cost)
+    return {"whole_network": {"name": whole.name, "cardinality": whole.cardinality,
+                              "bottleneck_width": whole.bottleneck_width, "params": whole.params,
+                              "baseline": f"{baseline.paths}x{baseline.width}d",
+                              "baseline_params": whole.baseline_params, "flops_per_example": whole.flops,
+                              "baseline_flops_per_example": whole.baseline_flops, "cost": whole.cost,
+                              "efficiency": whole.efficiency},
+            "design": {"family": "resnext", "width": whole.bottleneck_width, "depth": 29,
+                       "cardinality": whole.cardinality, "bottleneck_width": whole.bottleneck_width,
+                       "num_classes": classes, "options": {"cardinality": whole.cardinality}}}

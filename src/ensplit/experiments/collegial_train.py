@@ -1,99 +1,59 @@
 """Training the designed networks along the primal and dual curves (Littwin et al. 2020, Figs. 4 and 6).
 
-For each curve and each path width n (spread in log n around the predicted optimum, which is one of
-them), the integer multiplicity m (`curve_members`: ⌊β_s/β(n)⌋ on the primal curve, round(m_d(n)) on
-the dual) gives a collegial ensemble, the `grouped` method with collegial aggregation: m mlp paths of
-width n summed into one read-out, (1/√m) Σ_j F_j(x). Each is trained with the recipe `seeds` times and
-scored on the test set (accuracy, NLL, CNLL by test-time cross-validation); rows give the mean, the
-sample standard deviation over seeds and the per-seed values. A point both curves share (m = 1 at n = ñ,
-the baseline itself) is trained once per seed.
+Every collegial ensemble of the plan (`collegial_plan`: m paths of width n per point, one job per seed) is a
+`TrainJob` run by the standard job runner (`ensplit.runs.jobs.run_job`, method "grouped" with collegial
+aggregation) on the configured executor (in this process, a process pool or Ray) and stored in a resumable run
+folder (`ensplit.runs.folder`): a killed `collegial --train` rerun with the same command trains only the jobs the
+folder lacks, and a finished one trains nothing. Each point is scored from its stored test predictions
+(accuracy, NLL, CNLL by test-time cross-validation); rows give the mean, the sample standard deviation over seeds
+and the per-seed values, the exact parameters, the FLOPs per example and the seconds per training epoch
+(`ensplit.train.epoch_time.seconds_per_epoch` of each run, averaged over the seeds).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import math
 import sys
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ensplit.analysis.collegial import Cost, MLPBaseline, curve_members, solve, spread_widths
+from ensplit.analysis.collegial import MLPBaseline
 from ensplit.analysis.ensemble_scores import score
-from ensplit.data.dataset import Dataset
-from ensplit.ensembles import build_method, method_param_count
-from ensplit.errors import EnsplitError
-from ensplit.recipe import Recipe
-from ensplit.runs.resources import check_training
-from ensplit.train import predict_log_probs, train
+from ensplit.experiments.collegial_config import CollegialConfig
+from ensplit.experiments.collegial_plan import KIND, PlannedCurve, PlannedPoint, plan_curves
+from ensplit.runs.executors import make_executor
+from ensplit.runs.folder import RunFolder, execute, open_folder, stored_job
+from ensplit.train.epoch_time import seconds_per_epoch
 
-MAX_PATHS = 20_000  # beyond this a point is a typo or a width far below the optimum, not an experiment
 METRICS = ("accuracy", "nll", "cnll")
 Key = tuple[int, int, int]  # (width n, members m, seed)
 
 
 @dataclass
 class CurveTraining:
-    """Rows (one per curve and width), predicted against measured optima, and the test predictions."""
+    """Rows (one per curve and width), predicted against measured optima, and the test predictions.
+    `trained_jobs`: how many jobs this run trained (0 for a finished folder)."""
 
     rows: list[dict[str, Any]]
     optimum: dict[str, dict[str, Any]]
     log_probs: dict[Key, torch.Tensor]   # (n, m, seed) -> test log-probabilities [1, N, C] (float64, CPU)
     labels: torch.Tensor                 # test labels [N]
+    trained_jobs: int = 0
 
 
-def check_fits(baseline: MLPBaseline, recipe: Recipe, dataset: Dataset) -> None:
-    """The baseline must be an mlp of the recipe's data: input features and classes (one-line errors)."""
-    features = math.prod(dataset.in_shape)
-    if baseline.input_dim != features or baseline.outputs != dataset.num_classes:
-        raise EnsplitError(f"--train: the mlp baseline ({baseline.input_dim} inputs, {baseline.outputs} outputs) "
-                           f"does not fit the recipe's data ({recipe.dataset}: {features} features, "
-                           f"{dataset.num_classes} classes); use --input-dim {features} --outputs "
-                           f"{dataset.num_classes}")
-    if recipe.family != "mlp":
-        raise EnsplitError(f"--train trains mlp paths; the recipe's family is {recipe.family!r} (use --family mlp)")
+@dataclass(frozen=True)
+class StoredRun:
+    """One stored job, read back: its test log-probabilities `[1, N, C]` (float64), scores and timings."""
 
-
-def _options(recipe: Recipe, baseline: MLPBaseline) -> dict[str, Any]:
-    return {**recipe.options, "bias": baseline.bias}
-
-
-def point_params(recipe: Recipe, baseline: MLPBaseline, dataset: Dataset, width: int, members: int) -> int:
-    """Exact parameters of the collegial ensemble (closed form); must be m·β(n) of the design."""
-    count = method_param_count("grouped", "mlp", members, width, baseline.hidden_layers, dataset.in_shape,
-                               dataset.num_classes, _options(recipe, baseline), aggregation="collegial")
-    if count != members * float(baseline.path_cost(width, "params")):
-        raise EnsplitError(f"the family options {recipe.family_options} change the mlp's parameter count; the "
-                           "design counts plain mlp paths (drop the --family-option)")
-    return count
-
-
-def train_point(recipe: Recipe, baseline: MLPBaseline, dataset: Dataset, width: int, members: int, seed: int,
-                progress: bool = False) -> torch.Tensor:
-    """Build, train and predict one collegial ensemble: m paths of width n, path j initialised from seed + j.
-    -> test log-probabilities [1, N, C]."""
-    params = point_params(recipe, baseline, dataset, width, members)
-    check_training(params, recipe.train.optimizer, dataset.x_train.device,
-                   f"training {members} path{'' if members == 1 else 's'} of width {width}",
-                   "choose smaller --train-widths")
-    model = build_method("grouped", "mlp", members, width, baseline.hidden_layers, dataset.in_shape,
-                         dataset.num_classes, seed, _options(recipe, baseline), aggregation="collegial")
-    model = model.to(dataset.x_train.device)
-    config = dataclasses.replace(recipe.train, batching=model.batching)
-    train(model, dataset, config, [seed], progress=progress, index_sampler=model.index_sampler,
-          description=f"collegial m={members} n={width}")
-    return predict_log_probs(model, dataset.x_test, dataset, precision=config.precision).double().cpu()
-
-
-def training_widths(optimum: int, high: int, points: int, given: Sequence[int] = ()) -> list[int]:
-    """The widths trained: `given`, else `points` widths from ⌈n*/4⌉ to `high` spread around the optimum n*."""
-    if given:
-        return sorted(set(int(n) for n in given))
-    return spread_widths(optimum, min(optimum, max(1, math.ceil(optimum / 4))), max(high, optimum), points)
+    log_probs: torch.Tensor
+    scores: dict[str, float]
+    seconds_per_epoch: float
+    seconds: float
 
 
 def summarise(values: dict[str, list[float]]) -> dict[str, Any]:
@@ -121,55 +81,84 @@ def _optimum(rows: list[dict[str, Any]], predicted: tuple[int, int]) -> dict[str
             "predicted_rank": rank, "points": len(rows)}
 
 
-def train_curves(recipe: Recipe, baseline: MLPBaseline, alpha: float, cost: Cost = "params",
-                 max_width: int | None = None, curves: Sequence[str] = ("primal", "dual"), widths: Sequence[int] = (),
-                 points: int = 5, seeds: int = 3, progress: bool = True) -> CurveTraining:
-    """Train the collegial ensembles along each curve on the recipe's data (see the module docstring)."""
+def stored_runs(folder: RunFolder, job_ids: list[str], labels: torch.Tensor) -> dict[str, StoredRun]:
+    """The stored jobs, by id, each scored on the test labels."""
+    networks: dict[str, list[dict[str, Any]]] = {}
+    for network in folder.store.networks(KIND):
+        networks.setdefault(network["job_id"], []).append(network)
+    return {job_id: _stored_run(folder, job_id, networks[job_id], labels) for job_id in job_ids}
+
+
+def _stored_run(folder: RunFolder, job_id: str, networks: list[dict[str, Any]], labels: torch.Tensor) -> StoredRun:
+    networks = sorted(networks, key=lambda n: n["member"])
+    log_probs = torch.as_tensor(folder.store.log_probs(networks)).double()
+    record = stored_job(folder, job_id)
+    return StoredRun(log_probs, score(log_probs, labels), seconds_per_epoch(json.loads(record["seconds_per_epoch"])),
+                     float(record["seconds"]))
+
+
+def point_row(point: PlannedPoint, runs: dict[str, StoredRun], baseline: MLPBaseline, alpha: float,
+              curve: PlannedCurve) -> dict[str, Any]:
+    """One row of the table: the point's design quantities and its scores over seeds."""
+    n, m = point.width, point.members
+    stored = [runs[job.job_id] for job in point.jobs]
+    per_seed = {k: [float(run.scores[k]) for run in stored] for k in METRICS}
+    variance = math.expm1(alpha * float(baseline.variance_sum(n))) / m
+    return {"curve": point.curve, "width": n, "members": m, "params": point.params,
+            "flops_per_example": m * float(baseline.path_cost(n, "flops")),
+            "seconds_per_epoch": float(np.mean([run.seconds_per_epoch for run in stored])),
+            "variance": variance, "variance_ratio": variance / curve.baseline_variance,
+            "predicted_optimum": (n, m) == curve.predicted, **summarise(per_seed), "seeds": list(point.seeds),
+            "per_seed": per_seed}
+
+
+def train_curves(config: CollegialConfig, baseline: MLPBaseline, alpha: float, out: str | Path,
+                 progress: bool = True) -> CurveTraining:
+    """Train (what the run folder `out` lacks) and score the collegial ensembles along each curve of `config`
+    (see the module docstring); the caller holds `out`'s lock. Everything is planned and checked before the
+    folder is opened, so a refused run leaves no runs behind."""
+    recipe = config.recipe
     dataset = recipe.load_data()
-    check_fits(baseline, recipe, dataset)
-    high = baseline.width if max_width is None else max_width
-    cache: dict[Key, tuple[dict[str, float], torch.Tensor]] = {}
+    curves = plan_curves(recipe, baseline, dataset, alpha, config.cost, config.max_width, config.train_curves,
+                         config.train_widths, config.train_points, config.train_seeds, progress)
+    labels = dataset.y_test.cpu()
+    points = [point for curve in curves for point in curve.points]
+    jobs = list({job.job_id: job for point in points for job in point.jobs}.values())
+    folder = open_folder(config, out, KIND)
+    try:
+        folder.store.save_labels("test", labels.numpy())
+        executor = make_executor(config.executor, str(dataset.x_train.device), config.workers, config.address,
+                                 False, config.gpus_per_job)  # no per-epoch bars: one bar over the networks
+        trained = execute(jobs, folder, executor, progress, "collegial ensembles")
+        runs = stored_runs(folder, [job.job_id for job in jobs], labels)
+        folder.store.checkpoint()
+    finally:
+        folder.store.close()
     rows: list[dict[str, Any]] = []
     optimum: dict[str, dict[str, Any]] = {}
-    labels = dataset.y_test.cpu()
     for curve in curves:
-        design = solve(baseline, alpha, curve, cost, max_width)  # type: ignore[arg-type]
-        predicted = (design.width, curve_members(baseline, alpha, curve, design.width, cost))
-        var_s = design.baseline_variance
-        curve_rows = []
-        for n in training_widths(design.width, high, points, widths):
-            m = curve_members(baseline, alpha, curve, n, cost)  # type: ignore[arg-type]
-            if m < 1:
-                _log(f"{curve}: skipping n = {n} (one path exceeds the baseline's {cost})", progress)
-                continue
-            if m > MAX_PATHS:
-                raise EnsplitError(f"the {curve} curve needs m = {m:,} paths at width {n}; choose --train-widths "
-                                   f"nearer the optimum n = {design.width}")
-            params = point_params(recipe, baseline, dataset, n, m)
-            per_seed: dict[str, list[float]] = {k: [] for k in METRICS}
-            seed_list = [recipe.seed + s * m for s in range(seeds)]  # disjoint path seeds across repetitions
-            for seed in seed_list:
-                if (n, m, seed) not in cache:
-                    start = time.perf_counter()
-                    log_probs = train_point(recipe, baseline, dataset, n, m, seed)
-                    cache[(n, m, seed)] = (score(log_probs, labels), log_probs)
-                    s = cache[(n, m, seed)][0]
-                    _log(f"{curve}: n = {n}, m = {m} ({params:,} params), seed {seed}: accuracy "
-                         f"{s['accuracy']:.4f}, CNLL {s['cnll']:.4f} ({time.perf_counter() - start:.1f} s)", progress)
-                for k in METRICS:
-                    per_seed[k].append(float(cache[(n, m, seed)][0][k]))
-            variance = math.expm1(alpha * float(baseline.variance_sum(n))) / m
-            row = {"curve": curve, "width": n, "members": m, "params": params,
-                   **({"flops_per_example": m * float(baseline.path_cost(n, "flops"))} if cost == "flops" else {}),
-                   "variance": variance, "variance_ratio": variance / var_s, "predicted_optimum": (n, m) == predicted,
-                   **summarise(per_seed), "seeds": seed_list, "per_seed": per_seed}
-            curve_rows.append(row)
+        curve_rows = [point_row(point, runs, baseline, alpha, curve) for point in curve.points]
         if curve_rows:
-            optimum[curve] = _optimum(curve_rows, predicted)
+            optimum[curve.curve] = _optimum(curve_rows, curve.predicted)
         rows += curve_rows
-    return CurveTraining(rows, optimum, {k: v[1] for k, v in cache.items()}, labels)
+    _log_points(curves, runs, progress)
+    log_probs = {(p.width, p.members, seed): runs[job.job_id].log_probs
+                 for p in points for seed, job in zip(p.seeds, p.jobs, strict=True)}
+    return CurveTraining(rows, optimum, log_probs, labels, trained)
 
 
-def _log(message: str, progress: bool) -> None:
-    if progress:
-        print(f"ensplit collegial: {message}", file=sys.stderr, flush=True)
+def _log_points(curves: list[PlannedCurve], runs: dict[str, StoredRun], progress: bool) -> None:
+    """One line per trained network on stderr (a network both curves share, once)."""
+    if not progress:
+        return
+    seen: set[str] = set()
+    for curve in curves:
+        for p in curve.points:
+            for seed, job in zip(p.seeds, p.jobs, strict=True):
+                if job.job_id in seen:
+                    continue
+                seen.add(job.job_id)
+                run = runs[job.job_id]
+                print(f"ensplit collegial: {curve.curve}: n = {p.width}, m = {p.members} ({p.params:,} params), "
+                      f"seed {seed}: accuracy {run.scores['accuracy']:.4f}, CNLL {run.scores['cnll']:.4f} "
+                      f"({run.seconds:.1f} s)", file=sys.stderr, flush=True)

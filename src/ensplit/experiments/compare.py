@@ -25,21 +25,17 @@ from ensplit.analysis.ensemble_scores import score
 from ensplit.data.dataset import Dataset
 from ensplit.ensembles.cost import forward_flops
 from ensplit.experiments.compare_config import CompareConfig, Method, nested_method_options
-from ensplit.experiments.compare_jobs import (
-    TaskExecutor,
-    build_job_model,
-    corrupted_metrics,
-    corrupted_scores,
-    run_compare_job,
-)
+from ensplit.experiments.compare_jobs import build_job_model, corrupted_metrics, corrupted_scores, run_compare_job
 from ensplit.experiments.compare_plan import KIND, PlannedRow, check_method_options, plan_compare
 from ensplit.files import atomic_write_text
 from ensplit.jsonable import to_jsonable
+from ensplit.runs.executors import make_executor
 from ensplit.runs.folder import RunFolder, execute, legacy_run_folder, open_folder, stored_job
 from ensplit.runs.jobs import JobResult
 from ensplit.runs.plan import TrainJob
 from ensplit.store import folder_lock
 from ensplit.store.ownership import claim_folder, json_with, report_and
+from ensplit.train.epoch_time import seconds_per_epoch
 
 __all__ = ["RESULT_KEYS", "CompareConfig", "CompareResult", "Method", "corrupted_scores", "nested_method_options",
            "run_compare", "run_method"]
@@ -56,18 +52,13 @@ def run_method(job: TrainJob, device: str = "cpu", progress: bool = False) -> Jo
 
 
 def _task(job: TrainJob, device: str, progress: bool) -> JobResult:
+    """The job function of compare's executor: module-level, so process and Ray workers import it by name."""
     return run_method(job, device, progress)  # looked up when called, so a test may replace run_method
 
 
 def _log(message: str, progress: bool) -> None:
     if progress:
         print(f"ensplit compare: {message}", file=sys.stderr, flush=True)
-
-
-def seconds_per_epoch(epochs: list[float]) -> float:
-    """Mean seconds per training epoch after the first (which carries the warm-up); all of them with one epoch."""
-    kept = epochs[1:] or epochs
-    return sum(kept) / len(kept)
 
 
 def stored_row(planned: PlannedRow, folder: RunFolder, dataset: Dataset) -> dict[str, Any]:
@@ -148,7 +139,8 @@ def _compare(config: CompareConfig, out: Path, progress: bool, keep: bool) -> Co
     try:
         folder.store.save_labels("test", dataset.y_test.cpu().numpy())
         jobs = list({row.job.job_id: row.job for rows in planned for row in rows}.values())
-        executor = TaskExecutor(_task, str(config.recipe.torch_device()), progress)
+        executor = make_executor(config.executor, str(config.recipe.torch_device()), config.workers, config.address,
+                                 progress, config.gpus_per_job, task=_task)
         trained = execute(jobs, folder, executor, progress, "methods")
         tables = [[stored_row(row, folder, dataset) for row in rows] for rows in planned]
         folder.store.checkpoint()

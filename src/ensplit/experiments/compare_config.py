@@ -1,7 +1,8 @@
 """`compare`'s settings: which methods, how many members, at which width or parameter budget, and the sweeps.
 
 A compare folder's identity is its recipe alone (as recommend's): the methods, members, budget and sweeps only
-choose which jobs are planned, so a rerun asking for one more method trains that method and reuses the rest.
+choose which jobs are planned, so a rerun asking for one more method trains that method and reuses the rest; the
+executor (local, process, ray) only says where the jobs run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ensplit.ensembles.methods import METHOD_OPTIONS
 from ensplit.errors import EnsplitError
 from ensplit.parsing import COUNT, require_distinct, typed_options
 from ensplit.recipe import Recipe, build_settings
+from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
 from ensplit.runs.plan import identity_differences, identity_fingerprint, recipe_identity
 from ensplit.train.config import config_class
 
@@ -44,12 +46,17 @@ class CompareConfig:
         description="report: re-run every method with these numbers of members")] = ()
     sweep_epochs: Annotated[int, Field(ge=1, le=100_000, description="epochs of sweep runs (default: the "
                                                                       "recipe's)")] | None = None
+    executor: ExecutorName = "local"
+    workers: Workers = 2
+    address: Address | None = None
+    gpus_per_job: GpusPerJob = 0.25
 
     RENAMED: ClassVar[dict[str, str]] = {"param_budget": "budget"}  # deprecated spellings (docs/glossary.md)
 
     def __post_init__(self) -> None:
         for name in ("methods", "sweep_budgets", "sweep_members"):
             require_distinct(name, getattr(self, name))
+        check_address(self.executor, self.address)
         object.__setattr__(self, "method_options", nested_method_options(self.method_options))
 
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -20,12 +20,11 @@ from ensplit.ensembles import build_method
 from ensplit.ensembles.methods import MethodModel
 from ensplit.metrics import classification_metrics, ensemble_log_probs
 from ensplit.models import with_dropout
+from ensplit.runs.executors import JobTask, LocalExecutor
 from ensplit.runs.jobs import JobResult, load_job_data
 from ensplit.runs.plan import TrainJob
 from ensplit.train import predict_log_probs, train
 from ensplit.train.device import resolve_device
-
-JobTask = Callable[[TrainJob, str, bool], JobResult]
 
 
 def build_job_model(job: TrainJob, data: Dataset) -> MethodModel:
@@ -57,7 +56,8 @@ def corrupted_scores(model: MethodModel, dataset: Dataset, precision: str = "fp3
 
 def run_compare_job(job: TrainJob, device: str = "cpu", progress: bool = False) -> JobResult:
     """Train the job's ensemble with member seeds seed, seed + 1, ... and predict the test set and its corrupted
-    copies (see the module docstring). seconds_per_epoch: every epoch's seconds, as the training loop timed them."""
+    copies (see the module docstring). seconds_per_epoch: every epoch's seconds, as the training loop timed them
+    (`ensplit.train.epoch_time.seconds_per_epoch` makes the reported figure of them)."""
     torch_device = resolve_device(device)
     data = load_job_data(job.data, torch_device)
     config = job.train_config()
@@ -77,12 +77,9 @@ def run_compare_job(job: TrainJob, device: str = "cpu", progress: bool = False) 
                      list(result.seconds_per_epoch), params)
 
 
-class TaskExecutor:
-    """The local executor with another job function: runs the jobs one after another in this process."""
+class TaskExecutor(LocalExecutor):
+    """The local executor with another job function (kept for callers that used it; new code calls
+    `ensplit.runs.executors.make_executor(name, ..., task=task)`, which runs any job function on any executor)."""
 
     def __init__(self, task: JobTask, device: str = "cpu", progress: bool = True) -> None:
-        self.task, self.device, self.progress = task, device, progress
-
-    def run(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[TrainJob, JobResult]]:
-        for job in jobs:
-            yield job, self.task(job, self.device, self.progress)
+        super().__init__(device, progress, task)

@@ -8,9 +8,12 @@ inference and memory measured on fresh copies), planned by `designspace_plan`, r
 stored in a resumable run folder (`ensplit.runs.folder`); every record is scored from the store. A killed
 designspace rerun with the same command trains only what is missing; a finished one trains nothing.
 
-Seconds per epoch: `seconds_per_epoch_batched` is the training job's own, as the training loop timed it (the
-mean after the first epoch, which carries the warm-up: `compare.seconds_per_epoch`); `seconds_per_epoch`
-(the paper's protocol, members one after another) is the cost job's median of timed runs scaled to an epoch.
+Jobs run on the configured executor (local, process pool or Ray); each loads the recipe's data set itself.
+
+Seconds per epoch, both by the one rule of `ensplit.train.epoch_time` (the median after the warm-up):
+`seconds_per_epoch_batched` is the training job's own, of the epochs the training loop timed after the first;
+`seconds_per_epoch` (the paper's protocol, members one after another) is the cost job's, of its timed runs
+after the warm-up runs, scaled to an epoch.
 """
 
 from __future__ import annotations
@@ -29,10 +32,16 @@ from ensplit._version import provenance
 from ensplit.analysis.design_space import SINGLE, DesignRecord, SwitchoverThreshold, thresholds, time_to_accuracy
 from ensplit.analysis.ensemble_scores import score
 from ensplit.data.dataset import Dataset
-from ensplit.experiments.compare import seconds_per_epoch
-from ensplit.experiments.compare_jobs import TaskExecutor
+from ensplit.data.spec import load_data
+from ensplit.errors import EnsplitError
 from ensplit.experiments.designspace_config import DesignSpaceConfig
-from ensplit.experiments.designspace_jobs import build_network, measure_cost_job, stored_costs, train_design_job
+from ensplit.experiments.designspace_jobs import (
+    MEMORY_CACHE,
+    build_network,
+    measure_cost_job,
+    stored_costs,
+    train_design_job,
+)
 from ensplit.experiments.designspace_plan import (
     COST_KIND,
     KIND,
@@ -44,10 +53,12 @@ from ensplit.experiments.designspace_plan import (
     plan_records,
 )
 from ensplit.jsonable import to_jsonable
+from ensplit.runs.executors import make_executor
 from ensplit.runs.folder import RunFolder, execute, folder_owner, legacy_run_folder, open_folder, stored_job
-from ensplit.runs.jobs import JobResult
+from ensplit.runs.jobs import JobResult, load_job_data
 from ensplit.runs.plan import TrainJob
 from ensplit.train import measure
+from ensplit.train.epoch_time import seconds_per_epoch
 
 __all__ = ["DesignSpaceConfig", "DesignSpaceResult", "Planner", "build_network", "plan_equivalents",
            "run_design_space", "run_designspace"]
@@ -97,16 +108,21 @@ def _train_config(job: TrainJob, dataset: Dataset, progress: bool) -> JobResult:
     return train_design_job(job, dataset, progress)
 
 
-def _task(dataset: Dataset) -> Any:
-    """The job function of designspace's executor: the jobs run on `dataset`, already on the device."""
-    memory_cache: dict[tuple[Any, ...], int | None] = {}
+def _task(job: TrainJob, device: str, progress: bool) -> JobResult:
+    """The job function of designspace's executor, on the job's data set (loaded once per process, then moved
+    to `device`): module-level, so process and Ray workers import it by name."""
+    dataset = load_job_data(job.data, device)
+    if job.kind == COST_KIND:
+        return measure_cost_job(job, dataset, MEMORY_CACHE)
+    return _train_config(job, dataset, progress)  # looked up when called, so a test may replace it
 
-    def run(job: TrainJob, device: str, progress: bool) -> JobResult:
-        if job.kind == COST_KIND:
-            return measure_cost_job(job, dataset, memory_cache)
-        return _train_config(job, dataset, progress)  # looked up when called, so a test may replace it
 
-    return run
+def _check_dataset(config: DesignSpaceConfig, dataset: Dataset) -> None:
+    """The jobs load the recipe's data set themselves (in any worker): refuse another one given for planning."""
+    recipe = load_data(config.recipe.data)
+    if not (torch.equal(dataset.y_train.cpu(), recipe.y_train) and torch.equal(dataset.y_test.cpu(), recipe.y_test)):
+        raise EnsplitError("run_design_space: the data set is not the recipe's; pass config.recipe.load_data() "
+                           "(every job trains on the recipe's data)")
 
 
 def _stored(folder: RunFolder, kind: str, job: TrainJob) -> tuple[torch.Tensor, list[dict[str, Any]]]:
@@ -136,10 +152,12 @@ def stored_network(folder: RunFolder, jobs: tuple[TrainJob, TrainJob], labels: t
 def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool = True,
                      planner: Planner | None = None, out: Path | None = None) -> DesignSpaceResult:
     """Train and measure every class at every grid point (what `out` lacks: without it, in a temporary folder
-    forgotten afterwards); `dataset` must already sit on the device. The caller holds `out`'s lock."""
+    forgotten afterwards); `dataset` is the recipe's (`config.recipe.load_data()`, on the device), for planning
+    and labels: the jobs load it themselves. The caller holds `out`'s lock."""
     if out is None:
         with tempfile.TemporaryDirectory(prefix="ensplit-designspace-") as scratch:
             return run_design_space(config, dataset, progress, planner, Path(scratch))
+    _check_dataset(config, dataset)
     planner = planner or partial(plan_equivalents, **config.recipe.options)
     planned, unformable = plan_records(config, dataset, planner)
     networks = plan_networks(config, planned, dataset)
@@ -147,7 +165,8 @@ def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool
     folder = open_folder(config, out, "designspace")
     try:
         folder.store.save_labels("test", dataset.y_test.cpu().numpy())
-        executor = TaskExecutor(_task(dataset), str(dataset.x_train.device), progress)
+        executor = make_executor(config.executor, str(dataset.x_train.device), config.workers, config.address,
+                                 progress, config.gpus_per_job, task=_task)
         trained = execute([job for pair in jobs.values() for job in pair], folder, executor, progress, "networks")
         labels = dataset.y_test.cpu()
         scored = {network: stored_network(folder, pair, labels, progress) for network, pair in jobs.items()}

@@ -3,7 +3,8 @@ measured; the recipe says how every network is trained.
 
 A designspace folder's identity is its recipe alone (as compare's): the grid only chooses which jobs are planned,
 and the measuring settings are part of each cost job's id, so a rerun with a wider grid or more timing repeats
-trains and measures only what it adds.
+trains and measures only what it adds; the executor (local, process, ray) only says where the jobs run (cost
+jobs time their networks: beside other workers on the same cores, their timings include that contention).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import Field
 
 from ensplit.parsing import require_distinct
 from ensplit.recipe import Recipe, build_settings
+from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
 from ensplit.runs.plan import identity_differences, identity_fingerprint, recipe_identity
 from ensplit.train.config import config_class
 
@@ -52,10 +54,15 @@ class DesignSpaceConfig:
                                                                   "measurement")] = 3
     est_fraction: Annotated[float, Field(gt=0, le=1, description="share of the cells beyond the EST that "
                                                                  "ensembles must win")] = 1.0
+    executor: ExecutorName = "local"
+    workers: Workers = 2
+    address: Address | None = None
+    gpus_per_job: GpusPerJob = 0.25
 
     def __post_init__(self) -> None:
         for name in ("widths", "depths", "members"):  # a repeated value would train and report the same rows twice
             require_distinct(name, getattr(self, name))
+        check_address(self.executor, self.address)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> DesignSpaceConfig:

@@ -1,5 +1,5 @@
-"""`designspace`'s two jobs per network configuration, run by an executor like any `TrainJob` (on the data set
-the driver holds, as compare's jobs are run in its process).
+"""`designspace`'s two jobs per network configuration, run by an executor like any `TrainJob` (in this process,
+a process-pool worker or a Ray worker).
 
 A training job ("designspace") trains its K networks member-batched and predicts the test set after every
 epoch: its stored array is `[K, N · E, C]`, epoch e's predictions in rows e·N ... (e + 1)·N, so one run fills
@@ -7,12 +7,13 @@ the whole epochs axis. Its `seconds_per_epoch` are the training loop's own epoch
 
 A cost job ("designspace-cost") measures, on fresh untrained copies (`ensplit.train.measure`), the seconds of
 an epoch of the K plain networks trained one after another (the paper's protocol: the median of the timed
-runs, scaled to an epoch), inference milliseconds per example, peak training memory and the layer count. Its
-stored array is `[1, 1, len(COST_KEYS)]` float64, in COST_KEYS's order (NaN: not measured).
+runs after the warm-ups, scaled to an epoch), inference milliseconds per example, peak training memory and the
+layer count. Its stored array is `[1, 1, len(COST_KEYS)]` float64, in COST_KEYS's order (NaN: not measured).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -33,6 +34,9 @@ from ensplit.train import measure, predict_log_probs, train
 COST_KEYS = ("seconds_per_epoch", "inference_ms_batch1", "inference_ms_large_batch", "layers", "peak_memory_bytes",
              "peak_memory_bytes_batched")
 INTEGER_COSTS = ("layers", "peak_memory_bytes", "peak_memory_bytes_batched")
+# Peak memories measured in this process, by (device, id of the cost job cut to the measured members): one
+# network's memory is measured once for every K of its width and depth.
+MEMORY_CACHE: dict[tuple[str, str], int | None] = {}
 
 
 def build_network(family: str, seeds: Sequence[int], batched: bool, device: str, **kwargs: Any) -> nn.Module:
@@ -71,9 +75,9 @@ def train_design_job(job: TrainJob, dataset: Dataset, progress: bool = False) ->
 
 
 def measure_cost_job(job: TrainJob, dataset: Dataset,
-                     memory_cache: dict[tuple[Any, ...], int | None] | None = None) -> JobResult:
-    """Measure the cost of the job's configuration (module docstring); `memory_cache` keeps peak memories by
-    (width, depth, members) between the jobs of one run."""
+                     memory_cache: dict[tuple[str, str], int | None] | None = None) -> JobResult:
+    """Measure the cost of the job's configuration (module docstring); `memory_cache` keeps peak memories
+    between jobs (see MEMORY_CACHE)."""
     settings = dict(job.method_options)
     start = time.perf_counter()
     costs = _timings(job, dataset, settings)
@@ -107,15 +111,15 @@ def _timings(job: TrainJob, dataset: Dataset, settings: dict[str, Any]) -> dict[
 
 
 def _memories(job: TrainJob, dataset: Dataset, settings: dict[str, Any],
-              cache: dict[tuple[Any, ...], int | None]) -> dict[str, int | None]:
-    """Peak training memory of one plain network and of the K member-batched (cached by configuration)."""
+              cache: dict[tuple[str, str], int | None]) -> dict[str, int | None]:
+    """Peak training memory of one plain network and of the K member-batched (cached: see MEMORY_CACHE)."""
     device, config, k = str(dataset.x_train.device), job.train_config(), len(job.seeds)
     rows = 2 * config.batch_size
     x = dataset.prepare(dataset.x_train[: max(4 * config.batch_size, 1)]).float()[:rows]
     y = dataset.y_train[: x.shape[0]]
     out: dict[str, int | None] = {}
     for members, key in ((1, "peak_memory_bytes"), (k, "peak_memory_bytes_batched")):
-        cache_key = (job.width, job.depth, members)
+        cache_key = (device, dataclasses.replace(job, seeds=job.seeds[:members]).job_id)
         if cache_key not in cache:
             factory = partial(build_network, job.family, list(job.seeds[:members]), members > 1, device,
                               **network_kwargs(job, dataset))

@@ -1,12 +1,13 @@
 """Diversity and the loss landscape (Fort et al. 2019): independent inits against subspace samples and SWA.
 
-`run_landscape(config, out)` trains the inits' trajectories with the recipe (or reuses saved checkpoints),
-then runs every analysis on them: weight cosine and disagreement within and across trajectories, t-SNE of
-the checkpoints' predictions, linear and Bézier interpolation between two solutions, subspace samplers
-(MC dropout, diagonal and low-rank Gaussians of the trajectory tail, random directions) against independent
-inits at equal accuracy, SWA ensembles across modes, and SWA against ensembles on the corrupted test sets
-(dataset shift, `landscape_shift`). It writes `out/summary.json` (the caller writes `out/report.html`:
-`ensplit.reports.write(result, out)`); `LandscapeResult.to_json()` is what `ensplit landscape --json` prints.
+`run_landscape(config, out)` trains the inits' trajectories with the recipe, one stored run per init in `out`
+(`landscape_train`: a killed run resumes), or reuses saved checkpoints, then runs every analysis on them:
+weight cosine and disagreement within and across trajectories, t-SNE of the checkpoints' predictions, linear
+and Bézier interpolation between two solutions, subspace samplers (MC dropout, diagonal and low-rank Gaussians
+of the trajectory tail, random directions) against independent inits at equal accuracy, SWA ensembles across
+modes, and SWA against ensembles on the corrupted test sets (dataset shift, `landscape_shift`). It writes
+`out/summary.json` (the caller writes `out/report.html`: `ensplit.reports.write(result, out)`);
+`LandscapeResult.to_json()` is what `ensplit landscape --json` prints.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
 from ensplit._version import provenance
@@ -40,68 +40,26 @@ from ensplit.analysis.landscape import (
 )
 from ensplit.analysis.subspace import DiagonalGaussian, DropoutSampler, LowRankGaussian, Sampler, random_directions
 from ensplit.data.dataset import Dataset
+from ensplit.ensembles.cost import forward_flops
 from ensplit.ensembles.states import State, flatten_state, flatten_states, has_batch_norm, parameter_names
 from ensplit.errors import EnsplitError
+from ensplit.experiments.landscape_config import MIN_CHECKPOINTS_PER_INIT, LandscapeConfig
+from ensplit.experiments.landscape_legacy import landscape_folder
 from ensplit.experiments.landscape_shift import shift_analysis
 from ensplit.experiments.landscape_stored import stored_recipe
+from ensplit.experiments.landscape_train import train_landscape
 from ensplit.jsonable import to_jsonable
 from ensplit.metrics import accuracy, mean_pairwise_kl
-from ensplit.recipe import Recipe, build_settings
-from ensplit.runs.resources import FLOAT32, check_training, require
 from ensplit.store import atomic_write_text, folder_lock
-from ensplit.store.ownership import claim_folder, json_with, report_and
+from ensplit.store.ownership import claim_folder
 from ensplit.store.trajectories import Trajectories, load_trajectories
-from ensplit.train.config import config_class
 from ensplit.train.evaluation import evaluate_states, evaluate_vectors
 from ensplit.train.interpolation import PathCurve, bezier_interpolation, linear_interpolation
 from ensplit.train.swa import swa_state
-from ensplit.train.trajectories import train_trajectories, trajectory_template
+from ensplit.train.trajectories import trajectory_template
 
-Count = Annotated[int, Field(ge=1, le=100_000)]
-# Similarity within a trajectory compares two of its checkpoints; with two inits that also gives the t-SNE
-# the 3 points it needs.
-MIN_CHECKPOINTS_PER_INIT = 2
-
-
-@config_class
-class LandscapeConfig:
-    """Which network, how many inits, and how much of each analysis. Init k starts from `recipe.seed + k`."""
-
-    recipe: Recipe = field(default_factory=Recipe)
-    width: Annotated[int, Field(ge=1, le=1_000_000, description="the family's width knob")] = 256
-    inits: Annotated[int, Field(ge=2, le=1024, description="independent random inits (>= 2)")] = 5
-    every: Annotated[Count, Field(description="checkpoint every N epochs")] = 5
-    tail_epochs: Annotated[int, Field(ge=0, le=100_000, description="constant-rate epochs after training, "
-                                      "checkpointed each epoch, for SWA and the tail Gaussians (0 skips them)")] = 10
-    tail_lr: Annotated[float, Field(gt=0, le=1e3, description="learning rate of the tail (default: lr / 2)")] | None = (
-        None)
-    samples: Annotated[int, Field(ge=2, le=10_000, description="networks per sampler scale")] = 8
-    rank: Annotated[int, Field(ge=1, le=10_000, description="rank of the low-rank samplers")] = 5
-    bezier_epochs: Annotated[int, Field(ge=0, le=100_000, description="epochs to fit the Bezier curve "
-                                                                     "(0: skip)")] = 10
-    trajectories: Annotated[str, Field(description="reuse checkpoints saved by an earlier run (its "
-                                                   "checkpoints/ folder)")] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.trajectories:  # loaded trajectories are counted when they are read
-            count = self.checkpoints_per_init
-            if count < MIN_CHECKPOINTS_PER_INIT:
-                raise EnsplitError(
-                    f"epochs = {self.recipe.train.epochs}, every = {self.every}, tail_epochs = {self.tail_epochs}: "
-                    f"{count} checkpoint per init (ceil(epochs / every) + tail_epochs), but the within-trajectory "
-                    f"similarity and the t-SNE need >= {MIN_CHECKPOINTS_PER_INIT}: raise --epochs or --tail-epochs, "
-                    "or lower --every")
-
-    @property
-    def checkpoints_per_init(self) -> int:
-        """Checkpoints each init's trajectory gets: one every `every` epochs and one at the end of training
-        (ceil(epochs / every)), then one per tail epoch."""
-        return -(-self.recipe.train.epochs // self.every) + self.tail_epochs
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> LandscapeConfig:
-        return build_settings(cls, "landscape", values)
-
+__all__ = ["MIN_CHECKPOINTS_PER_INIT", "LandscapeConfig", "LandscapeResult", "analyse_trajectories", "run_landscape"]
+FLOPS_BATCH = 128  # FLOPs per example are measured on a batch of this size (as compare's)
 
 def _log(message: str) -> None:
     print(f"[landscape] {message}", file=sys.stderr, flush=True)
@@ -159,6 +117,7 @@ class LandscapeResult:
     summary: dict[str, Any] = field(default_factory=dict)
     config: LandscapeConfig | None = None
     report: Path | None = None  # set by the caller that writes the page (not part of the summary)
+    trained_jobs: int = 0  # inits this run trained (0 for a finished folder; not part of the summary)
 
     def to_json(self) -> dict[str, Any]:
         """The summary numbers (what `ensplit landscape --json` prints and `summary.json` holds)."""
@@ -315,7 +274,7 @@ def _summary(trajectories: Trajectories, template: torch.nn.Module, r: Landscape
              for name, c in r.paths.items()}
     return {
         "family": trajectories.family, "width": trajectories.width, "depth": trajectories.depth,
-        "params": sum(p.numel() for p in template.parameters()), "inits": trajectories.inits,
+        "inits": trajectories.inits,
         "epochs": trajectories.config.get("epochs"), "tail_epochs": trajectories.config.get("tail_epochs"),
         "checkpoints_per_init": len(trajectories.epochs), "dataset": trajectories.config.get("dataset"),
         "batch_norm": ("statistics recomputed on the training inputs for every interpolated, sampled or averaged "
@@ -337,13 +296,22 @@ def _summary(trajectories: Trajectories, template: torch.nn.Module, r: Landscape
 
 def run_landscape(config: LandscapeConfig | None = None, out: str | Path = "landscape",
                   progress: bool = True) -> LandscapeResult:
-    """Train (or load) the trajectories, run every analysis, write `out/summary.json`; the caller writes
-    `out/report.html` (`ensplit.reports.write(result, out)`)."""
+    """Train what `out` lacks (or load `config.trajectories`), run every analysis, write `out/summary.json`; the
+    caller writes `out/report.html` (`ensplit.reports.write(result, out)`). Trained inits are stored in `out`
+    as runs (`landscape_train`): a killed run resumes, a finished one trains nothing."""
     config = config or LandscapeConfig()
     out = Path(out)
     with folder_lock(out, "landscape"):  # an unusable --out is refused before any training
-        claim_folder(out, "landscape", report_and({"summary.json": json_with("recipe"), "checkpoints": Path.is_dir}))
+        claim_folder(out, "landscape", landscape_folder)
         return _landscape(config, out, progress)
+
+
+def _cost(trajectories: Trajectories, dataset: Dataset) -> dict[str, Any]:
+    """`params` and `flops_per_example` of one network (one init) of the trajectories' architecture."""
+    template = trajectory_template(trajectories)
+    sample = dataset.prepare(dataset.x_test[:FLOPS_BATCH]).cpu().to(next(template.parameters()).dtype)
+    return {"params": sum(p.numel() for p in template.parameters()),
+            "flops_per_example": forward_flops(template, sample)}
 
 
 def _landscape(config: LandscapeConfig, out: Path, progress: bool) -> LandscapeResult:
@@ -352,29 +320,21 @@ def _landscape(config: LandscapeConfig, out: Path, progress: bool) -> LandscapeR
     log = _log if progress else (lambda message: None)
     start = time.perf_counter()
     dataset = recipe.load_data()
+    seconds_per_epoch, trained = None, 0
     if config.trajectories:
         trajectories = load_trajectories(config.trajectories)
         check_trajectories(trajectories, f"trajectories = {config.trajectories!r}")
         recipe = stored_recipe(config, trajectories, dataset, log)
         log(f"loaded {trajectories.inits} trajectories from {config.trajectories}")
     else:
-        params = recipe.params(config.width, dataset)
-        checkpoints = config.inits * config.checkpoints_per_init
-        check_training(config.inits * params, recipe.train.optimizer, dataset.x_train.device,
-                       f"training {config.inits} inits of width {config.width}", "lower --width or --inits")
-        require(FLOAT32 * params * checkpoints, dataset.x_train.device, f"holding {checkpoints} checkpoints",
-                "raise --every or lower --tail-epochs")
-        seeds = [recipe.seed + k for k in range(config.inits)]
-        log(f"training {config.inits} inits of {recipe.family} width {config.width} for {recipe.train.epochs}"
-            f"+{config.tail_epochs} epochs")
-        trajectories = train_trajectories(dataset, recipe.family, config.width, seeds, recipe.train, depth=recipe.depth,
-                                          every=config.every, tail_epochs=config.tail_epochs, tail_lr=config.tail_lr,
-                                          out=out / "checkpoints", progress=progress, **recipe.options)
+        stored = train_landscape(config, out, dataset, progress, log)
+        trajectories, trained, seconds_per_epoch = stored.trajectories, stored.trained_jobs, stored.seconds_per_epoch
     train_seconds = time.perf_counter() - start
     result = analyse_trajectories(trajectories, dataset, samples=config.samples, rank=config.rank,
                                   bezier_epochs=config.bezier_epochs, seed=recipe.seed, log=log)
-    result.config = config
-    result.summary = {**result.summary, "out": str(out), "recipe": recipe.to_json()}
+    result.config, result.trained_jobs = config, trained
+    result.summary = {**result.summary, **_cost(trajectories, dataset), "seconds_per_epoch": seconds_per_epoch,
+                      "out": str(out), "recipe": recipe.to_json()}
     result.summary["seconds"] = {"training": round(train_seconds, 2), **result.summary["seconds"]}
     result.summary["seconds"]["total"] = round(time.perf_counter() - start, 2)
     atomic_write_text(out / "summary.json", json.dumps(result.to_json(), indent=2))

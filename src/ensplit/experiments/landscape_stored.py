@@ -16,7 +16,7 @@ from ensplit.store.trajectories import Trajectories
 from ensplit.train.config import TrainConfig
 
 if TYPE_CHECKING:
-    from ensplit.experiments.landscape import LandscapeConfig
+    from ensplit.experiments.landscape_config import LandscapeConfig
 
 
 def _plain(value: Any) -> Any:

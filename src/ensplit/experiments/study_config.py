@@ -28,7 +28,7 @@ from ensplit.data.dataset import Dataset
 from ensplit.errors import EnsplitError
 from ensplit.parsing import require_distinct
 from ensplit.recipe import Recipe, build_settings
-from ensplit.runs.executors import check_address
+from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
 from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, identity_differences, network_seed
 from ensplit.runs.resources import FLOAT64, require, training_bytes
 from ensplit.train.config import config_class
@@ -78,11 +78,10 @@ class StudyConfig:
                     "its units")] = "nll"
     temperature_grid: Annotated[tuple[Annotated[float, Field(gt=0, le=1000)], ...], Field(
         min_length=1, max_length=200, description="temperatures τ of NLL_n(τ) and its power laws")] = DEFAULT_TAUS
-    executor: Annotated[Literal["local", "process", "ray"], Field(description="local, process or ray")] = "local"
-    workers: Annotated[int, Field(ge=1, le=4096, description="process-pool or Ray workers")] = 2
-    address: Annotated[str, Field(description="Ray cluster address (default: a local instance)")] | None = None
-    gpus_per_job: Annotated[float, Field(gt=0, le=1, description="fraction of a GPU per Ray task (with a CUDA "
-                                                                  "device)")] = 0.25
+    executor: ExecutorName = "local"
+    workers: Workers = 2
+    address: Address | None = None
+    gpus_per_job: GpusPerJob = 0.25
 
     def __post_init__(self) -> None:
         require_distinct("widths", self.widths)

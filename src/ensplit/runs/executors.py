@@ -1,13 +1,29 @@
-"""Executors run training jobs and hand results back to the driver, which alone writes the store."""
+"""Executors run training jobs and hand results back to the driver, which alone writes the store.
+
+Every executor runs one job function, `task(job, device, progress) -> JobResult` (default `run_job`); an
+experiment whose jobs need more than `run_job` does (compare predicts corrupted test sets, designspace times
+and measures) passes its own. Process and Ray workers import it by name, so it must be a module-level function.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Annotated, Literal, Protocol
+
+from pydantic import Field
 
 from ensplit.errors import EnsplitError
 from ensplit.runs.jobs import JobResult, run_job
 from ensplit.runs.plan import TrainJob
+
+JobTask = Callable[[TrainJob, str, bool], JobResult]  # (job, device, progress) -> result
+
+# The runner settings of every experiment that trains (each bound declared once, here).
+ExecutorName = Annotated[Literal["local", "process", "ray"], Field(description="local, process or ray")]
+Workers = Annotated[int, Field(ge=1, le=4096, description="process-pool or Ray workers")]
+Address = Annotated[str, Field(description="Ray cluster address (default: a local instance)")]
+GpusPerJob = Annotated[float, Field(gt=0, le=1, description="fraction of a GPU per Ray task (with a CUDA "
+                                                             "device)")]
 
 
 class Executor(Protocol):
@@ -19,12 +35,12 @@ class Executor(Protocol):
 class LocalExecutor:
     """Runs jobs one after another in this process (members of a job are trained together)."""
 
-    def __init__(self, device: str = "cpu", progress: bool = True) -> None:
-        self.device, self.progress = device, progress
+    def __init__(self, device: str = "cpu", progress: bool = True, task: JobTask = run_job) -> None:
+        self.device, self.progress, self.task = device, progress, task
 
     def run(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[TrainJob, JobResult]]:
         for job in jobs:
-            yield job, run_job(job, self.device, self.progress)
+            yield job, self.task(job, self.device, self.progress)
 
 
 def check_address(executor: str, address: str | None) -> None:
@@ -34,21 +50,21 @@ def check_address(executor: str, address: str | None) -> None:
 
 
 def make_executor(name: str, device: str = "cpu", workers: int = 2, address: str | None = None,
-                  progress: bool = True, gpus_per_job: float | None = None) -> Executor:
+                  progress: bool = True, gpus_per_job: float | None = None, task: JobTask = run_job) -> Executor:
     """`local`, `process` (a process pool, one thread per worker) or `ray` (each job a task with one CPU and,
-    on a GPU, `gpus_per_job` of it)."""
+    on a GPU, `gpus_per_job` of it), each running `task` (module-level; workers run it without progress bars)."""
     if name == "local":
-        return LocalExecutor(device, progress)
+        return LocalExecutor(device, progress, task)
     if name == "process":
         try:
             from ensplit.runs.process_executor import ProcessPoolJobExecutor
         except ImportError as error:
             raise EnsplitError(f"the process executor is unavailable: {error}") from None
-        return ProcessPoolJobExecutor(workers=workers, device=device)
+        return ProcessPoolJobExecutor(workers=workers, device=device, task=task)
     if name == "ray":
         try:
             from ensplit.runs.ray_executor import RayExecutor
         except ImportError as error:
             raise EnsplitError(f"the ray executor needs the extra: pip install 'ensplit[ray]' ({error})") from None
-        return RayExecutor(address=address, device=device, workers=workers, gpus_per_job=gpus_per_job)
+        return RayExecutor(address=address, device=device, workers=workers, gpus_per_job=gpus_per_job, task=task)
     raise EnsplitError(f"unknown executor {name!r}: choose local, process or ray")

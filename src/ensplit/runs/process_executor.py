@@ -2,6 +2,8 @@
 
 For machines without Ray. Spawn (not fork) keeps CUDA and torch's thread pools sane in the children. One
 thread per worker matters: on a 2-core machine, two workers with two threads each measured 100× slower.
+Workers are not daemons, so a job may start processes of its own (designspace measures CPU memory in a fresh
+one); the driver stops every worker it started, and a worker whose driver is gone exits at its next read.
 Each worker holds one job at a time, so when a worker dies the driver knows which job it was running:
 that job is reported, a fresh worker takes the next one, and no other job is lost (unlike
 `concurrent.futures.ProcessPoolExecutor`, where one dead worker breaks every job in flight).
@@ -12,17 +14,16 @@ from __future__ import annotations
 import os
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from ensplit.errors import EnsplitError
+from ensplit.runs.executors import JobTask
 from ensplit.runs.jobs import JobResult, run_job
 from ensplit.runs.plan import TrainJob
-
-JobTask = Callable[[TrainJob, str], JobResult]
 
 
 def pin_one_thread() -> None:
@@ -38,10 +39,6 @@ def pin_one_thread() -> None:
         pass
 
 
-def default_task(job: TrainJob, device: str) -> JobResult:
-    return run_job(job, device, progress=False)
-
-
 def describe(job: TrainJob) -> str:
     n = len(job.seeds)
     return f"{job.kind} job {job.job_id} (width {job.width}, {n} network{'' if n == 1 else 's'})"
@@ -54,11 +51,18 @@ def failure_message(failures: list[str], total: int, where: str) -> str:
 
 
 def _worker_main(conn: Connection, task: JobTask, device: str) -> None:
-    """Receive jobs until None; send back ("ok", result) or ("error", one line)."""
+    """Receive jobs until None (or until the driver's end closes); send back ("ok", result) or ("error", one
+    line). No progress bars: the driver shows one for all jobs."""
     pin_one_thread()
-    while (job := conn.recv()) is not None:
+    while True:
         try:
-            conn.send(("ok", task(job, device)))
+            job = conn.recv()
+        except (EOFError, OSError):  # the driver is gone
+            return
+        if job is None:
+            return
+        try:
+            conn.send(("ok", task(job, device, False)))
         except Exception as error:  # noqa: BLE001 - reported to the driver, which decides
             where = traceback.extract_tb(error.__traceback__)[-1]
             conn.send(("error", f"{type(error).__name__}: {error} (at {where.filename}:{where.lineno})"))
@@ -76,19 +80,19 @@ class ProcessPoolJobExecutor:
 
     A job that raises, or whose worker dies, does not stop the others: every job that finishes is
     yielded (so the driver stores it), then one `EnsplitError` names the jobs that did not.
-    `task(job, device)` replaces `run_job` (tests use it to inject crashes); it must be picklable.
+    `task(job, device, progress)` is the job function (`run_job`, or an experiment's own; tests inject crashes
+    with it); it must be picklable: a module-level function.
     """
 
-    def __init__(self, workers: int = 2, device: str = "cpu", task: JobTask | None = None) -> None:
+    def __init__(self, workers: int = 2, device: str = "cpu", task: JobTask = run_job) -> None:
         if workers < 1:
             raise EnsplitError(f"workers must be >= 1, got {workers}")
-        self.workers, self.device = workers, device
-        self.task = task or default_task
+        self.workers, self.device, self.task = workers, device, task
         self._context = get_context("spawn")
 
     def _start(self) -> _Worker:
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_worker_main, args=(child, self.task, self.device), daemon=True,
+        process = self._context.Process(target=_worker_main, args=(child, self.task, self.device), daemon=False,
                                         name="ensplit-worker")
         process.start()
         child.close()

@@ -8,28 +8,28 @@ rerun of the study trains only what is missing.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ray
 
 from ensplit.errors import EnsplitError
-from ensplit.runs.jobs import JobResult
+from ensplit.runs.executors import JobTask
+from ensplit.runs.jobs import JobResult, run_job
 from ensplit.runs.plan import TrainJob
-from ensplit.runs.process_executor import default_task, describe, failure_message, pin_one_thread
-
-JobTask = Callable[[TrainJob, str], JobResult]
+from ensplit.runs.process_executor import describe, failure_message, pin_one_thread
 
 # Ray sets OMP_NUM_THREADS from a task's num_cpus, but only when it is unset; say it outright.
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _train_remote(task: JobTask, job: TrainJob, device: str) -> JobResult:
-    """The body of one Ray task: one torch thread, the GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES)."""
+    """The body of one Ray task: one torch thread, the GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES), no
+    progress bar."""
     pin_one_thread()
     if device.startswith("cuda"):
         device = "cuda"  # Ray renumbers the visible GPUs; the task's share is always device 0
-    return task(job, device)
+    return task(job, device, False)
 
 
 def connect(address: str | None = None, workers: int | None = None) -> None:
@@ -54,18 +54,19 @@ class RayExecutor:
 
     gpus_per_job: fraction of a GPU per task (default 0.25: four small jobs share a GPU; use 1.0 for
     CIFAR-scale networks). max_retries: how often Ray reruns a task whose worker died (application
-    errors are not retried: they would fail again). `task(job, device)` replaces `run_job` (tests).
+    errors are not retried: they would fail again). `task(job, device, progress)` is the job function
+    (`run_job`, or an experiment's own: a module-level function, which Ray workers import by name).
     """
 
     def __init__(self, address: str | None = None, device: str = "cpu", workers: int | None = None,
-                 gpus_per_job: float | None = None, max_retries: int = 3, task: JobTask | None = None) -> None:
+                 gpus_per_job: float | None = None, max_retries: int = 3, task: JobTask = run_job) -> None:
         self.address, self.device, self.workers = address, device, workers
         cuda = device.startswith("cuda")
         self.gpus_per_job = (0.25 if gpus_per_job is None else gpus_per_job) if cuda else 0.0
         if cuda and not 0 < self.gpus_per_job <= 1:
             raise EnsplitError(f"gpus_per_job must be in (0, 1], got {self.gpus_per_job}")
         self.max_retries = max_retries
-        self.task = task or default_task
+        self.task = task
 
     def run(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[TrainJob, JobResult]]:
         if not jobs:

@@ -26,6 +26,8 @@ IndexSampler = Callable[[int, int, Sequence[torch.Generator]], torch.Tensor]
 class TrainResult:
     """What one training run produced, besides the weights.
 
+    seconds_per_epoch: each epoch's wall-clock seconds (its training steps only: test accuracy and `on_epoch`
+    are not timed); the one figure reported from them is `ensplit.train.epoch_time.seconds_per_epoch`.
     train_loss: per epoch, each member's mean training loss. failed: members whose loss or weights
     became non-finite (their slice is kept but must not be used). test_accuracy: per epoch and member
     (only with track_test_accuracy).

@@ -1,4 +1,5 @@
-"""Wall-clock and memory measurements: warm-ups, repeated runs, the median.
+"""Wall-clock and memory measurements: warm-ups, repeated runs, the median after the warm-ups (the one rule of
+`ensplit.train.epoch_time`).
 
 Training time is measured on fresh copies of the networks (timing does not depend on the weights),
 for a fixed number of optimiser steps scaled to one epoch. Setup (building models and optimisers,
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from torch import nn
 
 from ensplit.train.allocator import keep_freed_memory
 from ensplit.train.config import TrainConfig
+from ensplit.train.epoch_time import steady_median
 from ensplit.train.loss import member_losses
 from ensplit.train.optim import make_optimizer
 
@@ -45,19 +46,18 @@ def _sync(device: torch.device | None) -> None:
 
 def median_time(fn: Callable[[], object], warmup: int = 1, repeats: int = 5,
                 device: torch.device | None = None) -> Timing:
-    """Run `fn` `warmup` times untimed, then `repeats` times timed; the median of the timed runs."""
+    """Run `fn` `warmup + repeats` times; the median of the runs after the warm-ups, by the rule every epoch
+    time follows (`ensplit.train.epoch_time.steady_median`)."""
     if repeats < 1 or warmup < 0:
         raise ValueError("need repeats >= 1 and warmup >= 0")
-    for _ in range(warmup):
-        fn()
     runs = []
-    for _ in range(repeats):
+    for _ in range(warmup + repeats):
         _sync(device)
         start = time.perf_counter()
         fn()
         _sync(device)
         runs.append(time.perf_counter() - start)
-    return Timing(statistics.median(runs), tuple(runs))
+    return Timing(steady_median(runs, warmup), tuple(runs[warmup:]))
 
 
 def _device_of(model: nn.Module) -> torch.device:
