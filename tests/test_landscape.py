@@ -113,6 +113,16 @@ def test_trajectories_checkpoint_each_member_as_if_trained_alone(tmp_path, data)
     assert len(loaded.tail(0)) == 2 and trajectory_template(loaded).state_dict().keys() == traj.states[0][0].keys()
 
 
+def test_trajectories_carry_the_loops_epoch_seconds_and_each_solutions_train_loss(data):
+    """Every epoch of both phases is timed by the loop; the train loss is the solution's, as if trained alone."""
+    config = TrainConfig(epochs=3)
+    traj = train_trajectories(data, "mlp", 8, [0, 1], config, every=2, tail_epochs=2)
+    assert len(traj.seconds_per_epoch) == 3 + 2 and all(s > 0 for s in traj.seconds_per_epoch)
+    alone = deep_ensemble("mlp", [1], width=8, in_shape=data.in_shape, num_classes=data.num_classes)
+    result = train(alone, data, config, [1], progress=False)
+    assert len(traj.train_loss) == 2 and traj.train_loss[1] == pytest.approx(result.train_loss[-1][0], rel=1e-5)
+
+
 def test_cosine_can_skip_batch_norm_scales_and_shifts():
     models = [build_member("mlp", s, width=6, depth=1, norm=True) for s in range(3)]
     matrix = checkpoint_cosine(models[0], [m.state_dict() for m in models], skip_norm=True)

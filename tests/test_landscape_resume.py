@@ -5,6 +5,7 @@ trajectory is trained again, never used; another recipe is refused; an old folde
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from ensplit.experiments.landscape_jobs import TRAJECTORIES, load_job_trajectory
 from ensplit.experiments.landscape_plan import plan_landscape
 from ensplit.files import CRASH_VARIABLE
 from ensplit.recipe import Recipe
+from ensplit.train.epoch_time import seconds_per_epoch
 from ensplit.train.trajectories import train_trajectories
 
 SETTINGS = {"width": 8, "inits": 2, "epochs": 2, "every": 1, "tail_epochs": 1, "samples": 2, "rank": 1,
@@ -83,8 +85,20 @@ def test_a_finished_landscape_trains_nothing_and_prints_the_same_numbers(tmp_pat
         assert key in summary and key in json.loads((tmp_path / "summary.json").read_text())
     # one init: (40·8 + 8) + (8·8 + 8) + (8·10 + 10) parameters, 2 FLOPs per each of its 464 multiply-adds
     assert (summary["params"], summary["flops_per_example"]) == (490, 928)
+    _assert_stored_epoch_times_and_losses(tmp_path, summary["seconds_per_epoch"])
     more = run_landscape(_config(inits=3), tmp_path, progress=False)
     assert trained == [0, 1, 2] and more.trained_jobs == 1  # the third init alone
+
+
+def _assert_stored_epoch_times_and_losses(folder: Path, reported: float) -> None:
+    """Each init's run stores the loop's seconds of every epoch (2 trained + 1 tail) and a finite final train
+    loss; the reported figure is the shared timer applied to the stored lists, averaged over the inits."""
+    records = [json.loads(p.read_text()) for p in (folder / "arrays").glob("*.json")]
+    per_init = [json.loads(r["job"]["seconds_per_epoch"]) for r in records]
+    assert len(per_init) == 2 and all(len(epochs) == 2 + 1 for epochs in per_init)
+    assert reported == pytest.approx(sum(seconds_per_epoch(epochs) for epochs in per_init) / 2, rel=1e-12)
+    losses = [network["final_train_loss"] for r in records for network in r["networks"]]
+    assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
 
 
 def test_an_interrupted_landscape_trains_only_the_unfinished_inits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -9,14 +9,14 @@ executor (local, process, ray) only says where the networks are trained.
 from __future__ import annotations
 
 from dataclasses import field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from ensplit.errors import EnsplitError
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
-from ensplit.runs.plan import identity_differences, identity_fingerprint, recipe_identity
+from ensplit.runs.identity import RecipeIdentified
 from ensplit.train.config import config_class
 
 Positive = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -28,8 +28,10 @@ ONLY = {  # option -> baselines it applies to
 
 
 @config_class
-class CollegialConfig:
+class CollegialConfig(RecipeIdentified):
     """The baseline to redesign, the objective and cost, and where α comes from."""
+
+    EXPERIMENT: ClassVar[str] = "collegial"  # named in the folder's identity
 
     recipe: Recipe = field(default_factory=Recipe)
     baseline: Annotated[Literal["mlp", "resnext-block", "resnext"], Field(
@@ -90,14 +92,3 @@ class CollegialConfig:
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> CollegialConfig:
         return build_settings(cls, "collegial", values)
-
-    def identity(self) -> dict[str, Any]:
-        """What decides every stored run: the recipe (see the module docstring)."""
-        return recipe_identity(self.recipe, "collegial")
-
-    def fingerprint(self) -> str:
-        return identity_fingerprint(self.identity())
-
-    def differences(self, other: CollegialConfig) -> list[str]:
-        """Each identifying field that differs from `other`'s (the folder's), with both values."""
-        return identity_differences(self.identity(), other.identity())

@@ -18,15 +18,17 @@ from ensplit.errors import EnsplitError
 from ensplit.parsing import COUNT, require_distinct, typed_options
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
-from ensplit.runs.plan import identity_differences, identity_fingerprint, recipe_identity
+from ensplit.runs.identity import RecipeIdentified
 from ensplit.train.config import config_class
 
 Method = Literal["single", "deep", "batchensemble", "mimo", "mixture", "grouped", "multihead"]
 
 
 @config_class
-class CompareConfig:
+class CompareConfig(RecipeIdentified):
     """Which methods to compare, how many members, and at which width or parameter budget."""
+
+    EXPERIMENT: ClassVar[str] = "compare"  # named in the folder's identity
 
     recipe: Recipe = field(default_factory=Recipe)
     methods: Annotated[tuple[Method, ...], Field(min_length=1, description="methods, comma-separated (single, "
@@ -62,17 +64,6 @@ class CompareConfig:
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> CompareConfig:
         return build_settings(cls, "compare", values)
-
-    def identity(self) -> dict[str, Any]:
-        """What decides every stored run: the recipe (see the module docstring)."""
-        return recipe_identity(self.recipe, "compare")
-
-    def fingerprint(self) -> str:
-        return identity_fingerprint(self.identity())
-
-    def differences(self, other: CompareConfig) -> list[str]:
-        """Each identifying field that differs from `other`'s (the folder's), with both values."""
-        return identity_differences(self.identity(), other.identity())
 
 
 def nested_method_options(options: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -10,14 +10,14 @@ jobs time their networks: beside other workers on the same cores, their timings 
 from __future__ import annotations
 
 from dataclasses import field
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
 from ensplit.parsing import require_distinct
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
-from ensplit.runs.plan import identity_differences, identity_fingerprint, recipe_identity
+from ensplit.runs.identity import RecipeIdentified
 from ensplit.train.config import config_class
 
 Size = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -27,13 +27,15 @@ COST_SETTINGS = ("timing_steps", "timing_warmup", "timing_repeats", "inference_r
 
 
 @config_class
-class DesignSpaceConfig:
+class DesignSpaceConfig(RecipeIdentified):
     """The grid and how to measure it; the recipe says how every network is trained.
 
     timing_steps: optimiser steps per timed run (None = a whole epoch), scaled to one epoch.
     large_batch: the batch size of the large-batch inference timing.
     est_fraction: share of the cells beyond the EST that ensembles must win (1.0 = all, Wasay & Idreos's reading).
     """
+
+    EXPERIMENT: ClassVar[str] = "designspace"  # named in the folder's identity
 
     recipe: Recipe = field(default_factory=Recipe)
     widths: Annotated[tuple[Size, ...], Field(min_length=1, max_length=64, description="widths of the single "
@@ -71,14 +73,3 @@ class DesignSpaceConfig:
     def cost_settings(self) -> tuple[tuple[str, Any], ...]:
         """The measuring settings as sorted (name, value) pairs, for the cost jobs' ids."""
         return tuple(sorted((name, getattr(self, name)) for name in COST_SETTINGS))
-
-    def identity(self) -> dict[str, Any]:
-        """What decides every stored run: the recipe (see the module docstring)."""
-        return recipe_identity(self.recipe, "designspace")
-
-    def fingerprint(self) -> str:
-        return identity_fingerprint(self.identity())
-
-    def differences(self, other: DesignSpaceConfig) -> list[str]:
-        """Each identifying field that differs from `other`'s (the folder's), with both values."""
-        return identity_differences(self.identity(), other.identity())

@@ -9,14 +9,14 @@ only says where the inits train.
 from __future__ import annotations
 
 from dataclasses import field
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
 from ensplit.errors import EnsplitError
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
-from ensplit.runs.plan import identity_differences, identity_fingerprint, recipe_identity
+from ensplit.runs.identity import RecipeIdentified
 from ensplit.train.config import config_class
 
 Count = Annotated[int, Field(ge=1, le=100_000)]
@@ -26,8 +26,10 @@ MIN_CHECKPOINTS_PER_INIT = 2
 
 
 @config_class
-class LandscapeConfig:
+class LandscapeConfig(RecipeIdentified):
     """Which network, how many inits, and how much of each analysis. Init k starts from `recipe.seed + k`."""
+
+    EXPERIMENT: ClassVar[str] = "landscape"  # named in the folder's identity
 
     recipe: Recipe = field(default_factory=Recipe)
     width: Annotated[int, Field(ge=1, le=1_000_000, description="the family's width knob")] = 256
@@ -74,14 +76,3 @@ class LandscapeConfig:
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> LandscapeConfig:
         return build_settings(cls, "landscape", values)
-
-    def identity(self) -> dict[str, Any]:
-        """What decides every stored run: the recipe (see the module docstring)."""
-        return recipe_identity(self.recipe, "landscape")
-
-    def fingerprint(self) -> str:
-        return identity_fingerprint(self.identity())
-
-    def differences(self, other: LandscapeConfig) -> list[str]:
-        """Each identifying field that differs from `other`'s (the folder's), with both values."""
-        return identity_differences(self.identity(), other.identity())

@@ -36,7 +36,7 @@ from ensplit.runs.plan import TrainJob
 from ensplit.store.trajectories import State, Trajectories
 from ensplit.train.device import resolve_device
 from ensplit.train.evaluation import evaluate_states
-from ensplit.train.trajectories import train_trajectories, trajectory_template
+from ensplit.train.trajectories import TimedTrajectories, train_trajectories, trajectory_template
 
 TRAJECTORIES = "trajectories"  # the run folder's sub-folder of trajectory files
 FORMAT = 1
@@ -64,20 +64,22 @@ def job_trajectory(job: TrainJob, dataset: Dataset, epochs: list[int], phases: l
                         config=record)
 
 
-def trajectory_result(job: TrainJob, trajectory: Trajectories, dataset: Dataset,
-                      seconds: float | None) -> TrajectoryResult:
-    """What the store keeps of a trained (or, `seconds` None, an earlier run's) trajectory: the solution's test
-    predictions, and the mean seconds of its training epochs (train and tail phases; none when not timed)."""
+def trajectory_result(job: TrainJob, trajectory: Trajectories, dataset: Dataset, seconds: float | None = None,
+                      trained: TimedTrajectories | None = None) -> TrajectoryResult:
+    """What the store keeps of a trajectory: the solution's test predictions, and, for one trained now
+    (`trained`, in `seconds`), each training epoch's seconds and the solution's final training loss; an earlier
+    run's checkpoints have neither (no epochs, NaN loss)."""
     template = trajectory_template(trajectory)
     log_probs = evaluate_states(template, trajectory.solutions(), dataset.x_test, dataset).float().cpu()
     _, tail_epochs, _ = job_schedule(job)
     planned = job.train_config().epochs + tail_epochs
     stopped = max(trajectory.epochs) < planned  # every member diverged: the loop stopped early
     failed = [stopped or not bool(torch.isfinite(log_probs).all())]
-    per_epoch = [] if seconds is None else [seconds / max(trajectory.epochs)]
+    per_epoch = [] if trained is None else list(trained.seconds_per_epoch)
+    loss = [math.nan] if trained is None else [v if math.isfinite(v) else math.nan for v in trained.train_loss]
     params = sum(p.numel() for p in template.parameters())
-    return TrajectoryResult(job.job_id, log_probs.numpy(), None, failed, [math.nan], seconds or 0.0, per_epoch,
-                            params, trajectory)
+    return TrajectoryResult(job.job_id, log_probs.numpy(), None, failed, loss, seconds or 0.0, per_epoch, params,
+                            trajectory)
 
 
 def run_landscape_job(job: TrainJob, device: str = "cpu", progress: bool = False) -> TrajectoryResult:
@@ -91,7 +93,7 @@ def run_landscape_job(job: TrainJob, device: str = "cpu", progress: bool = False
                                  tail_epochs=tail_epochs, tail_lr=tail_lr, progress=progress, **options)
     seconds = time.perf_counter() - start
     trajectory = job_trajectory(job, data, trained.epochs, trained.phases, trained.states[0])
-    return trajectory_result(job, trajectory, data, seconds)
+    return trajectory_result(job, trajectory, data, seconds, trained)
 
 
 def _paths(directory: Path, job_id: str) -> tuple[Path, Path]:

@@ -15,8 +15,6 @@ temperature grid) never do.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from typing import Annotated, Any, Literal
 
@@ -29,7 +27,8 @@ from ensplit.errors import EnsplitError
 from ensplit.parsing import require_distinct
 from ensplit.recipe import Recipe, build_settings
 from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
-from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, identity_differences, network_seed
+from ensplit.runs.identity import Identified, recipe_identity
+from ensplit.runs.plan import TrainJob, chunks, network_seed
 from ensplit.runs.resources import FLOAT64, require, training_bytes
 from ensplit.train.config import config_class
 
@@ -37,7 +36,7 @@ Width = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 @config_class
-class StudyConfig:
+class StudyConfig(Identified):
     """A memory-split study: pools of independently trained networks at each width, then the analysis."""
 
     recipe: Recipe = dataclasses.field(default_factory=Recipe)
@@ -98,30 +97,19 @@ class StudyConfig:
         return build_settings(cls, "study", values)
 
     def identity(self) -> dict[str, Any]:
-        """Everything that decides what is trained and stored, in the flat layout folders are hashed in."""
-        r = self.recipe
-        identity = {"dataset": r.dataset, "num_samples": r.num_samples, "data_seed": r.data_seed,
-                "train_subset": r.train_subset, "test_subset": r.test_subset,
-                "validation_fraction": r.validation_fraction, "family": r.family, "depth": r.depth,
-                "family_options": dict(r.family_options), "widths": list(self.widths),
-                "pool_factor": self.pool_factor, "pool_min": self.pool_min, "pool_max": self.pool_max,
-                "members_per_run": self.members_per_run, "seed": r.seed,
-                "train": identifying_train_options(dataclasses.asdict(r.train)), "tune": self.tune,
-                "tune_weight_decays": list(self.tune_weight_decays), "tune_dropouts": list(self.tune_dropouts),
-                "tune_networks": self.tune_networks}
+        """Everything that decides what is trained and stored, in the flat layout folders are hashed in: the
+        recipe's identity without the experiment's name (study folders were hashed before it existed)."""
+        identity = recipe_identity(self.recipe, "study")
+        del identity["experiment"]
+        identity.update(widths=list(self.widths), pool_factor=self.pool_factor, pool_min=self.pool_min,
+                        pool_max=self.pool_max, members_per_run=self.members_per_run, tune=self.tune,
+                        tune_weight_decays=list(self.tune_weight_decays), tune_dropouts=list(self.tune_dropouts),
+                        tune_networks=self.tune_networks)
         if self.pool_rule != "clamped":  # later fields: hashed only away from their default (old ids hold)
             identity.update(pool_rule=self.pool_rule, pool_networks=self.pool_networks)
         if self.pool_standard is not None:
             identity["pool_standard"] = self.pool_standard
         return identity
-
-    def fingerprint(self) -> str:
-        """Hash of `identity()`: a study folder holds the results of one fingerprint only."""
-        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=list).encode()).hexdigest()[:16]
-
-    def differences(self, other: StudyConfig) -> list[str]:
-        """Each identifying field that differs from `other`'s (the folder's), with both values."""
-        return identity_differences(self.identity(), other.identity())
 
 
 def member_params(config: StudyConfig, width: int, data: Dataset | None = None) -> int:

@@ -110,20 +110,3 @@ def network_seed(base_seed: int, kind: str, width: int, index: int, cell: int = 
 def chunks(total: int, size: int) -> list[tuple[int, int]]:
     """[start, stop) ranges of at most `size` covering `range(total)`."""
     return [(start, min(total, start + size)) for start in range(0, total, size)]
-
-
-
-
-def recipe_identity(recipe: Any, experiment: str) -> dict[str, Any]:
-    """What decides every stored run of `experiment` made with `recipe` (an `ensplit.Recipe`): data, model,
-    base seed and the identifying training options; never the device, the threads or the question asked."""
-    return {"experiment": experiment, "dataset": recipe.dataset, "num_samples": recipe.num_samples,
-            "data_seed": recipe.data_seed, "train_subset": recipe.train_subset, "test_subset": recipe.test_subset,
-            "validation_fraction": recipe.validation_fraction, "family": recipe.family, "depth": recipe.depth,
-            "family_options": dict(recipe.family_options), "seed": recipe.seed,
-            "train": identifying_train_options(dataclasses.asdict(recipe.train))}
-
-
-def identity_fingerprint(identity: dict[str, Any]) -> str:
-    """A settings identity as the 16 hex digits a run folder is marked with."""
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
