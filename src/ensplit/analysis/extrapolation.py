@@ -10,7 +10,8 @@ Two kinds of evidence, both from cheap runs on budgets below the target:
 Intervals are predictive, for one new run at the target, and combine two parts: the spread of the
 bootstrap predictions (how well the cheap runs pin the law down) and the run-to-run noise σ of one run.
 With q the 95% quantile of Student's t (σ is estimated from few runs), the interval is
-value ± q·√(var_bootstrap·N/(N−3) + σ²). Simulated ladders (tests/test_recommend_fit.py) show this covers
+value ± q·√(var_bootstrap·N/(N−3) + σ²), built by `ensplit.analysis.intervals` (the study's bands use the same
+function, `plane_prediction`'s σ and no inflation). Simulated ladders (tests/test_recommend_fit.py) show this covers
 a fresh run about 90% of the time, where plain bootstrap percentiles of three seeds cover 80–85%.
 """
 
@@ -20,12 +21,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from ensplit.analysis.intervals import LEVEL, predictive_interval, t_quantile
 from ensplit.analysis.powerlaw import PowerLaw, fit_power_law
 from ensplit.errors import EnsplitError
 
-LEVEL = 0.90  # two-sided: the 5th and 95th percentiles
 Noise = tuple[float, int]  # σ of one run and its degrees of freedom
 
 
@@ -63,14 +63,8 @@ class Prediction:
         if self.law is None or not self.replicate_laws:
             return np.full(budgets.shape, np.nan), np.full(budgets.shape, np.nan)
         spread = np.stack([law.predict(budgets) for law in self.replicate_laws]).var(axis=0)
-        half = self.quantile * np.sqrt(spread * self.inflation + self.sigma ** 2
-                                       + self.extrapolation_error(budgets) ** 2)
-        centre = self.law.predict(budgets)
-        return centre - half, centre + half
-
-
-def _quantile(dof: int) -> float:
-    return float(stats.t.ppf(0.5 + LEVEL / 2, max(dof, 1)))
+        return predictive_interval(self.law.predict(budgets), spread, self.sigma, self.quantile, self.inflation,
+                                   self.extrapolation_error(budgets))
 
 
 def _points(values: Mapping[float, Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -109,10 +103,10 @@ def ladder_prediction(values: Mapping[float, Sequence[float]], target: float, re
     laws = tuple(fit_power_law(budgets, fitted + d, c_min=0.0) for d in draws)
     point = float(law.predict(target))
     spread = float(np.var([r.predict(target) for r in laws])) if laws else 0.0
-    quantile = _quantile(dof)
+    quantile = t_quantile(dof)
     octaves = max(0.0, float(np.log2(target / budgets.max())))
-    half = quantile * np.sqrt(spread * inflation + sigma ** 2 + (model_error * octaves) ** 2)
-    return Prediction(point, point - half, point + half, law, laws, sigma, inflation, quantile, model_error,
+    lower, upper = predictive_interval(point, spread, sigma, quantile, inflation, model_error * octaves)
+    return Prediction(point, lower, upper, law, laws, sigma, inflation, quantile, model_error,
                       float(budgets.max()))
 
 
@@ -157,6 +151,9 @@ def plane_prediction(laws: Sequence[SizeLaw], members: int, params: int) -> Pred
                   for r in range(repeats)]
     spread = float(np.var(replicates)) if replicates else 0.0
     sigma = interpolate_log(sizes, [law.single_std for law in laws], params) / np.sqrt(members)
-    quantile = _quantile(min(law.networks for law in laws) - 1)
-    half = quantile * np.sqrt(spread + sigma ** 2)
-    return Prediction(point, point - half, point + half, None, (), sigma, 1.0, quantile)
+    quantile = t_quantile(min(law.networks for law in laws) - 1)
+    lower, upper = predictive_interval(point, spread, sigma, quantile)
+    return Prediction(point, lower, upper, None, (), sigma, 1.0, quantile)
+
+
+__all__ = ["LEVEL", "Noise", "Prediction", "SizeLaw", "interpolate_log", "ladder_prediction", "plane_prediction"]

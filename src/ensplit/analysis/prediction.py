@@ -10,6 +10,9 @@ law fitted to those 4 points predicts CNLL_n up to `max_n`. The measured curve c
   "bootstrap" (default) draws the small pool with replacement, and an ensemble never holds the same
   network twice (combinations that repeat a network are skipped); "subsets" draws `small_pool` distinct
   networks from the whole pool, the paper's repeated independent sets.
+- The bands (`lower`, `upper`) are 5–95% predictive intervals for the CNLL of one new ensemble of n networks,
+  built by the recommender's method (`ensplit.analysis.intervals`, see `ensemble_band`); plain percentiles of
+  the resampled curves held a fresh ensemble only 60–80% of the time (tests/test_intervals_coverage.py).
 The predicted OMS per budget is taken on the point-predicted (n, s)-plane, by default over the same (n, s)
 cells that were measured (so it can be checked), and compared with the measured OMS.
 """
@@ -24,6 +27,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ensplit.analysis.intervals import predictive_interval, t_quantile
 from ensplit.analysis.memory_split import SplitPoint, default_budgets, optimal_split
 from ensplit.analysis.powerlaw import Objective, PowerLaw, fit_power_law
 from ensplit.errors import EnsplitError
@@ -38,7 +42,10 @@ Resample = Literal["bootstrap", "subsets"]
 class SizePrediction:
     """Predicted CNLL_n (n = 1..max_n) for one member size, with its spread over repeats, vs measured.
 
-    predicted, std, lower, upper: mean, std, 5th and 95th percentile over repeats, each `[max_n]`.
+    predicted, std: mean and std of the resampled curves, `[max_n]`. lower, upper: the 5–95% predictive interval
+    of one new n-network ensemble's CNLL around the point prediction (`ensemble_band`), `[max_n]`; both equal
+    the point prediction when no resample could be fitted. single_std: std of one network's CNLL over the
+    small pool (σ₁); quantile: the Student-t quantile of the bands (small_pool − 1 degrees of freedom).
     rmse: mean over repeats of the RMSE against the measured points with n > fit_max_n (nan if none).
     fits: the power law of each usable repeat; small_curves: CNLL_n, n = 1..fit_max_n, per repeat
     `[repeats, fit_max_n]` (nan where a resample had too few distinct networks).
@@ -62,6 +69,8 @@ class SizePrediction:
     point: np.ndarray | None = None
     point_rmse: float = float("nan")
     small_pool: int = 0
+    single_std: float = float("nan")
+    quantile: float = float("nan")
 
     def rmse_per_n(self) -> tuple[np.ndarray, np.ndarray]:
         """Seed 000 Fig. 6 left: per measured n, the RMSE over the repeats of predicted − measured CNLL_n,
@@ -115,6 +124,38 @@ def _distinct_ensembles(networks: np.ndarray, n: int) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.long).reshape(len(rows), n)
 
 
+def ensemble_band(point: np.ndarray, curves: np.ndarray, n: np.ndarray, single_std: float,
+                  networks: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """5–95% predictive interval of the CNLL of one new ensemble of n networks: (lower, upper, q), `[len(n)]`.
+
+    point ± q·√(var_r curves + σ₁²/n): the variance of the resampled small pools' curves `[R, len(n)]` says how
+    well `networks` networks pin the law down; σ₁/√n, one network's CNLL spread over the small pool scaled to
+    n members, is the new ensemble's own luck; q is Student's t with networks − 1 degrees of freedom (σ₁ is
+    estimated from them). This is recommend's `plane_prediction` at a trained size. The bootstrap variance is
+    not inflated by N/(N−3) as a ladder's residual bootstrap is: a network resample that skips repeated
+    networks already fits on fewer distinct networks than the small pool, and simulated pools cover a fresh
+    ensemble about 90% of the time without it, mostly over 95% with it. σ₁/√n is a little narrower than the spread
+    measured between fresh ensembles (which shrinks slower than 1/√n), but the bootstrap term dominates.
+    Neither term covers a power law that misfits the curve beyond n ≤ fit_max_n.
+    """
+    quantile = t_quantile(networks - 1)
+    lower, upper = predictive_interval(point, curves.var(axis=0), single_std / np.sqrt(n), quantile)
+    return lower, upper, quantile
+
+
+def _small_pool_curves(pool: torch.Tensor, labels: torch.Tensor, draws: list[np.ndarray], fit_max_n: int,
+                       mode: Mode, splits: int, seed: int) -> tuple[np.ndarray, float]:
+    """CNLL_n (n = 1..fit_max_n) of each draw, the mean over its ensembles of distinct networks
+    `[draws, fit_max_n]` (nan where a draw has too few), and the std of the first draw's single networks."""
+    index_sets = [_distinct_ensembles(d, n) for d in draws for n in range(1, fit_max_n + 1)]
+    results = iter(cnll_ttcv_indexed(pool, labels, [ix for ix in index_sets if len(ix)], mode, splits, seed))
+    values = [next(results)[0] if len(ix) else None for ix in index_sets]
+    small = np.array([np.nan if v is None else float(v.mean()) for v in values]).reshape(len(draws), fit_max_n)
+    singles = values[0]
+    single_std = float(singles.std()) if singles is not None and len(singles) > 1 else float("nan")
+    return small, single_std
+
+
 def predict_size(pool_log_probs: ArrayLike, labels: ArrayLike, params: int, max_n: int | None = None,
                  small_pool: int = 6, fit_max_n: int = 4, repeats: int = 20, resample: Resample = "bootstrap",
                  mode: Mode = "before", splits: int = 5, seed: int = 0, objective: Objective = "nll",
@@ -134,10 +175,7 @@ def predict_size(pool_log_probs: ArrayLike, labels: ArrayLike, params: int, max_
         measured = pool_curve(pool, labels, mode=mode, splits=splits, seed=seed)
     draws = [np.arange(min(small_pool, pool.shape[0]))] + _small_pools(pool.shape[0], small_pool, repeats,
                                                                         resample, seed)
-    index_sets = [_distinct_ensembles(d, n) for d in draws for n in range(1, fit_max_n + 1)]
-    results = iter(cnll_ttcv_indexed(pool, labels, [ix for ix in index_sets if len(ix)], mode, splits, seed))
-    small = np.array([float(next(results)[0].mean()) if len(ix) else np.nan for ix in index_sets])
-    small = small.reshape(len(draws), fit_max_n)
+    small, single_std = _small_pool_curves(pool, labels, draws, fit_max_n, mode, splits, seed)
     n_grid = np.arange(1, max_n + 1)
     fit_n = np.arange(1, fit_max_n + 1)
     measured_n = np.array([e.n for e in measured])
@@ -150,25 +188,20 @@ def predict_size(pool_log_probs: ArrayLike, labels: ArrayLike, params: int, max_
         return float(np.sqrt(np.mean((fit.predict(measured_n[beyond]) - measured_cnll[beyond]) ** 2)))
 
     point_fit = fit_power_law(fit_n, small[0], objective)
-    fits, curves, errors = [], [], []
-    for row in small[1:]:
-        known = ~np.isnan(row)
-        if known.sum() < 3:
-            continue  # too few distinct networks in this resample to fit three parameters
-        fit = fit_power_law(fit_n[known], row[known], objective)
-        fits.append(fit)
-        curves.append(fit.predict(n_grid))
-        errors.append(error(fit))
+    # too few distinct networks in a resample to fit three parameters: left out
+    fits = [fit_power_law(fit_n[~np.isnan(row)], row[~np.isnan(row)], objective)
+            for row in small[1:] if (~np.isnan(row)).sum() >= 3]
     point = point_fit.predict(n_grid)
-    curves = np.array(curves) if curves else point[None]
-    errors = [e for e in errors if not np.isnan(e)]
+    curves = np.array([fit.predict(n_grid) for fit in fits]) if fits else point[None]
+    lower, upper, quantile = (point, point, float("nan")) if not fits else \
+        ensemble_band(point, curves, n_grid, single_std, len(draws[0]))
+    errors = [e for e in map(error, fits) if not np.isnan(e)]
     return SizePrediction(
-        params=int(params), n=n_grid, predicted=curves.mean(0), std=curves.std(0),
-        lower=np.percentile(curves, 5, axis=0), upper=np.percentile(curves, 95, axis=0),
+        params=int(params), n=n_grid, predicted=curves.mean(0), std=curves.std(0), lower=lower, upper=upper,
         measured_n=measured_n, measured=measured_cnll,
         rmse=float(np.mean(errors)) if errors else float("nan"), rmse_std=float(np.std(errors)) if errors else 0.0,
         fits=tuple(fits), small_curves=small[1:], fit=point_fit, point=point, point_rmse=error(point_fit),
-        small_pool=len(draws[0]))
+        small_pool=len(draws[0]), single_std=single_std, quantile=quantile)
 
 
 def _plane(prediction: SizePrediction, curve: np.ndarray, within_measured: bool) -> list[SplitPoint]:

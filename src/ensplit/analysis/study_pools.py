@@ -46,8 +46,9 @@ class BudgetResult:
     """The measured optimal split at one budget, the single network of that budget, and the prediction.
 
     advantage: single CNLL − best CNLL (> 0: splitting the budget helps). predicted_n_range: 5th and 95th
-    percentile of the predicted n over the resampled small pools. predicted_regret: measured CNLL of the
-    predicted split − measured CNLL of the best split (0 when the prediction is exact).
+    percentile of the predicted n over the resampled small pools (how stable the chosen n is, not a predictive
+    interval: an argmin over the plane has no variance formula; the CNLL bands are `SizePrediction.lower`/`upper`).
+    predicted_regret: measured CNLL of the predicted split − measured CNLL of the best split (0 when exact).
     """
 
     budget: int

@@ -125,9 +125,10 @@ def msa_curves(budget_curves: Mapping[int, Sequence[tuple[int, float]]]) -> Figu
 
 def prediction(measured: Mapping[int, Curve], predicted: Mapping[int, tuple[np.ndarray, np.ndarray, np.ndarray,
                np.ndarray]], fit_max_n: int) -> Figure:
-    """Predicted vs measured CNLL_n for large n, fitted on n ≤ fit_max_n, with bootstrap bands.
+    """Predicted vs measured CNLL_n for large n, fitted on n ≤ fit_max_n, with 5–95% predictive bands (where one
+    new n-network ensemble's CNLL falls).
 
-    predicted[s] = (n grid, median, lower, upper)."""
+    predicted[s] = (n grid, point prediction, lower, upper)."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for color, s in zip(_colors(len(measured)), sorted(measured), strict=True):
         n, mean, _ = measured[s]
@@ -138,7 +139,7 @@ def prediction(measured: Mapping[int, Curve], predicted: Mapping[int, tuple[np.n
             ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
     ax.axvline(fit_max_n, color="grey", ls=":", lw=1)
     ax.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel="CNLL",
-           title=f"Predicted (dashed, fit on n ≤ {fit_max_n}, 90% bootstrap band) vs measured")
+           title=f"Predicted (dashed, fit on n ≤ {fit_max_n}, 90% predictive band) vs measured")
     _plain_log_y(ax)
     ax.legend(fontsize=7)
     return fig

@@ -61,14 +61,9 @@ def study_sections(analysis: Any) -> list[Section]:
                                 "n = ⌊B/s⌋ members of each measured size s (where that n was measured).",
                                 figures=[(figures.msa_curves(budget_curves), "MSA curves")]))
     resample = analysis.resample
-    repeats = {"bootstrap": "bootstrap-resampled small pools", "subsets": "independent subsets of the pool"}[resample]
     per_n = {p.params: p.rmse_per_n() for p in analysis.predictions}
     sections.append(Section(
-        "Predicting large ensembles", f"CNLL_n fitted on n ≤ {analysis.predict_max_n} from the first few networks "
-        "of each pool (all their combinations, Lobacheva et al. §7), extrapolated and compared with the measured pool "
-        f"curves; bands are 5–95% over {repeats}, and the per-n RMSE is taken over those repeats. The "
-        "predicted optimal split is read from the predicted (n, s) plane over the measured cells; regret is "
-        "the measured CNLL of the predicted split minus the best measured one.",
+        "Predicting large ensembles", _prediction_text(analysis.predict_max_n, resample),
         figures=[(figures.prediction(curves, predicted, analysis.predict_max_n), "predicted vs measured CNLL_n"),
                  (nll_figures.prediction_rmse_per_n(per_n, analysis.predict_max_n, resample),
                   "RMSE of the predicted CNLL_n per n (Lobacheva et al. Fig. 6 left)")]
@@ -78,6 +73,18 @@ def study_sections(analysis: Any) -> list[Section]:
            if any(b.predicted_n for b in analysis.budgets) else []),
         table=pred_rows))
     return sections
+
+
+def _prediction_text(predict_max_n: int, resample: str) -> str:
+    """How the large-ensemble predictions and their bands are made, for the section's lead."""
+    repeats = {"bootstrap": "bootstrap-resampled small pools", "subsets": "independent subsets of the pool"}[resample]
+    return (f"CNLL_n fitted on n ≤ {predict_max_n} from the first few networks of each pool (all their "
+            "combinations, Lobacheva et al. §7), extrapolated and compared with the measured pool curves; bands are "
+            "5–95% predictive intervals for the CNLL of one new ensemble of n networks (the spread of the prediction "
+            f"over {repeats} and one network's spread scaled by 1/√n, with Student's t, the method `recommend` "
+            "uses), and the per-n RMSE is taken over those repeats. The predicted optimal split is read from the "
+            "predicted (n, s) plane over the measured cells; regret is the measured CNLL of the predicted split "
+            "minus the best measured one.")
 
 
 def _at_budget(sizes: list, budget: int) -> list[tuple[int, float]]:
