@@ -2,15 +2,18 @@
 
 Every command-line value and every config-file value passes through here before validation, so `on`
 means true for every option of every command, and a list is written the same way everywhere
-(`16,32,64`). Validation of ranges and choices happens once, in the typed configs (`ensplit.recipe`);
+(`16,32,64`). Validation of ranges and choices happens once, in the typed configs (`ensplit.settings`);
 `describe_validation_error` turns its failures into one line naming the field, the value and what is
-allowed.
+allowed. Family and method options, whose types come from their defaults, are typed and checked here too
+(`typed_options`, `check_option`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import numbers
 import re
 import types
 import typing
@@ -180,24 +183,43 @@ def typed_like(default: Any, text: str) -> Any:
     return text
 
 
+def check_option(owner: str, key: str, value: Any, default: Any) -> None:
+    """A family or method option of its default's kind (a string is not a bool, a bool is not a number, a float
+    is finite), and a dropout rate in [0, 1); `owner` names it in the one-line error (`family 'mlp'`). The one
+    check of option values: `typed_options` applies it to configs, `ensplit.models.registry` to Python calls."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(value, bool):  # a bool is no int, float or string option's value
+        ok = default is None
+    elif isinstance(default, int):
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    else:
+        ok = True
+    if not ok:
+        raise EnsplitError(f"option {key} of {owner} needs a {type(default).__name__}, got {value!r}")
+    if key == "dropout" and value is not None and not 0 <= value < 1:
+        raise EnsplitError(f"option dropout of {owner} must lie in [0, 1), got {value!r}")
+
+
 def typed_options(defaults: dict[str, Any], given: dict[str, Any], owner: str) -> dict[str, Any]:
-    """Options checked against `defaults` (known keys) and typed like them; `owner` names them in errors."""
+    """Options checked against `defaults` (known keys) and typed like them (text is parsed, other values are
+    checked by `check_option`); `owner` names them in errors."""
     options: dict[str, Any] = {}
     for key, value in given.items():
         if key not in defaults:
             known = ", ".join(sorted(defaults)) or "none"
             raise EnsplitError(f"unknown option {key!r} for {owner} (known: {known})")
         default = defaults[key]
-        if not isinstance(value, str):
-            if isinstance(default, bool) != isinstance(value, bool) and default is not None:
-                raise EnsplitError(f"option {key} of {owner} needs a {type(default).__name__}, got {value!r}")
-            options[key] = value
-            continue
-        try:
-            options[key] = typed_like(default, value)
-        except ValueError:
-            kind = "value" if default is None else type(default).__name__
-            raise EnsplitError(f"option {key} of {owner} needs a {kind}, got {value!r}") from None
+        if isinstance(value, str):
+            try:
+                value = typed_like(default, value)
+            except ValueError:
+                kind = "value" if default is None else type(default).__name__
+                raise EnsplitError(f"option {key} of {owner} needs a {kind}, got {value!r}") from None
+        check_option(owner, key, value, default)
+        options[key] = value
     return options
 
 

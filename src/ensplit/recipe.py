@@ -18,36 +18,39 @@ Config files and Python mappings share one layout, read by `build_settings`:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import sys
-import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 from pydantic import Field
-from pydantic.fields import FieldInfo
 
 from ensplit.data.dataset import Dataset
 from ensplit.data.spec import DataSpec, load_data
-from ensplit.errors import EnsplitError, renamed
+from ensplit.errors import EnsplitError
 from ensplit.models import count_params, get_family, with_dropout
-from ensplit.parsing import FALSE, TRUE, from_config, typed_options
-from ensplit.train.config import TrainConfig, config_class
-from ensplit.train.device import check_device_name, resolve_device
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from ensplit.parsing import FALSE, TRUE, typed_options
+from ensplit.settings import (
+    DeviceFields,
+    closest,
+    config_class,
+    field_annotations,
+    field_default,
+    field_help,
+    load_toml,
+    loads_toml,
+    settings_to_toml,
+)
+from ensplit.settings import build as build_fields
+from ensplit.settings.options import MAX_SEED, Seed
+from ensplit.train.config import TrainConfig
+from ensplit.train.device import resolve_device
 
 EXPERIMENT_TABLES = ("study", "compare", "designspace", "landscape", "collegial", "recommend")
-MAX_SEED = 2**31 - 1
 
 
-@config_class
+@config_class(groups=(DeviceFields,))
 class Recipe:
     """What is trained and how (see the module docstring). Build one from a mapping with `Recipe.from_mapping`,
     or directly: `Recipe(family="cnn1d", train=TrainConfig(epochs=20))`."""
@@ -56,8 +59,7 @@ class Recipe:
                                                              "folders, CIFAR binary, IDX)")] = "mnist1d"
     num_samples: Annotated[int, Field(ge=50, le=1_000_000, description="MNIST-1D samples generated (about 0.4 ms each; "
                                                                       "cached)")] = 5000
-    data_seed: Annotated[int, Field(ge=0, le=MAX_SEED, description="seed of the generated data and of the "
-                                                                   "subsets")] = 42
+    data_seed: Annotated[Seed, Field(description="seed of the generated data and of the subsets")] = 42
     train_subset: Annotated[int, Field(ge=1, description="train on N seeded training examples")] | None = None
     test_subset: Annotated[int, Field(ge=2, description="evaluate on N seeded test examples (at least 2: CNLL's "
                                                         "test-time cross-validation halves them)")] | None = None
@@ -68,13 +70,12 @@ class Recipe:
     family_options: Annotated[dict[str, Any], Field(description="family option KEY=VALUE (repeatable)")] = (
         dataclasses.field(default_factory=dict))
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    seed: Annotated[int, Field(ge=0, le=MAX_SEED, description="base seed of every member's initialisation")] = 0
-    device: Annotated[str, Field(description="auto (CUDA when available), cpu, cuda or cuda:N")] = "auto"
-    threads: Annotated[int, Field(ge=1, le=4096, description="torch CPU threads of this process (1 avoids "
-                                                             "oversubscription on a busy machine)")] | None = None
+    seed: Annotated[Seed, Field(description="base seed of every member's initialisation")] = 0
+    if TYPE_CHECKING:  # appended by DeviceFields (ensplit.settings.groups), the device name checked first
+        device: str
+        threads: int | None
 
     def __post_init__(self) -> None:
-        check_device_name(self.device)
         family = get_family(self.family)
         if self.depth is not None and not family.valid_depth(self.depth):
             raise EnsplitError(f"depth = {self.depth}: family {self.family!r} needs {family.depth_rule}")
@@ -145,70 +146,17 @@ class Recipe:
         return recipe
 
 
-def field_annotations(cls: type) -> dict[str, tuple[Any, tuple[Any, ...]]]:
-    """Field name -> (resolved annotation, constraint metadata) of a validated config dataclass."""
-    return {name: (info.annotation, tuple(info.metadata)) for name, info in cls.__pydantic_fields__.items()}
-
-
-def _description(annotation: Any) -> str | None:
-    """The description of a `Field` inside an annotation (`Annotated[X, Field(...)] | None` keeps it there)."""
-    for arg in typing.get_args(annotation):
-        if isinstance(arg, FieldInfo) and arg.description:
-            return arg.description
-        found = _description(arg)
-        if found:
-            return found
-    return None
-
-
-def field_default(cls: type, name: str) -> Any:
-    """A settings field's default value (its factory's product), or `dataclasses.MISSING` when it has none."""
-    found = next(f for f in dataclasses.fields(cls) if f.name == name)
-    if found.default is not dataclasses.MISSING:
-        return found.default
-    return found.default_factory() if found.default_factory is not dataclasses.MISSING else dataclasses.MISSING
-
-
-def field_help(cls: type) -> dict[str, str]:
-    """Field name -> its one-line help (the Field description, wherever the annotation holds it)."""
-    return {name: info.description or _description(info.annotation) or name.replace("_", " ")
-            for name, info in cls.__pydantic_fields__.items()}
-
-
 def recipe_names() -> list[str]:
     return [n for n in field_annotations(Recipe) if n != "train"] + list(field_annotations(TrainConfig))
 
 
-def _closest(name: str, candidates: list[str]) -> str:
-    """' (did you mean 'family'?)' for the known name closest to a misspelt one, else ''."""
-    close = difflib.get_close_matches(name, candidates, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _unknown_field(cls: type, name: str, annotations: Mapping[str, Any]) -> str:
-    """One line for a misspelt setting: the closest known name, and the fields of `cls` (an experiment's also
-    takes the recipe's fields and the tables of a config file)."""
-    own = [n for n in annotations if n not in ("recipe", "train")]
-    candidates = [*own, *(recipe_names() + ["train", *EXPERIMENT_TABLES] if "recipe" in annotations else [])]
-    also = "; and the recipe's fields (see --help)" if "recipe" in annotations else ""
-    return f"unknown field {name!r}{_closest(name.rsplit('.', 1)[-1], candidates)}; known: {', '.join(own)}{also}"
-
-
 def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
-    """`cls(**values)` with config-file or command-line values converted to each field's type and every
-    failure turned into one line naming the field, the value and what is allowed. A field's deprecated name
-    (the class's `RENAMED`, old -> new) is accepted with an EnsplitDeprecationWarning."""
-    annotations = field_annotations(cls)
-    kwargs: dict[str, Any] = {}
-    values = renamed(values, getattr(cls, "RENAMED", {}), where)  # old spellings, for one release
-    for name, value in values.items():
-        if name not in annotations:
-            raise EnsplitError(_unknown_field(cls, where + name, annotations))
-        try:
-            kwargs[name] = from_config(value, *annotations[name])
-        except (ValueError, TypeError) as error:
-            raise EnsplitError(f"{where}{name} = {value!r}: {error}") from None
-    return cls(**kwargs)
+    """`cls(**values)` from config-file or command-line values (`ensplit.settings.build`); a misspelt name of an
+    experiment's settings is matched against the recipe's fields and the file's tables too."""
+    if "recipe" not in field_annotations(cls):
+        return build_fields(cls, values, where)
+    return build_fields(cls, values, where, also=[*recipe_names(), "train", *EXPERIMENT_TABLES],
+                        also_words="; and the recipe's fields (see --help)")
 
 
 def split_recipe(values: Mapping[str, Any]) -> tuple[Recipe, dict[str, Any]]:
@@ -262,7 +210,7 @@ def build_settings(cls: type, table: str, values: Mapping[str, Any]) -> Any:
         given, unknown = split_recipe(given)
         if unknown:
             name = sorted(unknown)[0]
-            raise EnsplitError(f"recipe has unknown field {name!r}{_closest(name, [*recipe_names(), 'train'])}; known: "
+            raise EnsplitError(f"recipe has unknown field {name!r}{closest(name, [*recipe_names(), 'train'])}; known: "
                                + ", ".join(n for n in field_annotations(Recipe)) + " and the training fields")
     if not isinstance(given, Recipe):
         raise EnsplitError(f"recipe = {given!r}: must be a Recipe (ensplit.Recipe(...)) or a mapping of its fields")
@@ -273,56 +221,7 @@ def build_settings(cls: type, table: str, values: Mapping[str, Any]) -> Any:
     return build(cls, {**rest, **own, "recipe": given})
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML config file as a mapping; a missing, unreadable or malformed file is a one-line error."""
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise EnsplitError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise EnsplitError(f"config file {path} is a folder, not a TOML file") from None
-    except UnicodeDecodeError:
-        raise EnsplitError(f"config file {path} is not UTF-8 text") from None
-    except OSError as error:
-        raise EnsplitError(f"config file {path} cannot be read: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise EnsplitError(f"config file {path} is not valid TOML: {error}") from None
-
-
-def loads_toml(text: str, what: str = "config") -> dict[str, Any]:
-    """TOML text as a mapping; malformed text is a one-line error naming `what`."""
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise EnsplitError(f"{what} is not valid TOML: {error}") from None
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in value.items()) + "}"
-    return json.dumps(str(value))
-
-
-def settings_to_toml(settings: Any, table: str) -> str:
-    """A config file for `settings` (recipe at the top, `[train]`, then `[table]`); None values are left out."""
-    recipe = settings.recipe if hasattr(settings, "recipe") else settings
-    data = dataclasses.asdict(recipe)
-    train = data.pop("train")
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if v is not None]
-    lines += ["", "[train]"] + [f"{k} = {_toml_value(v)}" for k, v in train.items() if v is not None]
-    if settings is not recipe:
-        own = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name != "recipe"}
-        lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in own.items() if v is not None]
-    return "\n".join(lines) + "\n"
-
-
-__all__ = ["EXPERIMENT_TABLES", "Recipe", "TrainConfig", "build", "build_settings", "field_annotations",
-           "field_help", "load_toml", "loads_toml", "recipe_names", "settings_to_toml", "split_recipe"]
+# field_annotations ... settings_to_toml and MAX_SEED live in ensplit.settings; re-exported for old imports
+__all__ = ["EXPERIMENT_TABLES", "MAX_SEED", "Recipe", "TrainConfig", "build", "build_settings", "field_annotations",
+           "field_default", "field_help", "load_toml", "loads_toml", "recipe_names", "settings_to_toml",
+           "split_recipe"]

@@ -11,7 +11,6 @@ and are converted and validated there, in one place; a command-line value beats 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import types
 import typing
@@ -19,14 +18,15 @@ from typing import Any
 
 from ensplit import reports
 from ensplit.parsing import key_value
-from ensplit.recipe import Recipe, build_settings, field_annotations, field_default, field_help, load_toml
+from ensplit.recipe import Recipe, build_settings
+from ensplit.settings import DeviceFields, field_annotations, field_groups, load_toml, option_help
 from ensplit.train.config import TrainConfig
 
 PREFIX = "setting__"
 RECIPE_GROUPS = {
     "data": ("dataset", "num_samples", "data_seed", "train_subset", "test_subset", "validation_fraction"),
     "model": ("family", "depth", "family_options"),
-    "runtime": ("seed", "device", "threads"),
+    "runtime": ("seed", *DeviceFields.names()),
 }
 
 
@@ -45,34 +45,14 @@ def _is_bool(annotation: Any) -> bool:
     return len(options) == 1 and options[0] is bool
 
 
-def _default_text(cls: type, name: str) -> str:
-    value = field_default(cls, name)
-    if value is dataclasses.MISSING or value in (None, {}, ()):
-        return ""
-    if isinstance(value, tuple):
-        value = ",".join(map(str, value))
-    if isinstance(value, bool):
-        value = str(value).lower()
-    return f"; default {value}"
-
-
-def _range_text(metadata: typing.Iterable[Any]) -> str:
-    """The bounds a field's validation enforces, for its help ("; 3 to 100", "; > 0, <= 1"), so a user reads
-    them before an error tells them."""
-    bounds = {kind: getattr(item, kind) for item in metadata for kind in ("ge", "gt", "le", "lt")
-              if hasattr(item, kind)}
-    if "ge" in bounds and "le" in bounds:
-        return f"; {bounds['ge']:,} to {bounds['le']:,}"
-    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-    return ("; " + ", ".join(f"{symbols[k]} {v:,}" for k, v in bounds.items())) if bounds else ""
-
-
 def _add(group: argparse._ArgumentGroup, cls: type, names: typing.Iterable[str], where: str) -> None:
-    annotations, helps = field_annotations(cls), field_help(cls)
+    """One option per field in `names`, its help the field's (with default and range, `option_help`)."""
+    names = list(names)
+    annotations, helps = field_annotations(cls), option_help(cls, names)
     for name in names:
         annotation = annotations[name][0]
         flag, dest = _flag(name, annotation), f"{PREFIX}{where}{name}"
-        text = helps[name] + _default_text(cls, name) + _range_text(annotations[name][1])
+        text = helps[name]
         if _is_bool(annotation):
             group.add_argument(flag, dest=dest, default=None, nargs="?", const="true", metavar="BOOL",
                                help=text + "; alone: true")
@@ -121,11 +101,17 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_settings_arguments(parser: argparse.ArgumentParser, cls: type, title: str,
                            skip: typing.Iterable[str] = ()) -> None:
-    """One option per field of an experiment's settings (all but `recipe` and `skip`)."""
-    names = [n for n in field_annotations(cls) if n != "recipe" and n not in set(skip)]
+    """One option per field of an experiment's settings (all but `recipe` and `skip`): its own fields under
+    `title`, each shared field group's under the group's title (`runner: where the training jobs run`)."""
+    skipped = {"recipe", *skip}
+    shared = {name for group in field_groups(cls) for name in group.names()}
     group = parser.add_argument_group(title)
-    _add(group, cls, names, "own.")
+    _add(group, cls, [n for n in field_annotations(cls) if n not in skipped and n not in shared], "own.")
     _add_renamed(group, cls, "own.")
+    for fields in field_groups(cls):
+        names = [n for n in fields.names() if n not in skipped]
+        if names:
+            _add(parser.add_argument_group(fields.title or fields.__name__), cls, names, "own.")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, out: str | None = None) -> None:

@@ -11,6 +11,8 @@ from ensplit.commands._options import add_deprecated_flag
 from ensplit.errors import EnsplitError
 from ensplit.models import count_params, get_family, scaling
 from ensplit.parsing import key_value, parse_count, typed_options
+from ensplit.settings import check_int
+from ensplit.settings.options import BudgetKnob
 
 NAME = "budget"
 HELP = "parameter counts, FLOPs, widths at a budget, memory splits and width/depth-equivalent ensembles"
@@ -58,9 +60,8 @@ def _check(args: argparse.Namespace) -> None:
     if getattr(args, "budget", 0) is None:  # required, under its new name or its old one
         raise EnsplitError("--budget is required (a parameter budget, e.g. 1e6 or 36.5M)")
     for name in ("width", "depth", "num_classes", "members", "members_max"):
-        value = getattr(args, name, None)
-        if value is not None and not 1 <= value <= 10**9:
-            raise EnsplitError(f"{name} = {value}: must be in [1, 1e9]")
+        if getattr(args, name, None) is not None:
+            check_int(name, getattr(args, name), BudgetKnob)
     if args.in_shape and (len(args.in_shape) > 4 or any(not 1 <= n <= 10**6 for n in args.in_shape)):
         raise EnsplitError(f"in_shape = {args.in_shape}: must be 1 to 4 sizes, each in [1, 1e6]")
 

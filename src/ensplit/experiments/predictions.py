@@ -17,12 +17,11 @@ from ensplit.analysis.ensemble_scores import score_before_after
 from ensplit.analysis.study_pools import StudyAnalysis, analysis_notes, analyze_pools, summary_dict
 from ensplit.errors import EnsplitError
 from ensplit.jsonable import to_jsonable
-from ensplit.recipe import MAX_SEED
+from ensplit.settings import check_choice, check_int
+from ensplit.settings.options import Bootstrap, CnllSplits, PredictMaxN, PredictPool, Seed, Temperature
 from ensplit.store import folder_lock
 from ensplit.store.npz_pools import load_pool, load_pools
 from ensplit.store.ownership import claim_folder, report_and
-
-MAX_SPLITS = 1000  # test-time cross-validation halvings; as StudyConfig.cnll_splits
 
 
 @dataclass
@@ -43,13 +42,14 @@ def analyze(inputs: Sequence[str | Path], out: str | Path = "ensplit-analysis", 
             cnll_splits: int = 5, predict_max_n: int = 4, predict_pool: int = 6, bootstrap: int = 40,
             report: bool = True) -> AnalyzeResult:
     """Power laws, the memory split and its prediction from `.npz` pools (files or folders of them). With
-    `report`, `out` is claimed for the page, which the caller writes (`ensplit.reports.write(result, out)`)."""
-    if temperature not in ("before", "after"):
-        raise EnsplitError(f"temperature = {temperature!r}: must be before or after")
-    for name, value, low, high in (("cnll_splits", cnll_splits, 1, MAX_SPLITS),
-                                   ("predict_max_n", predict_max_n, 3, None), ("predict_pool", predict_pool, 3, None),
-                                   ("bootstrap", bootstrap, 0, None)):
-        _check_int(name, value, low, high)
+    `report`, `out` is claimed for the page, which the caller writes (`ensplit.reports.write(result, out)`).
+    The settings take the study's analysis options (`ensplit.settings.groups.AnalysisFields`); the pools'
+    files decide how many networks there are, so only the splits have an upper bound here."""
+    check_choice("temperature", temperature, Temperature)
+    check_int("cnll_splits", cnll_splits, CnllSplits)
+    for name, value, option in (("predict_max_n", predict_max_n, PredictMaxN),
+                                ("predict_pool", predict_pool, PredictPool), ("bootstrap", bootstrap, Bootstrap)):
+        check_int(name, value, option, upper=False)
     if not isinstance(report, bool):
         raise EnsplitError(f"report = {report!r}: must be True or False")
     paths = [_path("inputs", inputs)] if isinstance(inputs, (str, Path)) else _paths(inputs)
@@ -72,12 +72,6 @@ def _analyze(paths: list[str], temperature: str, splits: int, predict_max_n: int
     for message in analysis_notes(analysis, bootstrap):
         print(f"ensplit analyze: {message}", file=sys.stderr)
     return analysis
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise EnsplitError(f"{name} = {value!r}: must be an integer {allowed}")
 
 
 def _path(name: str, value: Any) -> str:
@@ -105,8 +99,8 @@ class EvaluateResult:
 
 def evaluate(file: str | Path, cnll_splits: int = 5, seed: int = 0) -> EvaluateResult:
     """Accuracy, NLL, Brier, ECE (percent) and CNLL before/after averaging of a `.npz` ensemble."""
-    _check_int("cnll_splits", cnll_splits, 1, MAX_SPLITS)
-    _check_int("seed", seed, 0, MAX_SEED)
+    check_int("cnll_splits", cnll_splits, CnllSplits)
+    check_int("seed", seed, Seed)
     pool = load_pool(_path("file", file))
     if pool.log_probs.shape[0] > 1 and pool.labels.shape[0] < 2:
         raise EnsplitError(f"{file}: CNLL's test-time cross-validation needs at least 2 test objects, the file has "

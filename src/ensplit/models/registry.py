@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from torch import nn
 
 from ensplit.errors import EnsplitError
 from ensplit.layers import PLAIN, LayerSet
+from ensplit.parsing import check_option
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def _resolve(name: str, width: int, depth: int | None, in_shape, num_classes, op
         known = ", ".join(sorted(family.options)) or "none"
         raise EnsplitError(f"unknown option(s) {', '.join(sorted(unknown))} for family {name!r} (known: {known})")
     for key, value in options.items():
-        _check_option(name, key, value, family.options[key])
+        check_option(f"family {name!r}", key, value, family.options[key])
     in_shape = family.default_in_shape if in_shape is None else in_shape
     if not (isinstance(in_shape, (tuple, list)) and in_shape and all(_positive_int(d) for d in in_shape)):
         raise EnsplitError(f"in_shape must be a tuple of positive integers, got {in_shape!r}")
@@ -83,22 +83,6 @@ def _resolve(name: str, width: int, depth: int | None, in_shape, num_classes, op
 
 def _positive_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
-
-
-def _check_option(name: str, key: str, value: Any, default: Any) -> None:
-    """A family option given in Python is of its default's kind (a string is not a bool), dropout in [0, 1)."""
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    else:
-        ok = True
-    if not ok:
-        raise EnsplitError(f"option {key} of family {name!r} needs a {type(default).__name__}, got {value!r}")
-    if key == "dropout" and value is not None and not 0 <= value < 1:
-        raise EnsplitError(f"option dropout of family {name!r} must lie in [0, 1), got {value!r}")
 
 
 def create(

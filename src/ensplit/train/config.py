@@ -1,41 +1,21 @@
 """Training hyper-parameters: one frozen, validated dataclass (the `[train]` table of every recipe).
 
 Each field carries its range or choices and a one-line help text, so the command-line options, the TOML
-table and the validation all come from this one declaration (see `ensplit.recipe`). The field names are
+table and the validation all come from this one declaration (see `ensplit.settings`; bounds that other
+settings share, such as the learning rate's, are typed options declared there once). The field names are
 hashed into stored job ids: renaming one would orphan every study folder made before.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
-from pydantic.dataclasses import dataclass
+from pydantic import Field, field_validator
 
-from ensplit.errors import EnsplitError
-from ensplit.parsing import describe_validation_error
+from ensplit.settings import STRICT, config_class
+from ensplit.settings.options import DropoutRate, Epochs, LearningRate, WeightDecay
 
 PRECISIONS = ("fp32", "bf16")
-STRICT = ConfigDict(strict=True, extra="forbid")
-T = TypeVar("T")
-
-
-def config_class(cls: type[T]) -> type[T]:
-    """A frozen, strictly validated dataclass (pydantic) whose bad values raise one-line EnsplitErrors:
-    `field = value: what is allowed`. Every recipe and experiment config is declared with it."""
-    validated = dataclass(frozen=True, config=STRICT)(cls)
-    init = validated.__init__
-
-    @functools.wraps(init)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        try:
-            init(self, *args, **kwargs)
-        except ValidationError as error:
-            raise EnsplitError(describe_validation_error(error)) from None
-
-    validated.__init__ = __init__
-    return validated
 
 
 @config_class
@@ -52,15 +32,14 @@ class TrainConfig:
     weights and activations in NHWC layout (same numbers, other kernels). See docs/scale-out.md.
     """
 
-    epochs: Annotated[int, Field(ge=1, le=100_000, description="training epochs")] = 40
+    epochs: Annotated[Epochs, Field(description="training epochs")] = 40
     batch_size: Annotated[int, Field(ge=1, le=1 << 20, description="examples per member and step")] = 128
     optimizer: Annotated[Literal["sgd", "adam", "adamw"], Field(description="sgd, adam or adamw")] = "sgd"
-    lr: Annotated[float, Field(gt=0, le=1e3, allow_inf_nan=False, description="learning rate")] = 0.1
+    lr: Annotated[LearningRate, Field(description="learning rate")] = 0.1
     momentum: Annotated[float, Field(ge=0, lt=1, description="SGD momentum")] = 0.9
     nesterov: Annotated[bool, Field(description="Nesterov momentum")] = False
-    weight_decay: Annotated[float, Field(ge=0, le=1, description="L2 penalty on the weights (decoupled in "
-                                                                 "AdamW)")] = 5e-4
-    dropout: Annotated[float, Field(ge=0, lt=1, description="dropout rate of the family's dropout layers")] = 0.0
+    weight_decay: Annotated[WeightDecay, Field(description="L2 penalty on the weights (decoupled in AdamW)")] = 5e-4
+    dropout: Annotated[DropoutRate, Field(description="dropout rate of the family's dropout layers")] = 0.0
     schedule: Annotated[Literal["cosine", "step", "constant"], Field(description="cosine, step or constant")] = (
         "cosine")
     step_milestones: Annotated[tuple[float, ...], Field(description="epoch fractions of the step schedule")] = (
@@ -81,3 +60,6 @@ class TrainConfig:
         if any(not 0 < m < 1 for m in value) or list(value) != sorted(value):
             raise ValueError("milestones must be increasing fractions in (0, 1)")
         return value
+
+
+__all__ = ["PRECISIONS", "STRICT", "TrainConfig", "config_class"]  # config_class, STRICT: old import path
