@@ -51,6 +51,8 @@ from ensplit.runs.plan import TrainJob
 from ensplit.runs.resources import check_training
 from ensplit.store import folder_lock
 from ensplit.train import measure, train
+from ensplit.train.epoch_time import seconds_per_epoch
+from ensplit.train.measure import steps_in_epoch
 
 DEFAULT_OUT = "ensplit-recommend"
 
@@ -136,7 +138,9 @@ def build(candidate: Candidate, config: RecommendConfig, data: Dataset) -> Any:
 
 
 def assess_costs(candidate: Candidate, config: RecommendConfig, data: Dataset) -> Assessed:
-    """Inference FLOPs per example, seconds per training epoch (a few steps, scaled) and inference ms."""
+    """Inference FLOPs per example, seconds per training epoch (`steps` steps timed by the shared epoch timer,
+    `ensplit.train.epoch_time`, scaled to a full epoch; training a candidate at P is what `recommend` avoids)
+    and inference ms."""
     model = build(candidate, config, data)
     sample = data.prepare(data.x_test[:64]).to(next(model.parameters()).dtype)
     flops = forward_flops(model, sample)
@@ -146,10 +150,11 @@ def assess_costs(candidate: Candidate, config: RecommendConfig, data: Dataset) -
     timing = dataclasses.replace(config.recipe.train, epochs=1, batching=model.batching)
     seeds = list(range(model.members))
     seconds = []
-    for _ in range(2):  # the first run pays for warm-up
+    for _ in range(2):  # short "epochs" of `steps` steps; the first pays for warm-up (the shared timer drops it)
         result = train(model, subset, timing, seeds, progress=False, index_sampler=model.index_sampler)
         seconds.append(result.seconds_per_epoch[0])
-    per_epoch = seconds[-1] * math.ceil(data.x_train.shape[0] / config.recipe.train.batch_size) / steps
+    batches = steps_in_epoch(data.x_train.shape[0], config.recipe.train.batch_size)
+    per_epoch = seconds_per_epoch(seconds) * batches / steps
     inference = measure.inference_ms_per_example([model], data.prepare(data.x_test[:256]).float(), 256, repeats=3)
     return Assessed(candidate, flops, per_epoch, inference)
 

@@ -30,7 +30,7 @@ from ensplit.models import count_params
 from ensplit.models.scaling import solve_width
 from ensplit.parsing import COUNT, require_distinct
 from ensplit.recipe import Recipe, build_settings
-from ensplit.runs.executors import check_address
+from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
 from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, identity_differences, network_seed
 from ensplit.train.config import config_class
 
@@ -70,10 +70,10 @@ class RecommendConfig:
                                               "with fresh seeds, and compare with the prediction")] = True
     bootstrap: Annotated[int, Field(ge=10, le=10_000, description="bootstrap resamples of every interval")] = 100
     cnll_splits: Annotated[int, Field(ge=1, le=1000, description="test-time cross-validation splits")] = 5
-    executor: Annotated[Literal["local", "process", "ray"], Field(description="local, process or ray")] = "local"
-    workers: Annotated[int, Field(ge=1, le=4096, description="process-pool or Ray workers")] = 2
-    address: Annotated[str, Field(description="Ray cluster address (default: a local instance)")] | None = None
-    gpus_per_job: Annotated[float, Field(gt=0, le=1, description="fraction of a GPU per Ray task")] = 0.25
+    executor: ExecutorName = "local"
+    workers: Workers = 2
+    address: Address | None = None
+    gpus_per_job: GpusPerJob = 0.25
     tune: Annotated[bool, Field(description="choose the lr and weight decay of every cheap run on a validation "
                                             "split (validation_fraction 0.1 when it is 0), each size on its "
                                             "own, and carry each family's to P by lr ∝ size^γ")] = False
