@@ -19,7 +19,8 @@ from ensplit.commands import compare, designspace, landscape, study
 from ensplit.errors import EnsplitError
 from ensplit.experiments.compare import CompareConfig
 from ensplit.experiments.study_config import StudyConfig
-from ensplit.recipe import build_settings, field_annotations
+from ensplit.recipe import build_settings
+from ensplit.settings import field_annotations
 from ensplit.store.npz_pools import load_pool
 
 FIELDS = sorted({*field_annotations(StudyConfig), *field_annotations(CompareConfig), "epochs", "lr", "momentum",

@@ -6,8 +6,8 @@ import tomllib
 from ensplit.cli import main
 from ensplit.errors import EnsplitError
 from ensplit.experiments.study_config import StudyConfig, plan_pool_jobs, pool_sizes
-from ensplit.recipe import settings_to_toml
 from ensplit.runs.plan import network_seed
+from ensplit.settings import settings_to_toml
 
 
 def test_toml_round_trip_and_overrides():

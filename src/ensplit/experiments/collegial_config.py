@@ -15,9 +15,8 @@ from pydantic import Field
 
 from ensplit.errors import EnsplitError
 from ensplit.recipe import Recipe, build_settings
-from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
 from ensplit.runs.identity import RecipeIdentified
-from ensplit.train.config import config_class
+from ensplit.settings import RunnerFields, config_class
 
 Positive = Annotated[int, Field(ge=1, le=1_000_000)]
 ONLY = {  # option -> baselines it applies to
@@ -27,7 +26,7 @@ ONLY = {  # option -> baselines it applies to
 }
 
 
-@config_class
+@config_class(groups=(RunnerFields,))
 class CollegialConfig(RecipeIdentified):
     """The baseline to redesign, the objective and cost, and where α comes from."""
 
@@ -72,10 +71,6 @@ class CollegialConfig(RecipeIdentified):
     train_widths: Annotated[tuple[Positive, ...], Field(max_length=64, description="train these path widths "
                                                         "instead (default: --train-points around the optimum)")] = ()
     train_seeds: Annotated[int, Field(ge=1, le=100, description="training runs (seeds) per point")] = 3
-    executor: ExecutorName = "local"
-    workers: Workers = 2
-    address: Address | None = None
-    gpus_per_job: GpusPerJob = 0.25
 
     def __post_init__(self) -> None:
         for option, baselines in ONLY.items():
@@ -87,7 +82,6 @@ class CollegialConfig(RecipeIdentified):
         if self.train and self.baseline != "mlp":
             raise EnsplitError(f"--train trains mlp baselines on the recipe's data, not baseline {self.baseline} "
                                "(e.g. --baseline mlp --input-dim 40 --outputs 10 for mnist1d)")
-        check_address(self.executor, self.address)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> CollegialConfig:

@@ -17,14 +17,13 @@ from ensplit.ensembles.methods import METHOD_OPTIONS
 from ensplit.errors import EnsplitError
 from ensplit.parsing import COUNT, require_distinct, typed_options
 from ensplit.recipe import Recipe, build_settings
-from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
 from ensplit.runs.identity import RecipeIdentified
-from ensplit.train.config import config_class
+from ensplit.settings import RunnerFields, config_class
 
 Method = Literal["single", "deep", "batchensemble", "mimo", "mixture", "grouped", "multihead"]
 
 
-@config_class
+@config_class(groups=(RunnerFields,))
 class CompareConfig(RecipeIdentified):
     """Which methods to compare, how many members, and at which width or parameter budget."""
 
@@ -48,17 +47,12 @@ class CompareConfig(RecipeIdentified):
         description="report: re-run every method with these numbers of members")] = ()
     sweep_epochs: Annotated[int, Field(ge=1, le=100_000, description="epochs of sweep runs (default: the "
                                                                       "recipe's)")] | None = None
-    executor: ExecutorName = "local"
-    workers: Workers = 2
-    address: Address | None = None
-    gpus_per_job: GpusPerJob = 0.25
 
     RENAMED: ClassVar[dict[str, str]] = {"param_budget": "budget"}  # deprecated spellings (docs/glossary.md)
 
     def __post_init__(self) -> None:
         for name in ("methods", "sweep_budgets", "sweep_members"):
             require_distinct(name, getattr(self, name))
-        check_address(self.executor, self.address)
         object.__setattr__(self, "method_options", nested_method_options(self.method_options))
 
     @classmethod

@@ -16,9 +16,8 @@ from pydantic import Field
 
 from ensplit.parsing import require_distinct
 from ensplit.recipe import Recipe, build_settings
-from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
 from ensplit.runs.identity import RecipeIdentified
-from ensplit.train.config import config_class
+from ensplit.settings import RunnerFields, config_class
 
 Size = Annotated[int, Field(ge=1, le=1_000_000)]
 # The settings of a cost measurement (see `designspace_jobs`), recorded in each cost job's id.
@@ -26,7 +25,7 @@ COST_SETTINGS = ("timing_steps", "timing_warmup", "timing_repeats", "inference_r
                  "measure_memory", "memory_steps")
 
 
-@config_class
+@config_class(groups=(RunnerFields,))
 class DesignSpaceConfig(RecipeIdentified):
     """The grid and how to measure it; the recipe says how every network is trained.
 
@@ -56,15 +55,10 @@ class DesignSpaceConfig(RecipeIdentified):
                                                                   "measurement")] = 3
     est_fraction: Annotated[float, Field(gt=0, le=1, description="share of the cells beyond the EST that "
                                                                  "ensembles must win")] = 1.0
-    executor: ExecutorName = "local"
-    workers: Workers = 2
-    address: Address | None = None
-    gpus_per_job: GpusPerJob = 0.25
 
     def __post_init__(self) -> None:
         for name in ("widths", "depths", "members"):  # a repeated value would train and report the same rows twice
             require_distinct(name, getattr(self, name))
-        check_address(self.executor, self.address)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> DesignSpaceConfig:

@@ -15,9 +15,8 @@ from pydantic import Field
 
 from ensplit.errors import EnsplitError
 from ensplit.recipe import Recipe, build_settings
-from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
 from ensplit.runs.identity import RecipeIdentified
-from ensplit.train.config import config_class
+from ensplit.settings import RunnerFields, config_class
 
 Count = Annotated[int, Field(ge=1, le=100_000)]
 # Similarity within a trajectory compares two of its checkpoints; with two inits that also gives the t-SNE
@@ -25,7 +24,7 @@ Count = Annotated[int, Field(ge=1, le=100_000)]
 MIN_CHECKPOINTS_PER_INIT = 2
 
 
-@config_class
+@config_class(groups=(RunnerFields,))
 class LandscapeConfig(RecipeIdentified):
     """Which network, how many inits, and how much of each analysis. Init k starts from `recipe.seed + k`."""
 
@@ -46,13 +45,8 @@ class LandscapeConfig(RecipeIdentified):
     trajectories: Annotated[str, Field(description="analyse saved checkpoints without training: a folder with "
                                                    "manifest.json (an older landscape's checkpoints/, or "
                                                    "train_trajectories(out=...))")] | None = None
-    executor: ExecutorName = "local"
-    workers: Workers = 2
-    address: Address | None = None
-    gpus_per_job: GpusPerJob = 0.25
 
     def __post_init__(self) -> None:
-        check_address(self.executor, self.address)
         if not self.trajectories:  # loaded trajectories are counted when they are read
             count = self.checkpoints_per_init
             if count < MIN_CHECKPOINTS_PER_INIT:

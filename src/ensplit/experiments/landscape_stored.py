@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from ensplit.data.dataset import Dataset
 from ensplit.errors import EnsplitError
 from ensplit.models import get_family
-from ensplit.recipe import Recipe, field_default
+from ensplit.recipe import Recipe
+from ensplit.settings import field_default
 from ensplit.store.trajectories import Trajectories
 from ensplit.train.config import TrainConfig
 

@@ -30,9 +30,9 @@ from ensplit.models import count_params
 from ensplit.models.scaling import solve_width
 from ensplit.parsing import COUNT, require_distinct
 from ensplit.recipe import Recipe, build_settings
-from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
 from ensplit.runs.plan import TrainJob, chunks, identifying_train_options, identity_differences, network_seed
-from ensplit.train.config import config_class
+from ensplit.settings import RunnerFields, config_class
+from ensplit.settings.options import CnllSplits
 
 SharingMethod = Literal["batchensemble", "mimo", "mixture", "grouped", "multihead"]
 SHARING = ("batchensemble", "mimo", "mixture", "grouped", "multihead")
@@ -40,7 +40,7 @@ MEMBERS_PER_RUN = 32
 TUNE_LRS = (0.05, 0.1, 0.2, 0.4)  # holds every family's best lr at P/8, P/2 and P on MNIST-1D (default_recipe.md)
 
 
-@config_class
+@config_class(groups=(RunnerFields,))
 class RecommendConfig:
     """The question (a budget) and how much evidence to gather for the answer."""
 
@@ -69,11 +69,7 @@ class RecommendConfig:
     verify: Annotated[bool, Field(description="train the recommendation and the single network at the budget "
                                               "with fresh seeds, and compare with the prediction")] = True
     bootstrap: Annotated[int, Field(ge=10, le=10_000, description="bootstrap resamples of every interval")] = 100
-    cnll_splits: Annotated[int, Field(ge=1, le=1000, description="test-time cross-validation splits")] = 5
-    executor: ExecutorName = "local"
-    workers: Workers = 2
-    address: Address | None = None
-    gpus_per_job: GpusPerJob = 0.25
+    cnll_splits: CnllSplits = 5
     tune: Annotated[bool, Field(description="choose the lr and weight decay of every cheap run on a validation "
                                             "split (validation_fraction 0.1 when it is 0), each size on its "
                                             "own, and carry each family's to P by lr ∝ size^γ")] = False
@@ -86,7 +82,6 @@ class RecommendConfig:
 
     def __post_init__(self) -> None:
         require_distinct("methods", self.methods)
-        check_address(self.executor, self.address)
         require_distinct("sharing_members", self.sharing_members)
         if self.rungs * self.seeds < 4:  # three points fit the three-parameter law exactly: no noise estimate
             raise EnsplitError(f"rungs × seeds = {self.rungs} × {self.seeds}: a ladder needs 4 runs at least to "

@@ -20,9 +20,9 @@ from ensplit.errors import EnsplitError
 from ensplit.experiments.study_config import StudyConfig, check_resources, plan_pool_jobs, plan_tune_jobs
 from ensplit.jsonable import to_jsonable
 from ensplit.metrics import nll
-from ensplit.recipe import loads_toml
 from ensplit.runs.executors import Executor, make_executor
 from ensplit.runs.folder import CONFIG_FILE, execute, folder_owner, note, open_folder, read_settings
+from ensplit.settings import loads_toml
 from ensplit.store import ResultStore, atomic_write_text, folder_lock
 from ensplit.store.results import INDEX
 

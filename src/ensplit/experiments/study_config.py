@@ -26,16 +26,15 @@ from ensplit.data.dataset import Dataset
 from ensplit.errors import EnsplitError
 from ensplit.parsing import require_distinct
 from ensplit.recipe import Recipe, build_settings
-from ensplit.runs.executors import Address, ExecutorName, GpusPerJob, Workers, check_address
 from ensplit.runs.identity import Identified, recipe_identity
 from ensplit.runs.plan import TrainJob, chunks, network_seed
 from ensplit.runs.resources import FLOAT64, require, training_bytes
-from ensplit.train.config import config_class
+from ensplit.settings import AnalysisFields, RunnerFields, config_class
 
 Width = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
-@config_class
+@config_class(groups=(AnalysisFields, RunnerFields))
 class StudyConfig(Identified):
     """A memory-split study: pools of independently trained networks at each width, then the analysis."""
 
@@ -62,29 +61,10 @@ class StudyConfig(Identified):
     tune_dropouts: Annotated[tuple[Annotated[float, Field(ge=0, lt=1)], ...], Field(
         min_length=1, description="dropouts tried by --tune")] = (0.0, 0.1)
     tune_networks: Annotated[int, Field(ge=1, le=1000, description="networks per grid cell when tuning")] = 2
-    temperature: Annotated[Literal["before", "after"], Field(description="calibrate before or after "
-                                                                         "averaging")] = "before"
-    cnll_splits: Annotated[int, Field(ge=1, le=1000, description="test-time cross-validation splits")] = 5
-    predict_max_n: Annotated[int, Field(ge=3, le=1000, description="prediction fits on n ≤ this (at least 3: the "
-                                                                   "power law in n has three parameters)")] = 4
-    predict_pool: Annotated[int, Field(ge=3, le=100_000, description="networks the prediction starts from")] = 6
-    bootstrap: Annotated[int, Field(ge=0, le=10_000, description="resamples for prediction bands")] = 40
-    predict_resample: Annotated[Literal["bootstrap", "subsets"], Field(
-        description="prediction repeats: bootstrap the small pool, or draw independent subsets of the pool "
-                    "(the paper's repeats)")] = "bootstrap"
-    fit_objective: Annotated[Literal["nll", "log2"], Field(
-        description="power-law fit: least squares in NLL units, or Lobacheva et al. eq. 6 (log2 space); RMSE in "
-                    "its units")] = "nll"
-    temperature_grid: Annotated[tuple[Annotated[float, Field(gt=0, le=1000)], ...], Field(
-        min_length=1, max_length=200, description="temperatures τ of NLL_n(τ) and its power laws")] = DEFAULT_TAUS
-    executor: ExecutorName = "local"
-    workers: Workers = 2
-    address: Address | None = None
-    gpus_per_job: GpusPerJob = 0.25
+    temperature_grid = DEFAULT_TAUS  # AnalysisFields has no grid of its own; the analysis owns it
 
     def __post_init__(self) -> None:
         require_distinct("widths", self.widths)
-        check_address(self.executor, self.address)
         if self.pool_max < self.pool_min:
             raise EnsplitError(f"pool_max = {self.pool_max}: must be >= pool_min ({self.pool_min})")
         require_distinct("temperature_grid", self.temperature_grid)

@@ -8,22 +8,19 @@ and measures) passes its own. Process and Ray workers import it by name, so it m
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Annotated, Literal, Protocol
-
-from pydantic import Field
+from typing import Protocol
 
 from ensplit.errors import EnsplitError
 from ensplit.runs.jobs import JobResult, run_job
 from ensplit.runs.plan import TrainJob
+from ensplit.settings.options import Address, ExecutorName, GpusPerJob, Workers, check_address
 
 JobTask = Callable[[TrainJob, str, bool], JobResult]  # (job, device, progress) -> result
 
-# The runner settings of every experiment that trains (each bound declared once, here).
-ExecutorName = Annotated[Literal["local", "process", "ray"], Field(description="local, process or ray")]
-Workers = Annotated[int, Field(ge=1, le=4096, description="process-pool or Ray workers")]
-Address = Annotated[str, Field(description="Ray cluster address (default: a local instance)")]
-GpusPerJob = Annotated[float, Field(gt=0, le=1, description="fraction of a GPU per Ray task (with a CUDA "
-                                                             "device)")]
+# The runner settings of every experiment that trains are declared once, in `ensplit.settings.options` (and
+# bundled as `ensplit.settings.RunnerFields`); re-exported here for the code that imports them from the runs.
+__all__ = ["Address", "Executor", "ExecutorName", "GpusPerJob", "JobTask", "LocalExecutor", "Workers",
+           "check_address", "make_executor"]
 
 
 class Executor(Protocol):
@@ -41,12 +38,6 @@ class LocalExecutor:
     def run(self, jobs: Sequence[TrainJob]) -> Iterator[tuple[TrainJob, JobResult]]:
         for job in jobs:
             yield job, self.task(job, self.device, self.progress)
-
-
-def check_address(executor: str, address: str | None) -> None:
-    """A Ray address only means something to the Ray executor: given with another, it is a mistake."""
-    if address is not None and executor != "ray":
-        raise EnsplitError(f"address = {address!r}: applies to executor ray only, not {executor} (add --executor ray)")
 
 
 def make_executor(name: str, device: str = "cpu", workers: int = 2, address: str | None = None,

@@ -22,9 +22,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ensplit.errors import EnsplitError
-from ensplit.recipe import EXPERIMENT_TABLES, load_toml, loads_toml, recipe_names, settings_to_toml
+from ensplit.recipe import EXPERIMENT_TABLES, recipe_names
 from ensplit.runs.executors import Executor
 from ensplit.runs.plan import TrainJob
+from ensplit.settings import load_toml, loads_toml, settings_to_toml
 from ensplit.store import ResultStore, atomic_write_text
 from ensplit.store.ownership import claim_folder, folder_command
 from ensplit.store.results import INDEX

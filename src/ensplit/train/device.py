@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import torch
 
 from ensplit.errors import EnsplitError
+from ensplit.settings.options import DEVICE_PATTERN, check_device_name  # declared once, with the device option
 
-DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?"
-
-
-def check_device_name(name: str) -> str:
-    """`name` if it is a device name ensplit runs on, else a one-line error (no CUDA needed to check)."""
-    if not isinstance(name, str) or not re.fullmatch(DEVICE_PATTERN, name):
-        raise EnsplitError(f"device = {name!r}: must be auto, cpu, cuda or cuda:N")
-    return name
+__all__ = ["DEVICE_PATTERN", "check_device_name", "resolve_device"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
