@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+import ensplit.experiments.recommend_plan as plan_module
 from ensplit.cli import main
 from ensplit.data.spec import load_data
 from ensplit.ensembles import method_param_count
@@ -158,3 +159,37 @@ def test_a_method_too_large_for_the_small_rungs_climbs_its_ladder_up_to_half_the
     assert method_ladder_budgets(small, data, "grouped", 4) == [362, 724, 1448]  # never above P/2
     rungs = {(m, b) for m, _, b in plan_ladder_jobs(config, data)}
     assert ("grouped", 2896) in rungs and ("grouped", 181) not in rungs and ("multihead", 2896) not in rungs
+
+
+def coarse(budget_per_width_squared: int):
+    """A stand-in for `sharing_candidate` of a coarse family (a ResNet's members at widths 1, 2, 3 …): the widest
+    w with w² · `budget_per_width_squared` parameters within the budget; None below width 1."""
+    def sized(recipe, data, method, members, budget):
+        width = int((budget / budget_per_width_squared) ** 0.5)
+        if width < 1:
+            return None
+        return plan_module.Candidate(method, members, width, width * width * budget_per_width_squared)
+    return sized
+
+
+def test_a_ladder_holds_distinct_networks_and_climbs_past_half_the_budget_for_a_third(monkeypatch):
+    """CIFAR-10's grouped(4) at P = 70,000 (the case that left it unpredicted): widths 1, 1, 2 on the rungs up
+    to P/2 are two networks, not three. The repeated width is trained once, and the ladder climbs the √2 grid
+    past P/2 to width 3, still below the candidate's width 4 at P."""
+    monkeypatch.setattr(plan_module, "sharing_candidate", coarse(4300))
+    config = RecommendConfig(recipe=Recipe(threads=1), budget=70_000, methods=("grouped",))
+    assert ladder_budgets(config) == [2048, 4096, 8192, 16384]
+    assert method_ladder_budgets(config, DATA, "grouped", 4) == [8192, 32768, 46340]  # w1, w2, w3 (38,700)
+    by_width = {plan_module.sharing_candidate(None, None, "grouped", 4, b).width
+                for b in method_ladder_budgets(config, DATA, "grouped", 4)}
+    assert by_width == {1, 2, 3}
+
+
+def test_a_ladder_never_climbs_to_the_candidates_own_network(monkeypatch):
+    """When the only network between P/2 and P is the candidate itself, the ladder stops short (two sizes: the
+    method is then left out, with the note) rather than train the candidate and call it a cheap run."""
+    monkeypatch.setattr(plan_module, "sharing_candidate", coarse(4300))
+    config = RecommendConfig(recipe=Recipe(threads=1), budget=40_000, methods=("grouped",))  # w3 at P: 38,700
+    budgets = method_ladder_budgets(config, DATA, "grouped", 4)
+    widths = [plan_module.sharing_candidate(None, None, "grouped", 4, b).width for b in budgets]
+    assert widths == [1, 2] and max(budgets) < 40_000

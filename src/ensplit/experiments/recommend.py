@@ -233,7 +233,7 @@ def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, 
             family_configs[(method, members)] = own
             ladders.update(plan_ladder_jobs(own, data))
     _log(f"{len(found)} candidates at {config.budget:,} parameters; cheap runs: deep pools at "
-         f"{len(widths)} sizes, ladders at {ladder_budgets(config)}", progress)
+         f"{len(widths)} sizes, {_ladder_text(config, ladders)}", progress)
     tuning = None
     if config.tune:
         pool_jobs, ladders, tuning = tune_cheap_runs(config, data, run, executor, ladders, progress)
@@ -246,6 +246,16 @@ def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, 
         planned = pool_jobs + ladder_jobs
     evidence = gather(run.store, config, widths, ladders, pool_jobs)
     return CheapRuns(evidence, planned, trained, tuning, widths, pool_jobs, ladders, family_configs)
+
+
+def _ladder_text(config: RecommendConfig, ladders: LadderPlan) -> str:
+    """The ladder budgets, and each family whose rungs differ (a coarse method climbs, `method_ladder_budgets`)."""
+    base = ladder_budgets(config)
+    rungs: dict[str, list[int]] = {}
+    for method, members, budget in ladders:
+        rungs.setdefault(f"{method}({members})", []).append(budget)
+    own = [f"{family} at {sorted(budgets)}" for family, budgets in rungs.items() if sorted(budgets) != base]
+    return f"ladders at {base}" + (f" ({'; '.join(own)})" if own else "")
 
 
 def refine(config: RecommendConfig, data: Dataset, run: Any, executor: Any, kept: list[Assessed],

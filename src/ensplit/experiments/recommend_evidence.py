@@ -81,8 +81,8 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
                 params = int(run[0]["params"])
                 log_probs, labels_ok = validate_predictions(torch.as_tensor(store.log_probs(run)).double(), labels)
                 values.append(float(cnll_ttcv(log_probs, labels_ok, splits=config.cnll_splits)))
-        if values and params is not None:
-            evidence.ladders.setdefault((method, members), {})[params] = values
+        if values and params is not None:  # two rungs of one network (e.g. a refinement) are replicates
+            evidence.ladders.setdefault((method, members), {}).setdefault(params, []).extend(values)
     return evidence.settle(config.bootstrap, config.recipe.seed)
 
 

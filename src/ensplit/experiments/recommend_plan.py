@@ -238,20 +238,41 @@ def ladder_budgets(config: RecommendConfig) -> list[int]:
     return sorted({int(2 ** ((top - j * step) / 2)) for j in range(config.rungs)})
 
 
-def method_ladder_budgets(config: RecommendConfig, data: Dataset, method: str, members: int) -> list[int]:
-    """The method's rungs: the `ladder_budgets` it fits; when fewer than `rungs` fit (a method too large for the
-    small rungs, e.g. grouped members at width 1), the ladder climbs on, 2× at a time above its top, up to the
-    grid size at or below P/2, so that the method is still predicted rather than left out."""
-    def fits(budget: int) -> bool:
-        return sharing_candidate(config.recipe, data, method, members, budget) is not None
+MIN_LADDER_SIZES = 3  # a power law c + b·B^a needs three distinct sizes
 
-    budgets = [b for b in ladder_budgets(config) if fits(b)]
+
+def method_ladder_budgets(config: RecommendConfig, data: Dataset, method: str, members: int) -> list[int]:
+    """The method's rungs: the `ladder_budgets` it fits, one per distinct network (two budgets that fit the same
+    network would train it twice for one point of the law). When fewer than `rungs` sizes fit (a method too
+    coarse for the small rungs, e.g. grouped members at width 1), the ladder climbs on, 2× at a time above its
+    top, up to the grid size at or below P/2; when that leaves fewer than the three sizes a law needs, on up
+    the √2 grid towards P while the network stays smaller than the candidate at P, so the method is predicted
+    (from a costlier rung) rather than left out."""
+    budgets: list[int] = []
+    seen: set[int] = set()
+    at_p = sharing_candidate(config.recipe, data, method, members, config.budget)
+    ceiling = config.budget if at_p is None else at_p.params
+
+    def take(budget: int) -> bool:
+        """Add `budget` when it fits a network not yet on the ladder and below the candidate; False past it."""
+        candidate = sharing_candidate(config.recipe, data, method, members, budget)
+        if candidate is not None and candidate.params >= ceiling:
+            return False
+        if candidate is not None and candidate.params not in seen:
+            seen.add(candidate.params)
+            budgets.append(budget)
+        return True
+
+    for budget in ladder_budgets(config):
+        take(budget)
     step = round(2 * math.log2(LADDER_STEP))
     index = _grid_index(config.budget / config.ladder_top) + step
-    while len(budgets) < config.rungs and 2 ** (index / 2) <= config.budget / 2 * (1 + 1e-9):
-        if fits(int(2 ** (index / 2))):
-            budgets.append(int(2 ** (index / 2)))
+    half = config.budget / 2 * (1 + 1e-9)
+    while len(budgets) < config.rungs and 2 ** (index / 2) <= half and take(int(2 ** (index / 2))):
         index += step
+    index = _grid_index(half) + 1
+    while len(budgets) < MIN_LADDER_SIZES and 2 ** (index / 2) < config.budget and take(int(2 ** (index / 2))):
+        index += 1
     return budgets
 
 
