@@ -20,6 +20,7 @@ import argparse
 import json
 import platform
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -36,6 +37,7 @@ from ensplit.experiments.recommend_plan import Candidate, RecommendConfig, _job
 from ensplit.metrics import cnll_ttcv
 from ensplit.runs.jobs import run_job
 from ensplit.runs.plan import TrainJob, network_seed
+from ensplit.train.measure import steps_in_epoch
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -80,12 +82,36 @@ def measure(budget: int, threads: int | None) -> dict[str, Any]:
         start = time.perf_counter()
         result = ensplit.recommend(config, folder / "recommend", progress=False)  # as a user: report included
         recommend_seconds = time.perf_counter() - start
+        recommend_jobs, recommend_train = stored_training(folder / "recommend")
         later = [train_and_score(config, listed, i, labels) for i in (1, 2)]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     truth = {c.name: float(np.nanmean([seed1[c.name], *(s[c.name] for s, _ in later)])) for c in listed}
-    return summarise(budget, result, truth, seed1, brute1_seconds, recommend_seconds,
-                     brute1_seconds + sum(t for _, t in later))
+    summary = summarise(budget, result, truth, seed1, brute1_seconds, recommend_seconds,
+                        brute1_seconds + sum(t for _, t in later))
+    steps = config.recipe.train.epochs * steps_in_epoch(data.x_train.shape[0], config.recipe.train.batch_size)
+    summary["steps"] = steps_split(steps, recommend_jobs, recommend_train, recommend_seconds, len(listed),
+                                   brute1_seconds)
+    return summary
+
+
+def stored_training(folder: Path) -> tuple[int, float]:
+    """How many jobs a recommend folder holds and their summed training seconds (the store's own record)."""
+    with sqlite3.connect(folder / "results.sqlite") as conn:
+        jobs, seconds = conn.execute("SELECT COUNT(*), SUM(seconds) FROM jobs").fetchone()
+    return int(jobs), float(seconds or 0.0)
+
+
+def steps_split(steps_per_job: int, jobs: int, train_seconds: float, wall: float, brute_jobs: int,
+                brute_seconds: float) -> dict[str, Any]:
+    """Where the wall time goes: optimisation steps and milliseconds per step on each side. Every job of either
+    side runs the recipe's epochs over the same training set, so both take `steps_per_job` steps a job; when a
+    step costs about the same at every size (a small network on a CPU), the wall ratio is about the jobs ratio."""
+    return {"steps_per_job": steps_per_job, "recommend_jobs": jobs, "recommend_train_seconds": train_seconds,
+            "recommend_other_seconds": wall - train_seconds,
+            "recommend_ms_per_step": 1000 * train_seconds / (jobs * steps_per_job), "brute_force_jobs": brute_jobs,
+            "brute_force_ms_per_step": 1000 * brute_seconds / (brute_jobs * steps_per_job),
+            "jobs_ratio": jobs / brute_jobs}
 
 
 def summarise(budget: int, result: Any, truth: dict[str, float], seed1: dict[str, float], brute1_seconds: float,
@@ -129,6 +155,18 @@ def markdown(runs: list[dict[str, Any]], machine: str) -> str:
                      f"{r['wall_ratio']:.2f} | {r['flops_ratio']:.2f} | {r['regret']:.4f} | "
                      f"{r['prediction_rmse']:.4f} | {r['max_abs_error']:.4f} | {r['coverage']:.2f} | "
                      f"{r['median_interval_width']:.4f} | {r['one_seed_brute_force_rmse']:.4f} |")
+    lines += ["", "## Where the wall time goes", "",
+              "Every job of either side trains the recipe's epochs over the same training set, so the same number "
+              "of optimisation steps; the store's own record gives recommend's training seconds, the rest is "
+              "measuring the candidates, fitting and the report.", "",
+              "| budget | steps a job | recommend jobs | brute jobs | jobs ratio | recommend ms/step | brute ms/step "
+              "| recommend training s | recommend other s |", "|---:" * 9 + "|"]
+    for r in runs:
+        t = r["steps"]
+        lines.append(f"| {r['budget']:,} | {t['steps_per_job']:,} | {t['recommend_jobs']} | "
+                     f"{t['brute_force_jobs']} | {t['jobs_ratio']:.2f} | {t['recommend_ms_per_step']:.2f} | "
+                     f"{t['brute_force_ms_per_step']:.2f} | {t['recommend_train_seconds']:.1f} | "
+                     f"{t['recommend_other_seconds']:.1f} |")
     for r in runs:
         lines += ["", f"## {r['budget']:,} parameters: recommended {r['recommendation']}, best by the 3-seed "
                   f"brute force {r['best_by_brute_force']}", "",
