@@ -140,3 +140,19 @@ def test_a_tiny_run_sizes_drops_draws_the_front_and_states_its_cost(tmp_path):
     assert reports.write(result, tmp_path / "r") == result.report == tmp_path / "r" / "report.html"
     page = result.report.read_text()
     assert "Two budgets" in page and "Cost: " in page and page.count("<img") >= 4
+
+
+def test_front_names_that_nearly_coincide_share_one_label() -> None:
+    """CIFAR-10 at 70,000: deep 7×w3 (69,055 params, 20.90M FLOPs) and grouped(4) w4 (69,304, 20.94M) sit on one
+    spot of the Pareto figure; their names are stacked in one label, a distant point keeps its own."""
+    from types import SimpleNamespace
+
+    from ensplit.reports.recommend_pareto import front_labels
+
+    def assessed(name: str, params: int, flops: int) -> SimpleNamespace:
+        return SimpleNamespace(candidate=SimpleNamespace(name=name, params=params), flops=flops)
+
+    front = [assessed("grouped(4) w4", 69_304, 20_940_032), assessed("deep 7×w3", 69_055, 20_903_568),
+             assessed("deep 8×w2", 35_936, 10_913_024)]
+    assert front_labels(front) == [((69_304, 20_940_032), ["grouped(4) w4", "deep 7×w3"]),
+                                   ((35_936, 10_913_024), ["deep 8×w2"])]

@@ -3,10 +3,11 @@ per example, coloured by predicted CNLL, with the Pareto front over (parameters,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ensplit.analysis.pareto import pareto_front
 
@@ -14,6 +15,21 @@ from ensplit.analysis.pareto import pareto_front
 def front_flags(ranked: list[Any]) -> list[bool]:
     """For each ranked candidate: whether no other has <= parameters, <= FLOPs and <= predicted CNLL (one <)."""
     return pareto_front([(a.candidate.params, a.flops, a.prediction.value) for a in ranked])
+
+
+def front_labels(front: list[Any], near: float = 0.02) -> list[tuple[tuple[int, int], list[str]]]:
+    """The front's names grouped by position: candidates within `near` of each other in log10 of both
+    parameters and FLOPs share one label (at the first one's point), in rank order."""
+    groups: list[tuple[tuple[int, int], list[str]]] = []
+    for a in front:
+        x, y = math.log10(a.candidate.params), math.log10(a.flops)
+        for (params, flops), names in groups:
+            if abs(math.log10(params) - x) < near and abs(math.log10(flops) - y) < near:
+                names.append(a.candidate.name)
+                break
+        else:
+            groups.append(((a.candidate.params, a.flops), [a.candidate.name]))
+    return groups
 
 
 def pareto_figure(result: Any) -> Figure:
@@ -29,10 +45,11 @@ def pareto_figure(result: Any) -> Figure:
                         s=[90 if f else 40 for f in flags], edgecolors=["black" if f else "none" for f in flags],
                         linewidths=1.5, zorder=3)
     figure.colorbar(points, ax=ax, label="predicted CNLL at the budget (nats)")
-    for a, on_front in zip(ranked, flags, strict=True):
-        if on_front:  # only the front is named: candidates at one budget crowd together (the table names all)
-            ax.annotate(a.candidate.name, (a.candidate.params, a.flops), xytext=(5, 4), textcoords="offset points",
-                        fontsize=7, fontweight="bold")
+    for (params, flops), names in front_labels([a for a, f in zip(ranked, flags, strict=True) if f]):
+        # only the front is named (candidates at one budget crowd together; the table names all), and names of
+        # points that nearly coincide are stacked in one label instead of printed over each other
+        ax.annotate("\n".join(names), (params, flops), xytext=(5, 4), textcoords="offset points", fontsize=7,
+                    fontweight="bold", va="bottom")
     if result.dropped:
         ax.scatter([a.candidate.params for a in result.dropped], [a.flops for a in result.dropped], marker="x",
                    color="C3", label="dropped: above the FLOPs budget even at width 1", zorder=3)
@@ -66,5 +83,6 @@ def _scale(axis: Any, set_scale: Any) -> None:
     low, high = axis.get_view_interval()
     if low > 0 and high / low >= 10:
         set_scale("log")
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # labels at 1, 2, 5: a decade has three
         axis.set_minor_formatter(NullFormatter())
     axis.set_major_formatter(FuncFormatter(_compact))

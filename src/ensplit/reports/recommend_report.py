@@ -187,8 +187,10 @@ def write_recommend_report(path: str | Path, result: Any) -> Path:
     if result.evidence.ladders:
         sections.append(Section("Parameter-sharing methods", "Each method trained at budgets 2× apart up to "
                                 f"P/{result.config.ladder_top} (a ladder on a grid shared by every budget), the "
-                                "best predicted ones once more at P/2 while the FLOPs cap allowed; CNLL(B) = c + "
-                                "b·B^a (c ≥ 0) fitted to every run and extrapolated to the budget.",
+                                "best predicted ones once more at P/2 while the FLOPs cap allowed; a method whose "
+                                "small rungs hold no network or repeat one climbs instead, to P/2 and, for a third "
+                                "size, on towards P. CNLL(B) = c + b·B^a (c ≥ 0) fitted to every run and "
+                                "extrapolated to the budget.",
                                 figures=[(ladders_figure(result), "sharing-method ladders")]))
     sections.append(Section("Two budgets", "Every candidate's parameters against its inference FLOPs per example "
                             "(counted on the model), coloured by predicted CNLL. Ringed and named in bold: the Pareto "
