@@ -142,17 +142,14 @@ def test_a_tiny_run_sizes_drops_draws_the_front_and_states_its_cost(tmp_path):
     assert "Two budgets" in page and "Cost: " in page and page.count("<img") >= 4
 
 
-def test_front_names_that_nearly_coincide_share_one_label() -> None:
-    """CIFAR-10 at 70,000: deep 7×w3 (69,055 params, 20.90M FLOPs) and grouped(4) w4 (69,304, 20.94M) sit on one
-    spot of the Pareto figure; their names are stacked in one label, a distant point keeps its own."""
-    from types import SimpleNamespace
+def test_pareto_labels_that_would_overlap_are_lifted_line_by_line() -> None:
+    """CIFAR-10 at 70,000: deep 7×w3 and grouped(4) w4 are drawn 2 points apart (side by side) on the Pareto figure; the second
+    label goes one line up. Labels a label's width apart, or a line above one another, stay where they are, and
+    a third label crowding both goes up two lines."""
+    from ensplit.reports.recommend_pareto import CHAR, LINE, label_lines
 
-    from ensplit.reports.recommend_pareto import front_labels
-
-    def assessed(name: str, params: int, flops: int) -> SimpleNamespace:
-        return SimpleNamespace(candidate=SimpleNamespace(name=name, params=params), flops=flops)
-
-    front = [assessed("grouped(4) w4", 69_304, 20_940_032), assessed("deep 7×w3", 69_055, 20_903_568),
-             assessed("deep 8×w2", 35_936, 10_913_024)]
-    assert front_labels(front) == [((69_304, 20_940_032), ["grouped(4) w4", "deep 7×w3"]),
-                                   ((35_936, 10_913_024), ["deep 8×w2"])]
+    names = ["grouped(4) w4", "deep 7×w3", "deep 8×w2", "deep 5×w3"]
+    points = [(400.0, 200.0), (398.0, 200.0), (100.0, 80.0), (100.0 + CHAR * 10, 80.0)]
+    assert label_lines(names, points) == [0, 1, 0, 0]
+    assert label_lines(["a" * 10, "b" * 10], [(0.0, 0.0), (0.0, LINE)]) == [0, 0]
+    assert label_lines(["a" * 10, "b" * 10, "c"], [(0.0, 0.0), (0.0, LINE), (20.0, 1.0)]) == [0, 0, 2]

@@ -3,7 +3,6 @@ per example, coloured by predicted CNLL, with the Pareto front over (parameters,
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -17,19 +16,26 @@ def front_flags(ranked: list[Any]) -> list[bool]:
     return pareto_front([(a.candidate.params, a.flops, a.prediction.value) for a in ranked])
 
 
-def front_labels(front: list[Any], near: float = 0.02) -> list[tuple[tuple[int, int], list[str]]]:
-    """The front's names grouped by position: candidates within `near` of each other in log10 of both
-    parameters and FLOPs share one label (at the first one's point), in rank order."""
-    groups: list[tuple[tuple[int, int], list[str]]] = []
-    for a in front:
-        x, y = math.log10(a.candidate.params), math.log10(a.flops)
-        for (params, flops), names in groups:
-            if abs(math.log10(params) - x) < near and abs(math.log10(flops) - y) < near:
-                names.append(a.candidate.name)
-                break
-        else:
-            groups.append(((a.candidate.params, a.flops), [a.candidate.name]))
-    return groups
+FONT = 7  # label size in points; a bold character is about 0.62 of it wide, a line 1.3 of it tall
+CHAR, LINE = 0.62 * FONT, 1.3 * FONT
+
+
+def label_lines(names: list[str], points: list[tuple[float, float]], char: float = CHAR,
+                line: float = LINE) -> list[int]:
+    """How many text lines above its usual place each name goes (`points`: where each point is drawn, in
+    points), so that no label overlaps one placed before it: labels are placed in order, each at the lowest
+    free height, and stay beside their own point."""
+    placed: list[tuple[float, float, float, float]] = []
+    lifts = []
+    for name, (x, y) in zip(names, points, strict=True):
+        left, right = x + 5, x + 5 + char * len(name)
+        lift = 0
+        while any(left < r and l < right and y + 4 + lift * line < t and b < y + 4 + (lift + 1) * line
+                  for l, r, b, t in placed):
+            lift += 1
+        placed.append((left, right, y + 4 + lift * line, y + 4 + (lift + 1) * line))
+        lifts.append(lift)
+    return lifts
 
 
 def pareto_figure(result: Any) -> Figure:
@@ -45,11 +51,6 @@ def pareto_figure(result: Any) -> Figure:
                         s=[90 if f else 40 for f in flags], edgecolors=["black" if f else "none" for f in flags],
                         linewidths=1.5, zorder=3)
     figure.colorbar(points, ax=ax, label="predicted CNLL at the budget (nats)")
-    for (params, flops), names in front_labels([a for a, f in zip(ranked, flags, strict=True) if f]):
-        # only the front is named (candidates at one budget crowd together; the table names all), and names of
-        # points that nearly coincide are stacked in one label instead of printed over each other
-        ax.annotate("\n".join(names), (params, flops), xytext=(5, 4), textcoords="offset points", fontsize=7,
-                    fontweight="bold", va="bottom")
     if result.dropped:
         ax.scatter([a.candidate.params for a in result.dropped], [a.flops for a in result.dropped], marker="x",
                    color="C3", label="dropped: above the FLOPs budget even at width 1", zorder=3)
@@ -62,12 +63,25 @@ def pareto_figure(result: Any) -> Figure:
                    label=f"FLOPs budget {result.config.flops_budget:,}")
     _scale(ax.xaxis, ax.set_xscale)
     _scale(ax.yaxis, ax.set_yscale)
+    _name_front(ax, [a for a, f in zip(ranked, flags, strict=True) if f])
     ax.set_xlabel("parameters")
     ax.set_ylabel("inference FLOPs per example")
     ax.set_title("Two budgets: parameters and inference FLOPs of every candidate")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     return figure
+
+
+def _name_front(ax: Any, front: list[Any]) -> None:
+    """Name the front only (candidates at one budget crowd together; the table names all); a label that would
+    overlap another is lifted by whole lines, with a thin leader to its point."""
+    scale = 72 / ax.figure.dpi  # display pixels to points
+    points = [tuple(v * scale for v in ax.transData.transform((a.candidate.params, a.flops))) for a in front]
+    names = [a.candidate.name for a in front]
+    for a, name, lift in zip(front, names, label_lines(names, points), strict=True):
+        ax.annotate(name, (a.candidate.params, a.flops), xytext=(5, 4 + lift * LINE), textcoords="offset points",
+                    fontsize=FONT, fontweight="bold", va="bottom",
+                    arrowprops=dict(arrowstyle="-", color="0.5", linewidth=0.5) if lift else None)
 
 
 def _compact(value: float, _position: Any = None) -> str:
