@@ -139,6 +139,12 @@ def summarise(budget: int, result: Any, truth: dict[str, float], seed1: dict[str
                        for a in result.ranked]}
 
 
+def table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A right-aligned Markdown table."""
+    return ["| " + " | ".join(columns) + " |", "|---:" * len(columns) + "|",
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
 def markdown(runs: list[dict[str, Any]], machine: str) -> str:
     flags = " ".join(f"--budget {r['budget']}" for r in runs)
     lines = ["# `recommend --no-verify` against the brute force it replaces", "",
@@ -147,26 +153,24 @@ def markdown(runs: list[dict[str, Any]], machine: str) -> str:
              "Brute force: every listed candidate trained at the budget with the same recipe, one job each, in "
              "the same process (1 seed, timed; seeds 2 and 3 for the reference). FLOPs: forward + backward per "
              "training example × examples seen, counted from the models (`cost` in `recommend --json`).", "",
-             "| budget | recommend s | 1-seed brute s | wall ratio | FLOPs ratio | regret | RMSE | max error | "
-             "coverage | median width | 1-seed brute RMSE |", "|---:" * 11 + "|"]
-    for r in runs:
-        s = r["seconds"]
-        lines.append(f"| {r['budget']:,} | {s['recommend']:.1f} | {s['brute_force_1_seed']:.1f} | "
-                     f"{r['wall_ratio']:.2f} | {r['flops_ratio']:.2f} | {r['regret']:.4f} | "
-                     f"{r['prediction_rmse']:.4f} | {r['max_abs_error']:.4f} | {r['coverage']:.2f} | "
-                     f"{r['median_interval_width']:.4f} | {r['one_seed_brute_force_rmse']:.4f} |")
+             ]
+    lines += table(["budget", "recommend s", "1-seed brute s", "wall ratio", "FLOPs ratio", "regret", "RMSE",
+                    "max error", "coverage", "median width", "1-seed brute RMSE"],
+                   [[f"{r['budget']:,}", f"{r['seconds']['recommend']:.1f}",
+                     f"{r['seconds']['brute_force_1_seed']:.1f}",
+                     f"{r['wall_ratio']:.2f}", f"{r['flops_ratio']:.2f}", f"{r['regret']:.4f}",
+                     f"{r['prediction_rmse']:.4f}", f"{r['max_abs_error']:.4f}", f"{r['coverage']:.2f}",
+                     f"{r['median_interval_width']:.4f}", f"{r['one_seed_brute_force_rmse']:.4f}"] for r in runs])
     lines += ["", "## Where the wall time goes", "",
               "Every job of either side trains the recipe's epochs over the same training set, so the same number "
               "of optimisation steps; the store's own record gives recommend's training seconds, the rest is "
-              "measuring the candidates, fitting and the report.", "",
-              "| budget | steps a job | recommend jobs | brute jobs | jobs ratio | recommend ms/step | brute ms/step "
-              "| recommend training s | recommend other s |", "|---:" * 9 + "|"]
-    for r in runs:
-        t = r["steps"]
-        lines.append(f"| {r['budget']:,} | {t['steps_per_job']:,} | {t['recommend_jobs']} | "
-                     f"{t['brute_force_jobs']} | {t['jobs_ratio']:.2f} | {t['recommend_ms_per_step']:.2f} | "
-                     f"{t['brute_force_ms_per_step']:.2f} | {t['recommend_train_seconds']:.1f} | "
-                     f"{t['recommend_other_seconds']:.1f} |")
+              "measuring the candidates, fitting and the report.", ""]
+    lines += table(["budget", "steps a job", "recommend jobs", "brute jobs", "jobs ratio", "recommend ms/step",
+                    "brute ms/step", "recommend training s", "recommend other s"],
+                   [[f"{r['budget']:,}", f"{t['steps_per_job']:,}", str(t["recommend_jobs"]),
+                     str(t["brute_force_jobs"]), f"{t['jobs_ratio']:.2f}", f"{t['recommend_ms_per_step']:.2f}",
+                     f"{t['brute_force_ms_per_step']:.2f}", f"{t['recommend_train_seconds']:.1f}",
+                     f"{t['recommend_other_seconds']:.1f}"] for r in runs for t in [r["steps"]]])
     for r in runs:
         lines += ["", f"## {r['budget']:,} parameters: recommended {r['recommendation']}, best by the 3-seed "
                   f"brute force {r['best_by_brute_force']}", "",
