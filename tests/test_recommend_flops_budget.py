@@ -143,9 +143,9 @@ def test_a_tiny_run_sizes_drops_draws_the_front_and_states_its_cost(tmp_path):
 
 
 def test_pareto_labels_that_would_overlap_are_lifted_line_by_line() -> None:
-    """CIFAR-10 at 70,000: deep 7×w3 and grouped(4) w4 are drawn 2 points apart (side by side) on the Pareto figure; the second
-    label goes one line up. Labels a label's width apart, or a line above one another, stay where they are, and
-    a third label crowding both goes up two lines."""
+    """CIFAR-10 at 70,000: deep 7×w3 and grouped(4) w4 are drawn 2 points apart (side by side) on the Pareto
+    figure; the second label goes one line up. Labels a label's width apart, or a line above one another, stay
+    where they are, and a third label crowding both goes up two lines."""
     from ensplit.reports.recommend_pareto import CHAR, LINE, label_lines
 
     names = ["grouped(4) w4", "deep 7×w3", "deep 8×w2", "deep 5×w3"]
@@ -153,3 +153,24 @@ def test_pareto_labels_that_would_overlap_are_lifted_line_by_line() -> None:
     assert label_lines(names, points) == [0, 1, 0, 0]
     assert label_lines(["a" * 10, "b" * 10], [(0.0, 0.0), (0.0, LINE)]) == [0, 0]
     assert label_lines(["a" * 10, "b" * 10, "c"], [(0.0, 0.0), (0.0, LINE), (20.0, 1.0)]) == [0, 0, 2]
+
+
+def test_count_and_parameter_ticks_read_as_numbers() -> None:
+    """Report axes: parameters as 20k / 1.2M (not 2×10^4), ensemble sizes as whole numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from ensplit.reports.ticks import compact, count_axis, parameter_axis
+
+    assert [compact(v) for v in (512, 2000, 17_326, 1_234_567, 3e9)] == ["512", "2k", "17.3k", "1.23M", "3G"]
+    ax = Figure().subplots()
+    ax.plot([1, 4], [17_326, 269_722])
+    ax.set(xscale="log", yscale="log", xlim=(0.8, 5))
+    parameter_axis(ax.yaxis)
+    count_axis(ax)
+    ax.figure.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4"]
+    labels = {t.get_text() for t in ax.get_yticklabels()}
+    assert {"20k", "50k", "100k", "200k"} <= labels and not any("10^" in t or "times" in t for t in labels)

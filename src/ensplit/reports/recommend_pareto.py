@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter
 
 from ensplit.analysis.pareto import pareto_front
+from ensplit.reports.ticks import compact, parameter_axis
 
 
 def front_flags(ranked: list[Any]) -> list[bool]:
@@ -84,19 +85,11 @@ def _name_front(ax: Any, front: list[Any]) -> None:
                     arrowprops=dict(arrowstyle="-", color="0.5", linewidth=0.5) if lift else None)
 
 
-def _compact(value: float, _position: Any = None) -> str:
-    """2.7k, 15k, 1.2M: counts written plainly, without 10^k."""
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= size:
-            return f"{value / size:.3g}{suffix}"
-    return f"{value:.3g}"
-
-
 def _scale(axis: Any, set_scale: Any) -> None:
     """Log scale where the values span a decade or more, linear otherwise (a FLOPs budget packs them close)."""
     low, high = axis.get_view_interval()
     if low > 0 and high / low >= 10:
         set_scale("log")
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # labels at 1, 2, 5: a decade has three
-        axis.set_minor_formatter(NullFormatter())
-    axis.set_major_formatter(FuncFormatter(_compact))
+        parameter_axis(axis)
+    else:
+        axis.set_major_formatter(FuncFormatter(compact))

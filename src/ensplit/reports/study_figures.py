@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter  # noqa: E402
 
+from ensplit.reports.ticks import count_axis, parameter_axis  # noqa: E402
+
 Curve = tuple[np.ndarray, np.ndarray, np.ndarray]  # n, mean CNLL, std CNLL
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -55,6 +57,8 @@ def ns_plane(curves: Mapping[int, Curve]) -> Figure:
         ax.plot(grid, b / grid, color="grey", lw=0.9, ls=(0, (1, 3)))  # dotted at any size
     ax.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel="member size s (parameters)",
            ylim=(s.min() / 1.5, s.max() * 1.5), xlim=(0.8, n.max() * 1.25), title="CNLL on the (n, s) plane")
+    count_axis(ax)
+    parameter_axis(ax.yaxis)
     return fig
 
 
@@ -71,6 +75,7 @@ def cnll_n(curves: Mapping[int, Curve], fits: Mapping[int, Predictor | None], me
     ax.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel=metric,
            title=f"{metric}_n with power-law fits c + b·n^a")
     _plain_log_y(ax)
+    count_axis(ax)
     ax.legend(fontsize=7)
     return fig
 
@@ -84,6 +89,7 @@ def cnll_s(params: Sequence[int], cnll: Sequence[float], fit: Predictor | None) 
         ax.plot(grid, fit(grid), "-", label="power-law fit")
     ax.set(xscale="log", yscale="log", xlabel="parameters s", ylabel="CNLL", title="CNLL_s (single network)")
     _plain_log_y(ax)
+    parameter_axis(ax.xaxis)
     ax.legend()
     return fig
 
@@ -105,6 +111,7 @@ def cnll_b(points: Sequence[tuple[int, int, int, float]], envelope: Sequence[tup
         ax.plot(grid, fit(grid), "r--", lw=1, label="power-law fit")
     ax.set(xscale="log", yscale="log", xlabel="total parameters B = n·s", ylabel="CNLL", title="CNLL_B")
     _plain_log_y(ax)
+    parameter_axis(ax.xaxis)
     ax.legend(fontsize=8)
     return fig
 
@@ -119,6 +126,7 @@ def msa_curves(budget_curves: Mapping[int, Sequence[tuple[int, float]]]) -> Figu
         ax.plot(n[best], c[best], "*", ms=12, color=color, mec="k")
     ax.set(xscale="log", xlabel="ensemble size n (members of size B/n)", ylabel="CNLL",
            title="Memory split: CNLL vs n at fixed budget (★ = optimum)")
+    count_axis(ax)
     ax.legend(fontsize=7)
     return fig
 
@@ -141,6 +149,7 @@ def prediction(measured: Mapping[int, Curve], predicted: Mapping[int, tuple[np.n
     ax.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel="CNLL",
            title=f"Predicted (dashed, fit on n ≤ {fit_max_n}, 90% predictive band) vs measured")
     _plain_log_y(ax)
+    count_axis(ax)
     ax.legend(fontsize=7)
     return fig
 
@@ -160,5 +169,6 @@ def optimal_splits(rows: Sequence[dict]) -> Figure:
                 label="predicted from small ensembles (5–95% over resamples)")
     ax.set(xscale="log", yscale="log", xlabel="budget B (parameters)", ylabel="optimal n",
            title="Optimal memory split")
+    parameter_axis(ax.xaxis)
     ax.legend()
     return fig

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from ensplit.reports.study_figures import _colors, _plain_log_y, plt
+from ensplit.reports.ticks import parameter_axis
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 ParamRows = Mapping[str, np.ndarray]  # "a", "b", "c", "rmse" -> values along the x axis
@@ -87,6 +88,7 @@ def nll_and_cnll_s(params: Sequence[int], nll: Sequence[float], cnll: Sequence[f
         if fit is not None:
             ax.plot(grid, fit(grid), "-", lw=1, color=color, label=f"{name} power-law fit")
     ax.set(xscale="log", yscale="log", xlabel="parameters s", ylabel="NLL", title="NLL_s and CNLL_s (single network)")
+    parameter_axis(ax.xaxis)
     _plain_log_y(ax)
     ax.legend(fontsize=8)
     return fig
@@ -125,6 +127,7 @@ def parameters_against_s(params: Sequence[int], rows: Mapping[str, ParamRows], u
             ax.plot(params, values[key], marker, ms=4, label=label)
     for ax, key in zip(axes, ("a", "b", "c", f"RMSE ({unit})"), strict=True):
         ax.set(xscale="log", xlabel="member size s (parameters)", title=key)
+        parameter_axis(ax.xaxis)
     _log_y_if_positive(axes[3])
     axes[0].axhline(-1, color="grey", ls=":", lw=1)
     axes[0].legend(fontsize=8)

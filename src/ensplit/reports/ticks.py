@@ -1,0 +1,39 @@
+"""Tick labels that read as numbers on the log axes of every report: parameter counts as 17k, 2.7M (at 1, 2 and
+5 per decade) and ensemble sizes as whole numbers, never as 2×10^4."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+COUNT_TICKS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+def compact(value: float, _position: Any = None) -> str:
+    """2.7k, 15k, 1.2M: counts written plainly, without 10^k."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def parameter_axis(axis: Any) -> None:
+    """A log axis of counts (parameters, FLOPs): ticks at 1, 2 and 5 per decade, labelled compactly, no minor
+    labels."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(compact))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def count_axis(ax: Any) -> None:
+    """The x axis of ensemble sizes n on a log scale: whole numbers (1, 2, 3, 4, 6, 8, …), every other one when
+    more than nine fit. Call after plotting (reads the axis limits)."""
+    low, high = ax.get_xlim()
+    ticks = [t for t in COUNT_TICKS if low <= t <= high]
+    if len(ticks) > 9:
+        ticks = ticks[::2]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p=None: f"{v:.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(low, high)
