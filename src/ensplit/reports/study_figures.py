@@ -14,27 +14,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter  # noqa: E402
 
-from ensplit.reports.ticks import count_axis, parameter_axis  # noqa: E402
+from ensplit.reports.ticks import count_axis, loss_axis, parameter_axis  # noqa: E402
 
 Curve = tuple[np.ndarray, np.ndarray, np.ndarray]  # n, mean CNLL, std CNLL
 Predictor = Callable[[np.ndarray], np.ndarray]
-
-
-def _plain_log_y(ax) -> None:
-    """CNLL spans well under a decade: tick a log y axis at round values (0.9, 1.0, 1.1) in plain numbers
-    rather than at powers of ten. Call after plotting (reads the axis limits)."""
-    low, high = ax.get_ylim()
-    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0):
-        ticks = np.arange(np.ceil(low / step) * step, high, step)
-        if len(ticks) <= 8:
-            break
-    if len(ticks) >= 2:
-        ax.yaxis.set_major_locator(FixedLocator(ticks))
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_ylim(low, high)
 
 
 def _colors(count: int) -> list:
@@ -74,7 +58,7 @@ def cnll_n(curves: Mapping[int, Curve], fits: Mapping[int, Predictor | None], me
             ax.plot(grid, fits[s](grid), color=color, lw=1)
     ax.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel=metric,
            title=f"{metric}_n with power-law fits c + b·n^a")
-    _plain_log_y(ax)
+    loss_axis(ax)
     count_axis(ax)
     ax.legend(fontsize=7)
     return fig
@@ -88,7 +72,7 @@ def cnll_s(params: Sequence[int], cnll: Sequence[float], fit: Predictor | None) 
         grid = np.geomspace(min(params), max(params), 100)
         ax.plot(grid, fit(grid), "-", label="power-law fit")
     ax.set(xscale="log", yscale="log", xlabel="parameters s", ylabel="CNLL", title="CNLL_s (single network)")
-    _plain_log_y(ax)
+    loss_axis(ax)
     parameter_axis(ax.xaxis)
     ax.legend()
     return fig
@@ -110,7 +94,7 @@ def cnll_b(points: Sequence[tuple[int, int, int, float]], envelope: Sequence[tup
         grid = np.geomspace(min(eb), max(eb), 100)
         ax.plot(grid, fit(grid), "r--", lw=1, label="power-law fit")
     ax.set(xscale="log", yscale="log", xlabel="total parameters B = n·s", ylabel="CNLL", title="CNLL_B")
-    _plain_log_y(ax)
+    loss_axis(ax)
     parameter_axis(ax.xaxis)
     ax.legend(fontsize=8)
     return fig
@@ -148,7 +132,7 @@ def prediction(measured: Mapping[int, Curve], predicted: Mapping[int, tuple[np.n
     ax.axvline(fit_max_n, color="grey", ls=":", lw=1)
     ax.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel="CNLL",
            title=f"Predicted (dashed, fit on n ≤ {fit_max_n}, 90% predictive band) vs measured")
-    _plain_log_y(ax)
+    loss_axis(ax)
     count_axis(ax)
     ax.legend(fontsize=7)
     return fig

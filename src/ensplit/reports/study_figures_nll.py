@@ -10,22 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
-from ensplit.reports.study_figures import _colors, _plain_log_y, plt
-from ensplit.reports.ticks import parameter_axis
+from ensplit.reports.study_figures import _colors, plt
+from ensplit.reports.ticks import loss_axis, parameter_axis, temperature_axis
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 ParamRows = Mapping[str, np.ndarray]  # "a", "b", "c", "rmse" -> values along the x axis
-
-
-def _plain_log_tau(ax, taus: np.ndarray) -> None:
-    """A log τ axis ticked at powers of two in plain numbers (0.25, 0.5, 1, 2, 4), not 2×10⁻¹."""
-    low, high = float(np.min(taus)), float(np.max(taus))
-    ticks = [2.0 ** k for k in range(int(np.floor(np.log2(low))), int(np.ceil(np.log2(high))) + 1)]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _log_y_if_positive(ax) -> None:
@@ -49,7 +39,7 @@ def nll_tau_curves(n: np.ndarray, taus: np.ndarray, nll: np.ndarray, fits: Seque
             ax.plot(grid, fits[t](grid), "-", lw=1, color=color)
     ax.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel="NLL_n(τ)",
            title=f"NLL_n(τ), τ {mode} averaging, s = {params:,}")
-    _plain_log_y(ax)
+    loss_axis(ax)
     ax.legend(fontsize=7, ncol=2)
     return fig
 
@@ -69,7 +59,7 @@ def temperature_parameters(laws: Mapping[int, tuple[np.ndarray, ParamRows]],
     all_taus = np.concatenate([laws[s][0] for s in laws])
     for ax, key in zip(axes, ("a", "b", "c = NLL_∞(τ)   (★ τ* = argmin c)", "RMSE"), strict=True):
         ax.set(xscale="log", xlabel="temperature τ", title=key)
-        _plain_log_tau(ax, all_taus)
+        temperature_axis(ax, all_taus)
     _log_y_if_positive(axes[1])
     _log_y_if_positive(axes[3])
     axes[0].axhline(-1, color="grey", ls=":", lw=1)
@@ -89,7 +79,7 @@ def nll_and_cnll_s(params: Sequence[int], nll: Sequence[float], cnll: Sequence[f
             ax.plot(grid, fit(grid), "-", lw=1, color=color, label=f"{name} power-law fit")
     ax.set(xscale="log", yscale="log", xlabel="parameters s", ylabel="NLL", title="NLL_s and CNLL_s (single network)")
     parameter_axis(ax.xaxis)
-    _plain_log_y(ax)
+    loss_axis(ax)
     ax.legend(fontsize=8)
     return fig
 
@@ -106,7 +96,7 @@ def le_nll_against_cnll(curves: Mapping[int, tuple[np.ndarray, np.ndarray, np.nd
         right.plot(n, le - cnll, "-o", ms=3, color=color, label=f"s = {s:,}")
     left.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel="NLL",
              title="CNLL_n (points) and LE-NLL_n (lines)")
-    _plain_log_y(left)
+    loss_axis(left)
     left.legend(fontsize=7)
     right.axhline(0, color="grey", lw=1)
     right.set(xscale="log", xlabel="ensemble size n", ylabel="LE-NLL − CNLL (nats)",
