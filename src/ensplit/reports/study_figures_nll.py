@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ensplit.reports.study_figures import _colors, plt
-from ensplit.reports.ticks import loss_axis, parameter_axis, temperature_axis
+from ensplit.reports.ticks import count_axis, loss_axis, parameter_axis, temperature_axis
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 ParamRows = Mapping[str, np.ndarray]  # "a", "b", "c", "rmse" -> values along the x axis
@@ -40,6 +40,7 @@ def nll_tau_curves(n: np.ndarray, taus: np.ndarray, nll: np.ndarray, fits: Seque
     ax.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel="NLL_n(τ)",
            title=f"NLL_n(τ), τ {mode} averaging, s = {params:,}")
     loss_axis(ax)
+    count_axis(ax)
     ax.legend(fontsize=7, ncol=2)
     return fig
 
@@ -97,10 +98,12 @@ def le_nll_against_cnll(curves: Mapping[int, tuple[np.ndarray, np.ndarray, np.nd
     left.set(xscale="log", yscale="log", xlabel="ensemble size n", ylabel="NLL",
              title="CNLL_n (points) and LE-NLL_n (lines)")
     loss_axis(left)
+    count_axis(left)
     left.legend(fontsize=7)
     right.axhline(0, color="grey", lw=1)
     right.set(xscale="log", xlabel="ensemble size n", ylabel="LE-NLL − CNLL (nats)",
               title="LE-NLL_n − CNLL_n (min over τ outside vs inside the mean)")
+    count_axis(right)
     right.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -144,5 +147,6 @@ def prediction_rmse_per_n(curves: Mapping[int, tuple[np.ndarray, np.ndarray]], f
     _log_y_if_positive(ax)
     ax.set(xscale="log", xlabel="ensemble size n", ylabel="RMSE of predicted CNLL (nats)",
            title=f"Prediction error per n (fit on n ≤ {fit_max_n}, {resample} repeats)")
+    count_axis(ax)
     ax.legend(fontsize=7)
     return fig
