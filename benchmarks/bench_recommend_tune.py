@@ -5,11 +5,11 @@ The peer: every listed candidate trained at the budget in every cell of recommen
 chosen on the validation split (the same split recommend tunes on; the test split is never used to choose),
 then seeds 2 and 3 trained in that cell; the truth is the 3-seed mean test CNLL in the chosen cell. The
 brute force's runs are cached by job id (`--cache`), so a second run of the benchmark retrains only
-recommend. Printed and written (benchmarks/results/recommend_tune.md and .json): the regret of
-`recommend --tune`'s choice against that truth, its prediction RMSE, each family's chosen cells in both, and
-the cost of both in training FLOPs.
+recommend. Printed and written (benchmarks/results/recommend_tune.md and .json, one entry per budget): the
+regret of `recommend --tune`'s choice against that truth, its prediction RMSE, each family's chosen cells in
+both, the winner's curse measured on recommend's ladders, and the cost of both in training FLOPs and time.
 
-    python benchmarks/bench_recommend_tune.py --budget 23050
+    python benchmarks/bench_recommend_tune.py --budget 23050 --budget 80000
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import argparse
 import dataclasses
 import json
 import math
+import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,8 +31,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_recommend_cost import RESULTS, brute_job  # noqa: E402
+from bench_recommend_cost import RESULTS, brute_job, stored_training  # noqa: E402
 
+from ensplit._version import __version__  # noqa: E402
 from ensplit.data.spec import load_data  # noqa: E402
 from ensplit.experiments.recommend import run_recommend  # noqa: E402
 from ensplit.experiments.recommend_cost import job_training_flops  # noqa: E402
@@ -73,7 +76,7 @@ class Runs:
 
 def tuned_brute_force(config: RecommendConfig, listed: list[Candidate], runs: Runs) -> tuple[dict, dict, dict]:
     """Each candidate's truth in its validation-chosen cell, the chosen cells (with whether the optimum is
-    interior), and each candidate's cells tried."""
+    interior, and the three seeds' test CNLL), and each candidate's cells tried."""
     truth, chosen, tried = {}, {}, {}
     def at(cell: tuple[float, float]) -> RecommendConfig:
         return dataclasses.replace(config, recipe=config.recipe.with_train(lr=cell[0], weight_decay=cell[1]))
@@ -86,35 +89,51 @@ def tuned_brute_force(config: RecommendConfig, listed: list[Candidate], runs: Ru
         best = search.best
         values = [runs.cnll(brute_job(at(best), candidate, seed))[1] for seed in (0, 1, 2)]
         truth[candidate.name] = float(np.mean(values))
-        chosen[candidate.name] = {"lr": best[0], "weight_decay": best[1], "edges": search.edges}
+        chosen[candidate.name] = {"lr": best[0], "weight_decay": best[1], "edges": search.edges, "seeds": values}
         tried[candidate.name] = len(search.grid.cells())
         print(f"  {candidate.name}: lr {best[0]:g}, wd {best[1]:g}, test CNLL {truth[candidate.name]:.4f}",
               flush=True)
     return truth, chosen, tried
 
 
-def measure(budget: int, grid: dict[str, Any], cache: Path) -> dict[str, Any]:
+def winners_curse(ladders: dict, seeds: int) -> dict[str, float]:
+    """How much lower the run that won its rung's validation grid scores on test than the fresh runs trained
+    in the same cell afterwards (each ladder rung's first `seeds` values are the choosing runs, `gather`)."""
+    gaps = [float(np.mean(v[:seeds]) - np.mean(v[seeds:])) for ladder in ladders.values() for v in ladder.values()
+            if len(v) > seeds]
+    return {"rungs": len(gaps), "mean_gap": float(np.mean(gaps)) if gaps else math.nan,
+            "standard_error": float(np.std(gaps, ddof=1) / math.sqrt(len(gaps))) if len(gaps) > 1 else math.nan}
+
+
+def measure(budget: int, grid: dict[str, Any], cache: Path, kept: Path | None = None) -> dict[str, Any]:
+    """Run recommend (in `kept`, resumed and kept, when given; else in a folder removed afterwards) and the
+    tuned brute force. recommend's cost is the training seconds its store records (so a resumed folder reports
+    what its runs cost when they were trained), against the brute force's summed training seconds."""
     config = RecommendConfig.from_mapping({"budget": budget, "verify": False, "tune": True, **grid})
     config.recipe.apply_threads()
     data = load_data(config.recipe.data)
     listed = candidates(config, data)
-    folder = Path(tempfile.mkdtemp(prefix="bench-recommend-tune-"))
+    folder = kept or Path(tempfile.mkdtemp(prefix="bench-recommend-tune-")) / "recommend"
     try:
         start = time.perf_counter()
-        result = run_recommend(config, folder / "recommend", progress=False)
+        result = run_recommend(config, folder, progress=False)
         seconds = time.perf_counter() - start
+        jobs, train_seconds = stored_training(folder)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if kept is None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
     runs = Runs(cache, data)
     truth, chosen, tried = tuned_brute_force(config, listed, runs)
     brute_seconds, brute_flops = runs.seconds, runs.flops
     errors = [a.prediction.value - truth[a.candidate.name] for a in result.ranked
               if math.isfinite(truth[a.candidate.name])]
     picked = result.recommendation.candidate.name
-    return {"budget": budget, "recommendation": picked, "best_by_tuned_brute_force": min(truth, key=truth.get),
+    return {"budget": budget, "winners_curse": winners_curse(result.evidence.ladders, config.seeds),
+            "recommendation": picked, "best_by_tuned_brute_force": min(truth, key=truth.get),
             "regret": truth[picked] - min(truth.values()),
             "prediction_rmse": float(np.sqrt(np.mean(np.square(errors)))),
-            "recommend": {"seconds": seconds, "training_flops": result.cost.training_flops,
+            "recommend": {"seconds": seconds, "train_seconds": train_seconds, "jobs": jobs,
+                          "resumed": result.trained_jobs < jobs, "training_flops": result.cost.training_flops,
                           "settings": result.tuning.settings, "tuning": result.tuning.to_json(),
                           "cost": result.cost.to_json()},
             "tuned_brute_force": {"seconds": brute_seconds, "training_flops": brute_flops, "cells": chosen,
@@ -124,50 +143,87 @@ def measure(budget: int, grid: dict[str, Any], cache: Path) -> dict[str, Any]:
                             "truth": truth[a.candidate.name]} for a in result.ranked]}
 
 
-def markdown(run: dict[str, Any]) -> str:
+def section(run: dict[str, Any]) -> list[str]:
+    """One budget's section: the answer, the cost, each family's cells and every candidate against the truth."""
     r, b = run["recommend"], run["tuned_brute_force"]
-    lines = ["# `recommend --tune --no-verify` against a brute force tuned on the same grid", "",
-             f"`python benchmarks/bench_recommend_tune.py --budget {run['budget']} "
-             + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in run.get("grid", {}).items())
-             + f"`; {time.strftime('%Y-%m-%d')}. The brute force tries the same grid with the same edge rule.",
-             "", f"- recommended **{run['recommendation']}**; best by the tuned brute force "
+    command = (f"python benchmarks/bench_recommend_tune.py --budget {run['budget']}"
+               + "".join(f" --{k.replace('_', '-')} {v}" for k, v in run.get("grid", {}).items()))
+    lines = [f"## {run['budget']:,} parameters", "", f"`{command}`", "",
+             f"- recommended **{run['recommendation']}**; best by the tuned brute force "
              f"**{run['best_by_tuned_brute_force']}**; regret {run['regret']:.4f} CNLL; prediction RMSE "
              f"{run['prediction_rmse']:.4f}.",
-             f"- cost: recommend {r['training_flops']:.2e} training FLOPs in {r['seconds']:.0f} s (wall); the tuned "
-             f"brute force {b['training_flops']:.2e} in {b['seconds']:.0f} s (the sum of its runs' training times; "
-             f"ratio "
-             f"{r['training_flops'] / b['training_flops']:.2f}; recommend's own `cost.ratio`, against one seed of "
-             f"every candidate in every cell of the grid before extensions: {r['cost']['ratio']:.2f}).", "",
+             f"- cost: recommend {r['training_flops']:.2e} training FLOPs in {r['train_seconds']:.0f} s of training "
+             f"({r['jobs']} runs, the store's record{', trained by an earlier call' if r['resumed'] else ''}; "
+             f"{r['seconds']:.0f} s wall for this call); the tuned brute force {b['training_flops']:.2e} in "
+             f"{b['seconds']:.0f} s (the sum of its runs' training times). Ratios: FLOPs "
+             f"{r['training_flops'] / b['training_flops']:.2f}, training time {r['train_seconds'] / b['seconds']:.2f}; "
+             f"recommend's own `cost.ratio`, against one seed of every candidate in every cell of the grid before "
+             f"extensions: {r['cost']['ratio']:.2f}.", "",
              "| family | lr / wd chosen at each cheap size (params) | carried to P: lr / wd (γ) |", "|---|---|---|"]
     for family in r["tuning"]["families"]:
         sizes = ", ".join(f"{s['lr']:g} / {s['weight_decay']:g} ({s['params']:,})" for s in family["sizes"])
         carried = family["settings"]
         lines.append(f"| {family['family']} | {sizes} | {carried['lr']:g} / {carried['weight_decay']:g} "
                      f"({family['lr_exponent']:.2f}) |")
-    lines += ["", "| candidate | predicted | 5–95% | tuned brute force (3 seeds) | its cell lr / wd |",
-              "|---|---:|---:|---:|---|"]
+    lines += ["", "| candidate | predicted | 5–95% | tuned brute force (3 seeds) | its standard error | "
+              "its cell lr / wd |", "|---|---:|---:|---:|---:|---|"]
     for c in run["candidates"]:
         cell = b["cells"][c["name"]]
+        error = np.std(cell["seeds"], ddof=1) / math.sqrt(len(cell["seeds"]))
         lines.append(f"| {c['name']} | {c['predicted']:.4f} | {c['interval'][0]:.4f}–{c['interval'][1]:.4f} | "
-                     f"{c['truth']:.4f} | {cell['lr']:g} / {cell['weight_decay']:g} |")
-    return "\n".join(lines) + "\n"
+                     f"{c['truth']:.4f} | {error:.4f} | {cell['lr']:g} / {cell['weight_decay']:g} |")
+    curse = run["winners_curse"]
+    lines += ["", f"The winner's curse: over {curse['rungs']} ladder rungs, the run that won its rung's validation "
+              f"grid scores {-curse['mean_gap']:.4f} CNLL (standard error {curse['standard_error']:.4f}) lower on "
+              "test than the fresh runs trained afterwards in the same cell; the rungs hold both.", ""]
+    return lines
+
+
+def markdown(runs: list[dict[str, Any]], machine: str) -> str:
+    lines = ["# `recommend --tune --no-verify` against a brute force tuned on the same grid", "",
+             f"Machine: {machine} The brute force tries the same grid with the same edge rule; its truth is the "
+             "3-seed mean test CNLL in the cell it chose on validation.", "",
+             "| budget | recommended | best by the tuned brute force | regret | prediction RMSE | FLOPs ratio | "
+             "training-time ratio |", "|---:|---|---|---:|---:|---:|---:|"]
+    for run in runs:
+        r, b = run["recommend"], run["tuned_brute_force"]
+        lines.append(f"| {run['budget']:,} | {run['recommendation']} | {run['best_by_tuned_brute_force']} | "
+                     f"{run['regret']:.4f} | {run['prediction_rmse']:.4f} | "
+                     f"{r['training_flops'] / b['training_flops']:.2f} | {r['train_seconds'] / b['seconds']:.2f} |")
+    lines.append("")
+    for run in runs:
+        lines += section(run)
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, default=23_050)
+    parser.add_argument("--budget", type=int, action="append", help="parameter budget (repeatable; a budget "
+                        "already in the results file is replaced, the others kept)")
     parser.add_argument("--tune-lrs", default=None, help="recommend's --tune-lrs (default: its own)")
     parser.add_argument("--tune-weight-decays", default=None, help="recommend's --tune-weight-decays")
     parser.add_argument("--tune-extensions", default=None, help="recommend's --tune-extensions")
+    parser.add_argument("--folder", type=Path, default=None, help="parent of recommend's run folders (one per "
+                        "budget), kept and resumed by a later run (default: temporary ones)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bench-recommend-tune.json",
                         help="the brute force's runs by job id, reused by a later run")
     args = parser.parse_args()
     grid = {k: v for k, v in vars(args).items() if k.startswith("tune_") and v is not None}
-    run = measure(args.budget, grid, args.cache)
-    run["grid"] = grid
-    print(f"budget {args.budget:,}: regret {run['regret']:.4f}; RMSE {run['prediction_rmse']:.4f}")
-    (RESULTS / "recommend_tune.json").write_text(json.dumps(run, indent=1) + "\n")
-    (RESULTS / "recommend_tune.md").write_text(markdown(run))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    machine = (f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+               f"ensplit {__version__} (commit {commit}), {time.strftime('%Y-%m-%d')}.")
+    path = RESULTS / "recommend_tune.json"
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    runs = {run["budget"]: run for run in earlier.get("runs", [])}
+    for budget in args.budget or [23_050]:
+        folder = None if args.folder is None else args.folder / str(budget)
+        run = measure(budget, grid, args.cache, folder)
+        run["grid"], run["machine"] = grid, machine
+        runs[budget] = run
+        print(f"budget {budget:,}: regret {run['regret']:.4f}; RMSE {run['prediction_rmse']:.4f}", flush=True)
+        ordered = [runs[b] for b in sorted(runs)]
+        path.write_text(json.dumps({"runs": ordered}, indent=1) + "\n")
+        (RESULTS / "recommend_tune.md").write_text(markdown(ordered, machine))
 
 
 if __name__ == "__main__":

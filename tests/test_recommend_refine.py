@@ -34,6 +34,19 @@ def _cost(method: str) -> int:
 def test_the_rung_is_the_grid_size_at_or_below_half_the_budget_unless_the_ladder_has_it():
     assert refine_budget(CONFIG) == 8192  # 20,000 / 2 = 10,000 -> 8,192 on the √2 grid
     assert refine_budget(dataclasses.replace(CONFIG, ladder_top=2)) is None  # the ladder's top is already there
+    tuned = dataclasses.replace(CONFIG, tune=True)  # a local grid: the rung moves to P/√2 = 14,142 -> 11,585
+    assert refine_budget(tuned) == 11585 and refine_budget(dataclasses.replace(tuned, budget=23_050)) == 11585
+
+
+def test_a_rung_costing_a_fraction_more_than_its_jobs_is_charged_so():
+    order = ["mimo"]
+    brute = brute_force_flops([r.candidate for r in _ranked(order)], CONFIG, DATA)
+    cost = _cost("mimo")
+    for cells in (1, 3.5):  # e.g. three local cells and two replicates of a one-seed rung
+        fits = int(cost * cells) + 1
+        spent = int(CONFIG.cost_cap * brute) - fits
+        assert list(plan_refinement(CONFIG, DATA, _ranked(order), spent, brute, FAMILIES, cells)) != []
+        assert plan_refinement(CONFIG, DATA, _ranked(order), spent + 2, brute, FAMILIES, cells) == {}
 
 
 def test_families_are_refined_best_first_while_the_cap_pays_and_never_beyond():

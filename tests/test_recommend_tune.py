@@ -12,6 +12,7 @@ from ensplit.cli import main
 from ensplit.data.spec import load_data
 from ensplit.errors import EnsplitError
 from ensplit.experiments.recommend import Assessed
+from ensplit.experiments.recommend_evidence import gather
 from ensplit.experiments.recommend_grid import Grid, open_edges, search_grid
 from ensplit.experiments.recommend_plan import (
     Candidate,
@@ -20,13 +21,18 @@ from ensplit.experiments.recommend_plan import (
     candidates,
     plan_ladder_jobs,
     plan_pool_jobs,
+    pool_widths,
     sharing_candidate,
     verify_job,
 )
 from ensplit.experiments.recommend_tune import (
+    LOCAL_LR_STEPS,
     TUNE_NETWORKS,
+    TUNE_REPLICATES,
+    TuneResult,
     carry,
     family_key,
+    local_grid,
     pool_searches,
     rung_searches,
     tune_cheap_runs,
@@ -189,10 +195,37 @@ def test_every_cheap_size_is_tuned_on_paired_seeds():
         assert all(j.first_index == TUNE_NETWORKS for j in rest) and all(j.kind == "pool" for j in first + rest)
     rungs = rung_searches(config, data, list(plan_ladder_jobs(config, data)))
     assert {s.family for s in rungs} == {"batchensemble×4"} and len(rungs) == len(plan_ladder_jobs(config, data))
+    for s in rungs:  # the replicates: fresh seeds after the rung's own, in the chosen cell only, never scored
+        method, members, budget = s.rung
+        kind = f"ladder {method}×{members}"
+        (own,), (fresh,) = s.jobs((0.1, 0.0)), s.rest((0.1, 0.0))
+        assert fresh.seeds == tuple(network_seed(config.recipe.seed, kind, budget, i)
+                                    for i in range(config.seeds, config.seeds + TUNE_REPLICATES))
+        assert fresh.first_index == config.seeds and set(fresh.seeds).isdisjoint(own.seeds)
+        assert (fresh.train_dict["lr"], fresh.train_dict["weight_decay"]) == (0.1, 0.0)
     for s in pools + rungs:
         a, b = s.jobs((0.1, 0.0)), s.jobs((0.2, 0.0))
         assert [j.seeds for j in a] == [j.seeds for j in b] and {j.job_id for j in a}.isdisjoint(j.job_id for j in b)
         assert all((j.train_dict["lr"], j.train_dict["weight_decay"]) == (0.2, 0.0) for j in b)
+
+
+def test_the_refinement_rung_searches_three_lrs_around_its_familys_top_cell():
+    config = RecommendConfig(**TINY, tune=True)
+    data = load_data(config.recipe.data)
+    searches = rung_searches(config, data, list(plan_ladder_jobs(config, data)))
+    for i, s in enumerate(searches):  # the top size chose (0.2, 2e-3); the smaller ones something else
+        s.search.scores = {cell: 1.0 for cell in s.search.grid.cells()}
+        s.search.scores[(0.2, 2e-3) if i == len(searches) - 1 else (0.05, 0.0)] = 0.5
+    result = TuneResult()
+    result.add(searches, config.budget)
+    grid = local_grid(result.families["batchensemble×4"])
+    assert grid == Grid(tuple(0.2 * step for step in LOCAL_LR_STEPS), (2e-3,)) and grid.lrs == (0.1, 0.2, 0.4)
+    rung = ("batchensemble", 4, 11585)
+    (search,) = rung_searches(config, data, [rung], {"batchensemble×4": grid})
+    assert search.search.grid == grid and search.rung == rung
+    assert {(j.train_dict["lr"], j.train_dict["weight_decay"]) for c in grid.cells() for j in search.jobs(c)} == \
+        set(grid.cells())
+    assert open_edges(grid, (0.4, 2e-3)) == ["lr_high"]  # the edge rule still grows the lr axis
 
 
 class SplitSpy(ResultStore):
@@ -225,9 +258,14 @@ def test_a_tiny_search_reads_only_the_validation_split_and_resumes(tmp_path):
         for s in family.sizes:
             assert s.search.best[0] in s.search.grid.lrs and len(s.search.grid.lrs) in (2, 3)  # one extension
             assert set(s.search.scores) == set(s.search.grid.cells())
-    for key, jobs in ladders.items():  # each rung's runs are those of its chosen cell
+    for key, jobs in ladders.items():  # each rung's runs: its chosen cell's, then the fresh replicates there
         s = next(s for s in result.families["batchensemble×4"].sizes if s.rung == key)
-        assert [j.job_id for j in jobs] == [j.job_id for j in s.jobs(s.search.best)]
+        best = s.search.best
+        assert [j.job_id for j in jobs] == [j.job_id for j in s.jobs(best) + s.rest(best)]
+    run.store.save_labels("test", data.y_test.cpu().numpy())  # as run_recommend does (the spy saw only val)
+    evidence = gather(run.store, config, pool_widths(config, data), ladders, pool_jobs)
+    assert evidence.ladders and all(len(values) == config.seeds + TUNE_REPLICATES
+                                    for ladder in evidence.ladders.values() for values in ladder.values())
     stored = {r["job_id"] for r in run.store.networks("pool")}
     assert {j.job_id for j in pool_jobs} <= stored
     again = tune_cheap_runs(config, data, run, executor, rungs, progress=False)[2]

@@ -43,7 +43,14 @@ from ensplit.experiments.recommend_plan import (
 )
 from ensplit.experiments.recommend_refine import plan_refinement
 from ensplit.experiments.recommend_sizing import fit_flops
-from ensplit.experiments.recommend_tune import TuneResult, family_key, tune_cheap_runs, tune_rungs
+from ensplit.experiments.recommend_tune import (
+    LOCAL_LR_STEPS,
+    TUNE_REPLICATES,
+    TuneResult,
+    family_key,
+    tune_cheap_runs,
+    tune_rungs,
+)
 from ensplit.jsonable import to_jsonable
 from ensplit.runs.executors import make_executor
 from ensplit.runs.folder import execute, note, open_folder
@@ -261,13 +268,15 @@ def _ladder_text(config: RecommendConfig, ladders: LadderPlan) -> str:
 def refine(config: RecommendConfig, data: Dataset, run: Any, executor: Any, kept: list[Assessed],
            cheap: CheapRuns, progress: bool) -> CheapRuns:
     """Successive refinement (`recommend_refine`): a rung at P/2 for the best predicted sharing families that
-    the FLOPs cap still pays for (with --tune, every cell of the grid), then the evidence gathered again."""
+    the FLOPs cap still pays for (with --tune, at P/√2 on a local grid, `recommend_tune.local_grid`, with its
+    fresh replicates), then the evidence gathered again."""
     _predict_all(kept, cheap.evidence, config)
     ranked = sorted((a for a in kept if a.prediction is not None), key=lambda a: a.prediction.value)
     spent = training_flops(cheap.planned, data)
     cells = grid_cells(config)
     brute = brute_force_flops([a.candidate for a in kept], config, data) * cells
-    extra = plan_refinement(config, data, ranked, spent, brute, cheap.family_configs, cells, cheap.ladders)
+    runs = len(LOCAL_LR_STEPS) + TUNE_REPLICATES / config.seeds if config.tune else 1  # a rung's cost, in jobs
+    extra = plan_refinement(config, data, ranked, spent, brute, cheap.family_configs, runs, cheap.ladders)
     if not extra:
         return cheap  # the predictions made above stand
     _log(f"refining {', '.join(f'{m}({n})' for m, n, _ in extra)} with a rung at {next(iter(extra))[2]:,} "

@@ -307,15 +307,18 @@ def plan_pool_jobs(config: RecommendConfig, data: Dataset) -> list[TrainJob]:
 LadderPlan = dict[tuple[str, int, int], list[TrainJob]]
 
 
-def ladder_job(config: RecommendConfig, data: Dataset, method: str, members: int, budget: int) -> list[TrainJob]:
-    """The method's rung at `budget`: one job holding every seed's run, trained as one stacked model
-    (`ensplit.train.stacked`); none when the method cannot fit the budget."""
+def ladder_job(config: RecommendConfig, data: Dataset, method: str, members: int, budget: int, first: int = 0,
+               count: int | None = None) -> list[TrainJob]:
+    """The method's rung at `budget`: one job holding every seed's run (`count` runs from seed index `first`;
+    by default the `seeds` runs from 0), trained as one stacked model (`ensplit.train.stacked`); none when the
+    method cannot fit the budget."""
     candidate = sharing_candidate(config.recipe, data, method, members, budget)
     if candidate is None:
         return []
     kind = f"ladder {method}×{members}"
-    seeds = tuple(network_seed(config.recipe.seed, kind, budget, i) for i in range(config.seeds))
-    return [_job(config, "ladder", candidate.width, seeds, 0, method, members, candidate.options)]
+    stop = first + (config.seeds if count is None else count)
+    seeds = tuple(network_seed(config.recipe.seed, kind, budget, i) for i in range(first, stop))
+    return [_job(config, "ladder", candidate.width, seeds, first, method, members, candidate.options)]
 
 
 def plan_ladder_jobs(config: RecommendConfig, data: Dataset) -> LadderPlan:

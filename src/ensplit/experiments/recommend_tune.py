@@ -2,10 +2,19 @@
 
 - What is tuned: each cheap size on its own. Every deep-pool size is tuned on its first `TUNE_NETWORKS`
   networks (the rest of the pool then trains in the chosen cell); every ladder rung of every sharing method is
-  tuned on its own runs (the chosen cell's runs are the rung). The ladders and the (n, s) plane then describe
-  the tuned envelope, the best CNLL reachable at each size, and the power law extrapolates that to P: what a
-  brute force tuned at the budget measures. One cell per family carried to every size fails here: the best lr
-  grows with size (benchmarks/results/tune_carry.md), so a cell good at P/2 is too hot at P/32.
+  tuned on its own runs, then `TUNE_REPLICATES` fresh runs train in the chosen cell, and the rung is the
+  choosing run(s) with them. The ladders and the (n, s) plane then describe the tuned envelope, the best CNLL
+  reachable at each size, and the power law extrapolates that to P: what a brute force tuned at the budget
+  measures (it too chooses on one seed's validation CNLL, then reports the mean test CNLL of three seeds).
+- The winner's curse: within a rung, a run's validation and test CNLL correlate at 0.98 on MNIST-1D (the seed,
+  not the 400 validation examples, makes most of the noise), so the run that wins on validation of 12-18 cells
+  is a lucky seed on test too: over 25 rungs it scores 0.020 CNLL (standard error 0.009) below the fresh runs
+  of its cell (benchmarks/results/recommend_tune.md). The fresh runs hold each rung to what its cell gives anew.
+- The refinement rung (`recommend_refine`) sits at P/√2 and searches `local_grid`, three lrs around the cell of
+  its family's largest tuned size: a tuned envelope can bend where the best lr stops growing (multihead: a
+  larger lr diverges), and the ladders alone carry the steep part past P.
+- One cell per family carried to every size fails: the best lr grows with size
+  (benchmarks/results/tune_carry.md), so a cell good at P/2 is too hot at P/32.
 - Seeds do not depend on the cell (paired comparison); job ids do, through the training options, so a
   killed search resumes.
 - Score: validation CNLL (`cnll_ttcv` on the validation predictions): each pool network alone, each ladder run's
@@ -48,6 +57,8 @@ from ensplit.store import ResultStore
 from ensplit.train.config import TrainConfig
 
 TUNE_NETWORKS = 3  # pool networks a pool size is tuned on (the fewest any pool holds)
+TUNE_REPLICATES = 2  # fresh runs of each ladder rung in its chosen cell: with the choosing run, a 3-seed mean
+LOCAL_LR_STEPS = (0.5, 1.0, 2.0)  # the refinement rung's lrs, relative to its family's lr at the top tuned size
 
 
 def family_key(candidate: Candidate) -> str:
@@ -116,20 +127,26 @@ def pool_searches(config: RecommendConfig, data: Dataset) -> list[SizeSearch]:
     return searches
 
 
-def rung_searches(config: RecommendConfig, data: Dataset, rungs: Sequence[tuple[str, int, int]]) -> list[SizeSearch]:
-    """A search per ladder rung (method, members, budget), scored on the rung's own runs."""
+def rung_searches(config: RecommendConfig, data: Dataset, rungs: Sequence[tuple[str, int, int]],
+                  grids: dict[str, Grid] | None = None) -> list[SizeSearch]:
+    """A search per ladder rung (method, members, budget), scored on the rung's own runs, on the configured grid
+    or its family's entry in `grids`; `TUNE_REPLICATES` fresh runs are then trained in the chosen cell (the
+    winner's curse, module docstring)."""
     searches = []
-    grid = Grid(config.tune_lrs, config.tune_weight_decays)
     for method, members, budget in rungs:
         found = sharing_candidate(config.recipe, data, method, members, budget)
         if found is None:
             continue
+        grid = (grids or {}).get(f"{method}×{members}", Grid(config.tune_lrs, config.tune_weight_decays))
 
         def jobs(cell: Cell, method: str = method, members: int = members, budget: int = budget) -> list:
             return ladder_job(at_cell(config, cell), data, method, members, budget)
 
+        def rest(cell: Cell, method: str = method, members: int = members, budget: int = budget) -> list:
+            return ladder_job(at_cell(config, cell), data, method, members, budget, config.seeds, TUNE_REPLICATES)
+
         searches.append(SizeSearch(f"{method}×{members}", budget, found.params, jobs,
-                                   GridSearch(grid, config.tune_extensions), rung=(method, members, budget)))
+                                   GridSearch(grid, config.tune_extensions), rest, (method, members, budget)))
     return searches
 
 
@@ -266,10 +283,21 @@ def tune_cheap_runs(config: RecommendConfig, data: Dataset, run: RunFolder, exec
     return [job for s in pools for job in s.chosen], _chosen_ladders(ladders), result
 
 
+def local_grid(family: FamilyTuning) -> Grid:
+    """The refinement rung's grid: the lr chosen at the family's largest tuned size × `LOCAL_LR_STEPS`, at that
+    size's weight decay (the edge rule still grows the lr axis). The best lr moves by at most one step between
+    neighbouring sizes (benchmarks/results/recommend_tune.md), so three cells find it where the whole grid
+    would cost five times as much."""
+    lr, wd = max(family.sizes, key=lambda s: s.params).search.best
+    return Grid(tuple(float(f"{lr * step:.6g}") for step in LOCAL_LR_STEPS), (wd,))
+
+
 def tune_rungs(config: RecommendConfig, data: Dataset, run: RunFolder, executor: Executor, rungs: LadderPlan,
                result: TuneResult, progress: bool = True) -> LadderPlan:
-    """Tune more rungs (the refinement's) into `result`; returns them in their chosen cells."""
-    searches = rung_searches(config, data, list(rungs))
+    """Tune more rungs (the refinement's) into `result`, each on its family's `local_grid`; returns them in
+    their chosen cells."""
+    grids = {key: local_grid(family) for key, family in result.families.items() if family.sizes}
+    searches = rung_searches(config, data, list(rungs), grids)
     result.trained_jobs += run_searches(searches, config, run, executor, progress, "tuning the refinement")
     result.add(searches, config.budget)
     warn_edges(searches, config)
