@@ -34,6 +34,7 @@ from ensplit.experiments.recommend_tune import (
     family_key,
     local_grid,
     pool_searches,
+    refinement_cost,
     rung_searches,
     tune_cheap_runs,
     tuned_train,
@@ -226,6 +227,9 @@ def test_the_refinement_rung_searches_three_lrs_around_its_familys_top_cell():
     assert {(j.train_dict["lr"], j.train_dict["weight_decay"]) for c in grid.cells() for j in search.jobs(c)} == \
         set(grid.cells())
     assert open_edges(grid, (0.4, 2e-3)) == ["lr_high"]  # the edge rule still grows the lr axis
+    # the rung's cost in jobs of it: three cells of `seeds` runs each, and the two replicates
+    assert refinement_cost(config) == pytest.approx(3 + TUNE_REPLICATES / config.seeds)
+    assert refinement_cost(RecommendConfig(**TINY)) == 1.0
 
 
 class SplitSpy(ResultStore):

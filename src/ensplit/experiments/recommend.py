@@ -44,10 +44,9 @@ from ensplit.experiments.recommend_plan import (
 from ensplit.experiments.recommend_refine import plan_refinement
 from ensplit.experiments.recommend_sizing import fit_flops
 from ensplit.experiments.recommend_tune import (
-    LOCAL_LR_STEPS,
-    TUNE_REPLICATES,
     TuneResult,
     family_key,
+    refinement_cost,
     tune_cheap_runs,
     tune_rungs,
 )
@@ -275,8 +274,8 @@ def refine(config: RecommendConfig, data: Dataset, run: Any, executor: Any, kept
     spent = training_flops(cheap.planned, data)
     cells = grid_cells(config)
     brute = brute_force_flops([a.candidate for a in kept], config, data) * cells
-    runs = len(LOCAL_LR_STEPS) + TUNE_REPLICATES / config.seeds if config.tune else 1  # a rung's cost, in jobs
-    extra = plan_refinement(config, data, ranked, spent, brute, cheap.family_configs, runs, cheap.ladders)
+    extra = plan_refinement(config, data, ranked, spent, brute, cheap.family_configs, refinement_cost(config),
+                            cheap.ladders)
     if not extra:
         return cheap  # the predictions made above stand
     _log(f"refining {', '.join(f'{m}({n})' for m, n, _ in extra)} with a rung at {next(iter(extra))[2]:,} "

@@ -293,6 +293,12 @@ def local_grid(family: FamilyTuning) -> Grid:
     return Grid(tuple(float(f"{lr * step:.6g}") for step in LOCAL_LR_STEPS), (wd,))
 
 
+def refinement_cost(config: RecommendConfig) -> float:
+    """What one refinement rung costs, in jobs of that rung (`recommend_refine.plan_refinement`'s `cells`): one
+    without --tune; with it, the `local_grid` cells and the fresh replicates (a job holds `seeds` runs)."""
+    return len(LOCAL_LR_STEPS) + TUNE_REPLICATES / config.seeds if config.tune else 1.0
+
+
 def tune_rungs(config: RecommendConfig, data: Dataset, run: RunFolder, executor: Executor, rungs: LadderPlan,
                result: TuneResult, progress: bool = True) -> LadderPlan:
     """Tune more rungs (the refinement's) into `result`, each on its family's `local_grid`; returns them in
