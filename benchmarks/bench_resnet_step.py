@@ -4,6 +4,8 @@ same total size vs a Python loop over the k members (issue 25).
     python benchmarks/bench_resnet_step.py [--widths 4,8,16] [--members 4,8] [--depth 20] [--batch 64]
                                            [--repeats 3] [--processes 3] [--variants ...] [--out PATH]
 
+The ensemble runs twice: as member-batched layers (grouped convolutions) and as `ensplit.train` runs it
+(`execution="auto"`, which picks those layers or a member-by-member loop, `conv_strategy.choose_execution`).
 Each of k members sees its own batch of B images `3×32×32` (as in `ensplit.train`); the single network, of
 width `solve_width(resnet, k · params(member))` (its parameter count at most the ensemble's), sees one batch
 of B, so both do about the same multiply-adds per step; the loop runs k separate plain members, each on its
@@ -44,8 +46,12 @@ from ensplit.train.optim import make_optimizer
 
 IN_SHAPE = (3, 32, 32)
 # name -> (what is timed, channels-last?)
+# "batched": the member-batched layers (grouped convs, packed norms); "ensplit": the ensemble as `ensplit.train`
+# runs it (`execution="auto"`: the member-batched layers, or its members one by one through a plain template
+# where `conv_strategy.choose_execution` measured that faster)
 VARIANTS = {
     "batched": ("member-batched", False), "batched NHWC": ("member-batched", True),
+    "ensplit": ("ensplit", False), "ensplit NHWC": ("ensplit", True),
     "single": ("single", False), "single NHWC": ("single", True),
     "loop": ("loop", False), "loop NHWC": ("loop", True),
 }
@@ -68,8 +74,9 @@ def build_steps(width: int, members: int, depth: int, batch: int, variants: list
     for name in variants:
         kind, channels_last = VARIANTS[name]
         fmt = {"memory_format": torch.channels_last} if channels_last else {}
-        if kind == "member-batched":
-            model = deep_ensemble("resnet", seeds, width=width, depth=depth).to(**fmt)
+        if kind in ("member-batched", "ensplit"):
+            execution = "batched" if kind == "member-batched" else "auto"
+            model = deep_ensemble("resnet", seeds, execution=execution, width=width, depth=depth).to(**fmt)
             models = [model]
         elif kind == "single":
             models = [build_member("resnet", 0, width=single_width, depth=depth).to(**fmt)]
@@ -78,13 +85,14 @@ def build_steps(width: int, members: int, depth: int, batch: int, variants: list
         optimizer = make_optimizer([p for m in models for p in m.parameters()], TrainConfig())
         steps[name] = _step(kind, models, optimizer, x, y, channels_last)
     sizes = {"member": member_params, "ensemble": members * member_params,
-             "single": count_params("resnet", single_width, depth), "single_width": single_width}
+             "single": count_params("resnet", single_width, depth), "single_width": single_width,
+             "execution": deep_ensemble("resnet", seeds, width=width, depth=depth).resolved_execution(x)}
     return steps, sizes
 
 
 def _step(kind: str, models: list[nn.Module], optimizer: torch.optim.Optimizer, x: torch.Tensor,
           y: torch.Tensor, channels_last: bool) -> Callable[[], None]:
-    if kind == "member-batched":
+    if kind in ("member-batched", "ensplit"):
         def step() -> None:
             loss = member_losses(models[0](x), y)  # logits [k, B, 10]; the loss ensplit.train minimises
             optimizer.zero_grad(set_to_none=True)
@@ -191,27 +199,32 @@ def main() -> None:
              f"training does). Load average {load_start[0]:.2f} at the start and {load_end[0]:.2f} at the end "
              f"on {os.cpu_count()} cores (shared machine: absolute times are noisy, ratios less so); "
              f"{time.perf_counter() - started:.0f} s in all.", "",
-             "| width | k | single width | params (ensemble / single) | batched ms | single ms | loop ms "
-             "| batched / single | loop / batched |", "|---|---|---|---|---|---|---|---|---|"]
+             "The ensemble's step as `ensplit.train` runs it (`ensplit`: the execution `auto` picks, each in its "
+             "best memory layout) against the best layout of the single network and of the loop:", "",
+             "| width | k | single width | params (ensemble / single) | execution | ensplit ms | single ms | loop ms "
+             "| ensplit / single | loop / ensplit |", "|---|---|---|---|---|---|---|---|---|---|"]
     for case in cases:
         s = sizes[case]
         med = {n: statistics.median(t[n] for t in runs[case]) for n in variants}
+        best_med = {kind: min(v for n, v in med.items() if VARIANTS[n][0] == kind)
+                    for kind in ("ensplit", "single", "loop")}
+        e_s = [best(t, "ensplit") / best(t, "single") for t in runs[case]]
+        l_e = [best(t, "loop") / best(t, "ensplit") for t in runs[case]]
         lines.append(
-            f"| {case[0]} | {case[1]} | {s['single_width']} | {s['ensemble']:,} / {s['single']:,} "
-            f"| {1e3 * med['batched']:.0f} | {1e3 * med['single']:.0f} | {1e3 * med['loop']:.0f} "
-            f"| {spread(ratios(case, 'batched', 'single'))} | {spread(ratios(case, 'loop', 'batched'))} |")
-    if len(variants) > 3:
-        lines += ["", "Every variant, median ms per step (each in its own memory layout), and the best layout of "
-                  "each against the best layout of the others:", "",
-                  "| width | k | " + " | ".join(variants)
-                  + " | best batched / best single | best loop / best batched |",
-                  "|" + "---|" * (4 + len(variants))]
-        for case in cases:
-            med = {n: statistics.median(t[n] for t in runs[case]) for n in variants}
-            b_s = [best(t, "member-batched") / best(t, "single") for t in runs[case]]
-            l_b = [best(t, "loop") / best(t, "member-batched") for t in runs[case]]
-            lines.append(f"| {case[0]} | {case[1]} | " + " | ".join(f"{1e3 * med[n]:.0f}" for n in variants)
-                         + f" | {spread(b_s)} | {spread(l_b)} |")
+            f"| {case[0]} | {case[1]} | {s['single_width']} | {s['ensemble']:,} / {s['single']:,} | {s['execution']} "
+            f"| {1e3 * best_med['ensplit']:.0f} | {1e3 * best_med['single']:.0f} | {1e3 * best_med['loop']:.0f} "
+            f"| {spread(e_s)} | {spread(l_e)} |")
+    lines += ["", "Every variant, median ms per step (each in its own memory layout; `batched`: the member-batched "
+              "layers whatever `auto` would pick), and the member-batched layers' best layout against the others':",
+              "", "| width | k | " + " | ".join(variants)
+              + " | best batched / best single | best loop / best batched |",
+              "|" + "---|" * (4 + len(variants))]
+    for case in cases:
+        med = {n: statistics.median(t[n] for t in runs[case]) for n in variants}
+        b_s = [best(t, "member-batched") / best(t, "single") for t in runs[case]]
+        l_b = [best(t, "loop") / best(t, "member-batched") for t in runs[case]]
+        lines.append(f"| {case[0]} | {case[1]} | " + " | ".join(f"{1e3 * med[n]:.0f}" for n in variants)
+                     + f" | {spread(b_s)} | {spread(l_b)} |")
     lines += ["", "Reproduce: `python benchmarks/bench_resnet_step.py --widths "
               f"{args.widths} --members {args.members} --depth {args.depth} --batch {args.batch} --repeats "
               f"{args.repeats} --processes {args.processes}`"]

@@ -13,9 +13,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from ensplit.ensembles.convert import modules_with_own_parameters, replace_layers
 from ensplit.layers import member, plain
+from ensplit.layers.conv_strategy import EXECUTIONS, choose_execution
 from ensplit.models import create, get_family
 
 _MEMBER_LAYERS = (member.MemberLinear, member.MemberConv, member.MemberNorm, member.MemberDropout)
@@ -55,16 +57,77 @@ def stack_members(models: Sequence[nn.Module], conv_strategy: str = "auto") -> n
 
 class MemberBatchedEnsemble(nn.Module):
     """Wraps a member-batched network: input `[batch, ...]` (shared) or `[members, batch, ...]`,
-    output logits `[members, batch, classes]`."""
+    output logits `[members, batch, classes]`.
 
-    def __init__(self, network: nn.Module, members: int, input_dims: int) -> None:
+    execution (for a stack of plain members, `template` being one of them): "batched" runs the member-batched
+    layers (grouped convolutions, packed norms); "loop" runs the members one by one through `template`, each
+    with its own views of the stacked parameters and running statistics (dense per-member convolutions); "auto"
+    picks per device from the measured rule `conv_strategy.choose_execution`. Both compute the same function
+    of the same parameters and state dict; only their speed differs. Without a template (sharing methods),
+    or with dropout (whose per-member generators the template does not carry), it is always "batched".
+    """
+
+    def __init__(self, network: nn.Module, members: int, input_dims: int, template: nn.Module | None = None,
+                 execution: str = "auto") -> None:
         super().__init__()
+        if execution not in EXECUTIONS:
+            raise ValueError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
         self.network, self.members, self.input_dims = network, members, input_dims
+        loopable = template is not None and not any(isinstance(m, member.MemberDropout) for m in network.modules())
+        if execution == "loop" and not loopable:
+            raise ValueError("execution 'loop' needs the plain template of a stack of members without dropout")
+        self.execution = execution
+        self._template = (template,) if loopable else ()  # a tuple: not a submodule, not in the state dict
+        self._auto_choices: dict[str, str] = {}
+
+    def resolved_execution(self, x: torch.Tensor) -> str:
+        """"batched" or "loop" for inputs on `x`'s device."""
+        if not self._template:
+            return "batched"
+        if self.execution != "auto":
+            return self.execution
+        choice = self._auto_choices.get(x.device.type)
+        if choice is None:
+            first = next(m for m in self.network.modules() if isinstance(m, (member.MemberConv, member.MemberLinear)))
+            dim = first.dim if isinstance(first, member.MemberConv) else 0
+            choice = choose_execution(x.device.type, dim, self.members, first.out_channels if dim else 0)
+            self._auto_choices[x.device.type] = choice
+        return choice
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == self.input_dims + 1:
+        shared = x.dim() == self.input_dims + 1
+        if self.resolved_execution(x) == "loop":
+            return self._member_loop(x, shared)
+        if shared:
             x = x.unsqueeze(0).expand(self.members, *x.shape)
         return self.network(x)
+
+    def _member_loop(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
+        """The members one by one through the plain template, each with its views of the stacked tensors."""
+        (template,) = self._template
+        template.train(self.training)
+        tensors: list[dict[str, torch.Tensor]] = [{} for _ in range(self.members)]
+        norms = []
+        for name, module in self.network.named_modules():
+            if isinstance(module, _MEMBER_LAYERS) and not isinstance(module, member.MemberDropout):
+                for key, views in member.member_views(module).items():
+                    for i, view in enumerate(views):
+                        tensors[i][f"{name}.{key}"] = view
+                if isinstance(module, member.MemberNorm):
+                    norms.append(name)
+        counter = torch.zeros((), dtype=torch.long, device=x.device)  # scratch: the shared counts step once below
+        channels_last = any(member.is_channels_last(t) for t in tensors[0].values())
+        outputs = []
+        for i in range(self.members):
+            xi = x if shared else x[i]
+            if channels_last and xi.dim() == 4:
+                xi = xi.contiguous(memory_format=torch.channels_last)
+            tensors[i].update({f"{name}.num_batches_tracked": counter for name in norms})
+            outputs.append(functional_call(template, tensors[i], (xi,)))
+        if self.training:
+            for name in norms:
+                self.network.get_submodule(name).num_batches_tracked.add_(1)
+        return torch.stack(outputs)
 
     def member_state_dict(self, index: int) -> dict[str, torch.Tensor]:
         """The state dict member `index` would have as a plain network (for checkpoints and analyses)."""
@@ -76,15 +139,18 @@ class MemberBatchedEnsemble(nn.Module):
         return state
 
 
-def ensemble_of(plains: Sequence[nn.Module], input_dims: int, conv_strategy: str = "auto") -> MemberBatchedEnsemble:
+def ensemble_of(plains: Sequence[nn.Module], input_dims: int, conv_strategy: str = "auto",
+                execution: str = "auto") -> MemberBatchedEnsemble:
     """Plain networks of one architecture (trained or fresh) as one member-batched ensemble whose inputs
-    have `input_dims` dimensions per example."""
-    return MemberBatchedEnsemble(stack_members(plains, conv_strategy), len(plains), input_dims)
+    have `input_dims` dimensions per example (`execution`: see MemberBatchedEnsemble)."""
+    # the loop swaps every parameter and buffer for a member's view, so the template holds none of its own
+    template = copy.deepcopy(plains[0]).to("meta").requires_grad_(False)
+    return MemberBatchedEnsemble(stack_members(plains, conv_strategy), len(plains), input_dims, template, execution)
 
 
-def deep_ensemble(family: str, seeds: Sequence[int], conv_strategy: str = "auto",
+def deep_ensemble(family: str, seeds: Sequence[int], conv_strategy: str = "auto", execution: str = "auto",
                   **kwargs: Any) -> MemberBatchedEnsemble:
     """Independent members of `family` (one per seed), member-batched."""
     plains = [build_member(family, seed, **kwargs) for seed in seeds]
     in_shape = kwargs.get("in_shape") or get_family(family).default_in_shape
-    return ensemble_of(plains, len(in_shape), conv_strategy)
+    return ensemble_of(plains, len(in_shape), conv_strategy, execution)
