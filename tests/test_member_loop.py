@@ -94,5 +94,21 @@ def test_loop_is_refused_where_the_template_cannot_run_the_members():
     with pytest.raises(ValueError, match="dropout"):  # per-member dropout generators live in the batched layers
         deep_ensemble("mlp", range(2), execution="loop", width=8, dropout=0.1)
     assert deep_ensemble("mlp", range(2), width=8, dropout=0.1).resolved_execution(torch.zeros(1)) == "batched"
+    # dropout layers with p = 0 are the identity in both executions
+    assert deep_ensemble("mlp", range(2), execution="loop", width=8, dropout=0.0).resolved_execution(
+        torch.zeros(1)) == "loop"
+
+
+def test_member_loop_inside_stacked_seeds_equals_the_separate_models(float64_default):
+    """Seeds stacked under vmap (train/stacked.py: models without buffers) run the member loop inside vmap."""
+    from ensplit.train.stacked import StackedMethod
+
+    options = {"in_shape": (3, 32, 32), "family_options": {"dropout": 0.0}}
+    runs = [build_method("deep", "vgg16", 2, 16, seed=s, **options) for s in (0, 10)]
+    assert runs[0].network.resolved_execution(torch.zeros(1)) == "loop"
+    x = torch.randn(4, 3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    stacked = StackedMethod(runs)(x)
+    separate = torch.cat([run(x[2 * i : 2 * i + 2]) for i, run in enumerate(runs)])
+    assert torch.allclose(stacked, separate, rtol=0, atol=1e-10)
     with pytest.raises(ValueError, match="execution must be one of auto, batched, loop, got 'fast'"):
         deep_ensemble("resnet", range(2), execution="fast", width=4, depth=8)

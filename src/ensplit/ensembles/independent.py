@@ -73,7 +73,8 @@ class MemberBatchedEnsemble(nn.Module):
         if execution not in EXECUTIONS:
             raise ValueError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
         self.network, self.members, self.input_dims = network, members, input_dims
-        loopable = template is not None and not any(isinstance(m, member.MemberDropout) for m in network.modules())
+        loopable = template is not None and not any(isinstance(m, member.MemberDropout) and m.p > 0
+                                                    for m in network.modules())
         if execution == "loop" and not loopable:
             raise ValueError("execution 'loop' needs the plain template of a stack of members without dropout")
         self.execution = execution
