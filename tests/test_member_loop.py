@@ -81,11 +81,25 @@ def test_auto_follows_the_measured_rule(device, dim, members, channels, choice):
     assert choose_execution(device, dim, members, channels) == choice
 
 
+@pytest.mark.parametrize(("device", "dim", "members", "channels", "choice"), [
+    ("cpu", 2, 4, 4, "loop"),      # scoring: the loop measured faster at every width and member count
+    ("cpu", 2, 8, 16, "loop"),
+    ("cpu", 2, 1, 16, "batched"),
+    ("cpu", 1, 8, 16, "batched"),
+    ("cuda", 2, 8, 16, "batched"),
+])
+def test_auto_in_eval_mode_follows_the_scoring_measurements(device, dim, members, channels, choice):
+    assert choose_execution(device, dim, members, channels, training=False) == choice
+
+
 def test_auto_resolves_per_width_and_members():
     x = torch.zeros(1, 3, 32, 32)
     assert deep_ensemble("resnet", range(4), width=16, depth=8).resolved_execution(x) == "loop"
     assert deep_ensemble("resnet", range(4), width=4, depth=8).resolved_execution(x) == "batched"
     assert deep_ensemble("mlp", range(4), width=16).resolved_execution(torch.zeros(1, 40)) == "batched"
+    narrow = deep_ensemble("resnet", range(4), width=4, depth=8)
+    assert narrow.eval().resolved_execution(x) == "loop"  # scoring runs member by member at every width
+    assert narrow.train().resolved_execution(x) == "batched"  # and training goes back to the batched layers
     # the deep method trains through the same ensemble, so ensplit.train runs the loop where it measured faster
     assert build_method("deep", "resnet", 4, 16, depth=8).network.resolved_execution(x) == "loop"
 

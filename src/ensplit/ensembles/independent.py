@@ -62,7 +62,7 @@ class MemberBatchedEnsemble(nn.Module):
     execution (for a stack of plain members, `template` being one of them): "batched" runs the member-batched
     layers (grouped convolutions, packed norms); "loop" runs the members one by one through `template`, each
     with its own views of the stacked parameters and running statistics (dense per-member convolutions); "auto"
-    picks per device from the measured rule `conv_strategy.choose_execution`. Both compute the same function
+    picks per device and mode (training or eval) from the measured rule `conv_strategy.choose_execution`. Both compute the same function
     of the same parameters and state dict; only their speed differs. Without a template (sharing methods),
     or with dropout (whose per-member generators the template does not carry), it is always "batched".
     """
@@ -79,20 +79,22 @@ class MemberBatchedEnsemble(nn.Module):
             raise ValueError("execution 'loop' needs the plain template of a stack of members without dropout")
         self.execution = execution
         self._template = (template,) if loopable else ()  # a tuple: not a submodule, not in the state dict
-        self._auto_choices: dict[str, str] = {}
+        self._auto_choices: dict[tuple[str, bool], str] = {}  # (device type, training) -> choice
 
     def resolved_execution(self, x: torch.Tensor) -> str:
-        """"batched" or "loop" for inputs on `x`'s device."""
+        """"batched" or "loop" for inputs on `x`'s device, in the current (training or eval) mode."""
         if not self._template:
             return "batched"
         if self.execution != "auto":
             return self.execution
-        choice = self._auto_choices.get(x.device.type)
+        key = (x.device.type, self.training)
+        choice = self._auto_choices.get(key)
         if choice is None:
             first = next(m for m in self.network.modules() if isinstance(m, (member.MemberConv, member.MemberLinear)))
             dim = first.dim if isinstance(first, member.MemberConv) else 0
-            choice = choose_execution(x.device.type, dim, self.members, first.out_channels if dim else 0)
-            self._auto_choices[x.device.type] = choice
+            choice = choose_execution(x.device.type, dim, self.members, first.out_channels if dim else 0,
+                                      self.training)
+            self._auto_choices[key] = choice
         return choice
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

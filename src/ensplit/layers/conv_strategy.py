@@ -123,20 +123,25 @@ def choose_strategy(device_type: str, dim: int, members: int, channels: int, spa
 
 
 # Whole members one by one (a plain network per member, dense convolutions) against the member-batched layers,
-# measured on the 2-core CPU with ResNet-20 steps (benchmarks/results/member_resnet_cpu.md, the loop and batched
-# columns, in either memory layout): the loop wins once a member's first stage has 16 channels, or 8 with 8
-# members; below that the grouped convs and packed element-wise ops win (1.1-1.8x faster at width 4).
+# measured on the 2-core CPU with ResNet-20 (benchmarks/results/member_resnet_cpu.md, training steps, the loop and
+# batched columns in either memory layout; member_resnet_inference_cpu.md, scoring test sets). Training: the
+# loop wins once a member's first stage has 16 channels, or 8 with 8 members; below that the grouped convs and
+# packed element-wise ops win (1.1-1.8x faster at width 4). Scoring (eval mode): the loop wins at every measured
+# width and member count.
 LOOP_FIRST_CHANNELS = 16
 LOOP_FIRST_CHANNELS_MANY = (8, 8)  # (channels, members): from 8 members on, 8 first-stage channels suffice
 EXECUTIONS = ("auto", "batched", "loop")
 
 
-def choose_execution(device_type: str, dim: int, members: int, first_channels: int) -> str:
+def choose_execution(device_type: str, dim: int, members: int, first_channels: int, training: bool = True) -> str:
     """"loop" or "batched" for a stack of `members` plain networks whose first convolution (`dim`-d) has
-    `first_channels` output channels per member. Only 2-d convs on the CPU were measured; elsewhere (1-d
-    convs, GPUs: one kernel launch per layer instead of M) the member-batched layers run."""
+    `first_channels` output channels per member, in training or in eval mode. Only 2-d convs on the CPU were
+    measured; elsewhere (1-d convs, GPUs: one kernel launch per layer instead of M) the member-batched layers
+    run."""
     if device_type != "cpu" or dim != 2 or members < 2:
         return "batched"
+    if not training:
+        return "loop"
     channels, many = LOOP_FIRST_CHANNELS_MANY
     if first_channels >= LOOP_FIRST_CHANNELS or (first_channels >= channels and members >= many):
         return "loop"
