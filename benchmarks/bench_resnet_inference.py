@@ -20,12 +20,11 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
+from bench_resnet_step import add_case_arguments, fresh_process, spread
 
 from ensplit.ensembles import deep_ensemble
 from ensplit.train.loop import predict_log_probs
@@ -56,22 +55,12 @@ def worker(width: int, members: int, args: argparse.Namespace) -> None:
     print(json.dumps({"times": {n: statistics.median(t) for n, t in times.items()}, "max_gap": gap}))
 
 
-def spread(values: list[float]) -> str:
-    text = f"{statistics.median(values):.2f}"
-    return text if len(values) == 1 else f"{text} ({min(values):.2f}–{max(values):.2f})"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--widths", default="4,8,16")
-    parser.add_argument("--members", default="4,8")
-    parser.add_argument("--depth", type=int, default=20)
+    add_case_arguments(parser, processes=2)
     parser.add_argument("--images", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "member_resnet_inference_cpu.md")
-    parser.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker, args)
@@ -82,9 +71,7 @@ def main() -> None:
     runs: dict[tuple[int, int], list[dict]] = {c: [] for c in cases}
     for round_ in range(args.processes):
         for case in cases:
-            out = subprocess.run([sys.executable, __file__, "--worker", str(case[0]), str(case[1]), *flags],
-                                 check=True, capture_output=True, text=True).stdout
-            result = json.loads(out.strip().splitlines()[-1])
+            result = fresh_process(["--worker", str(case[0]), str(case[1]), *flags], script=__file__)
             runs[case].append(result)
             print(f"process {round_ + 1}/{args.processes}: w{case[0]} k{case[1]}: "
                   + ", ".join(f"{n} {v:.2f} s" for n, v in result["times"].items()), flush=True)

@@ -140,8 +140,9 @@ def worker(width: int, members: int, args: argparse.Namespace) -> None:
                       "iters": iters}))
 
 
-def fresh_process(argv: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True, text=True).stdout
+def fresh_process(argv: list[str], script: str = __file__) -> dict:
+    """The JSON that `script` (this benchmark or one built on it) prints last, run with `argv` in a new process."""
+    out = subprocess.run([sys.executable, script, *argv], check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -150,17 +151,22 @@ def spread(values: list[float]) -> str:
     return text if len(values) == 1 else f"{text} ({min(values):.2f}–{max(values):.2f})"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_case_arguments(parser: argparse.ArgumentParser, processes: int) -> None:
+    """The ResNet cases (widths × members, depth) and how often each is timed, shared with the inference bench."""
     parser.add_argument("--widths", default="4,8,16")
     parser.add_argument("--members", default="4,8")
     parser.add_argument("--depth", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=processes)
+    parser.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_case_arguments(parser, processes=3)
+    parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "member_resnet_cpu.md")
-    parser.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker, args)

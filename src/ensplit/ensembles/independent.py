@@ -62,9 +62,10 @@ class MemberBatchedEnsemble(nn.Module):
     execution (for a stack of plain members, `template` being one of them): "batched" runs the member-batched
     layers (grouped convolutions, packed norms); "loop" runs the members one by one through `template`, each
     with its own views of the stacked parameters and running statistics (dense per-member convolutions); "auto"
-    picks per device and mode (training or eval) from the measured rule `conv_strategy.choose_execution`. Both compute the same function
-    of the same parameters and state dict; only their speed differs. Without a template (sharing methods),
-    or with dropout (whose per-member generators the template does not carry), it is always "batched".
+    picks per device and mode (training or eval) from the measured rule `conv_strategy.choose_execution`.
+    Both compute the same function of the same parameters and state dict; only their speed differs. Without a
+    template (sharing methods), or with dropout (whose per-member generators the template does not carry), it is
+    always "batched".
     """
 
     def __init__(self, network: nn.Module, members: int, input_dims: int, template: nn.Module | None = None,
