@@ -354,16 +354,15 @@ def member_views(layer: nn.Module) -> dict[str, tuple[torch.Tensor, ...]]:
     `unbind` per tensor: views that autograd joins back with one stack in the backward (a slice per member
     would cost a zero-filled full-size gradient each). Running statistics come out as views a plain batch
     norm updates in place; `num_batches_tracked`, shared by the members, is left to the caller."""
-    m = getattr(layer, "members", None)
+    m = getattr(layer, "members", 0)
     if isinstance(layer, MemberLinear):
         named = {"weight": layer.weight, "bias": layer.bias}
     elif isinstance(layer, MemberConv):
         named = {"weight": layer.weight.view(m, -1, *layer.weight.shape[1:]),
                  "bias": None if layer.bias is None else layer.bias.view(m, -1)}
     elif isinstance(layer, MemberNorm):
-        named = {"weight": layer.weight.view(m, -1), "bias": layer.bias.view(m, -1)}
-        with torch.no_grad():
-            named |= {"running_mean": layer.running_mean.view(m, -1), "running_var": layer.running_var.view(m, -1)}
+        named = {"weight": layer.weight.view(m, -1), "bias": layer.bias.view(m, -1),
+                 "running_mean": layer.running_mean.view(m, -1), "running_var": layer.running_var.view(m, -1)}
     else:
         raise TypeError(f"no member views of {type(layer).__name__}")
     return {name: tensor.unbind(0) for name, tensor in named.items() if tensor is not None}
