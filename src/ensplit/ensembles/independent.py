@@ -80,6 +80,10 @@ class MemberBatchedEnsemble(nn.Module):
             raise ValueError("execution 'loop' needs the plain template of a stack of members without dropout")
         self.execution = execution
         self._template = (template,) if loopable else ()  # a tuple: not a submodule, not in the state dict
+        # what the member loop feeds the template: every layer with per-member tensors, and the batch norms
+        self._layers = [(name, m) for name, m in network.named_modules()
+                        if isinstance(m, _MEMBER_LAYERS) and not isinstance(m, member.MemberDropout)]
+        self._norms = [(name, m) for name, m in self._layers if isinstance(m, member.MemberNorm)]
         self._auto_choices: dict[tuple[str, bool], str] = {}  # (device type, training) -> choice
 
     def resolved_execution(self, x: torch.Tensor) -> str:
@@ -110,27 +114,24 @@ class MemberBatchedEnsemble(nn.Module):
         """The members one by one through the plain template, each with its views of the stacked tensors."""
         (template,) = self._template
         template.train(self.training)
-        tensors: list[dict[str, torch.Tensor]] = [{} for _ in range(self.members)]
-        norms = []
-        for name, module in self.network.named_modules():
-            if isinstance(module, _MEMBER_LAYERS) and not isinstance(module, member.MemberDropout):
-                for key, views in member.member_views(module).items():
-                    for i, view in enumerate(views):
-                        tensors[i][f"{name}.{key}"] = view
-                if isinstance(module, member.MemberNorm):
-                    norms.append(name)
         counter = torch.zeros((), dtype=torch.long, device=x.device)  # scratch: the shared counts step once below
-        channels_last = any(member.is_channels_last(t) for t in tensors[0].values())
+        tensors: list[dict[str, torch.Tensor]] = [
+            {f"{name}.num_batches_tracked": counter for name, _ in self._norms} for _ in range(self.members)]
+        for name, module in self._layers:
+            for key, views in member.member_views(module).items():
+                for i, view in enumerate(views):
+                    tensors[i][f"{name}.{key}"] = view
+        channels_last = any(isinstance(m, member.MemberConv) and member.is_channels_last(m.weight)
+                            for _, m in self._layers)
         outputs = []
         for i in range(self.members):
             xi = x if shared else x[i]
             if channels_last and xi.dim() == 4:
                 xi = xi.contiguous(memory_format=torch.channels_last)
-            tensors[i].update({f"{name}.num_batches_tracked": counter for name in norms})
             outputs.append(functional_call(template, tensors[i], (xi,)))
         if self.training:
-            for name in norms:
-                self.network.get_submodule(name).num_batches_tracked.add_(1)
+            for _, norm in self._norms:
+                norm.num_batches_tracked.add_(1)
         return torch.stack(outputs)
 
     def member_state_dict(self, index: int) -> dict[str, torch.Tensor]:

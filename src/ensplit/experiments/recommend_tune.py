@@ -230,6 +230,8 @@ class TuneResult:
     families: dict[str, FamilyTuning] = field(default_factory=dict)
     trained_jobs: int = 0
     tried: list[TrainJob] = field(default_factory=list)
+    replicates: int = TUNE_REPLICATES  # fresh runs each ladder rung adds in its chosen cell
+    refinement_lrs: int = len(LOCAL_LR_STEPS)  # lrs the refinement rung tries around its family's top cell
 
     def add(self, searches: list[SizeSearch], budget: int) -> None:
         for s in searches:

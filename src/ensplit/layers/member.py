@@ -326,27 +326,31 @@ class MemberDropout(nn.Module):
         return f"members={len(self.generators)}, p={self.p}"
 
 
-def member_slice(layer: nn.Module, index: int) -> dict[str, torch.Tensor]:
-    """Parameters and buffers of member `index`, named as in the plain layer it came from."""
-    if isinstance(layer, MemberLinear):
-        out = {"weight": layer.weight[index]}
-        if layer.bias is not None:
-            out["bias"] = layer.bias[index]
-        return out
-    if isinstance(layer, MemberConv):
-        out = {"weight": layer.weight.view(layer.members, -1, *layer.weight.shape[1:])[index]}
-        if layer.bias is not None:
-            out["bias"] = layer.bias.view(layer.members, -1)[index]
-        return out
-    if isinstance(layer, MemberNorm):
-        c = layer.channels
-        out = {n: getattr(layer, n)[index * c : (index + 1) * c]
-               for n in ("weight", "bias", "running_mean", "running_var")}
-        out["num_batches_tracked"] = layer.num_batches_tracked
-        return out
+def _stacked(layer: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters and running statistics of a member-batched layer as `[members, ...]` views, named as in
+    the plain layer (none for dropout; `num_batches_tracked`, shared by the members, is not among them)."""
     if isinstance(layer, MemberDropout):
         return {}
-    raise TypeError(f"not a member-batched layer: {type(layer).__name__}")
+    if isinstance(layer, MemberLinear):
+        named = {"weight": layer.weight, "bias": layer.bias}
+    elif isinstance(layer, MemberConv):
+        m = layer.members
+        named = {"weight": layer.weight.view(m, -1, *layer.weight.shape[1:]),
+                 "bias": None if layer.bias is None else layer.bias.view(m, -1)}
+    elif isinstance(layer, MemberNorm):
+        named = {name: getattr(layer, name).view(layer.members, -1)
+                 for name in ("weight", "bias", "running_mean", "running_var")}
+    else:
+        raise TypeError(f"not a member-batched layer: {type(layer).__name__}")
+    return {name: tensor for name, tensor in named.items() if tensor is not None}
+
+
+def member_slice(layer: nn.Module, index: int) -> dict[str, torch.Tensor]:
+    """Parameters and buffers of member `index`, named as in the plain layer it came from."""
+    out = {name: tensor[index] for name, tensor in _stacked(layer).items()}
+    if isinstance(layer, MemberNorm):
+        out["num_batches_tracked"] = layer.num_batches_tracked
+    return out
 
 
 def member_views(layer: nn.Module) -> dict[str, tuple[torch.Tensor, ...]]:
@@ -354,15 +358,4 @@ def member_views(layer: nn.Module) -> dict[str, tuple[torch.Tensor, ...]]:
     `unbind` per tensor: views that autograd joins back with one stack in the backward (a slice per member
     would cost a zero-filled full-size gradient each). Running statistics come out as views a plain batch
     norm updates in place; `num_batches_tracked`, shared by the members, is left to the caller."""
-    m = getattr(layer, "members", 0)
-    if isinstance(layer, MemberLinear):
-        named = {"weight": layer.weight, "bias": layer.bias}
-    elif isinstance(layer, MemberConv):
-        named = {"weight": layer.weight.view(m, -1, *layer.weight.shape[1:]),
-                 "bias": None if layer.bias is None else layer.bias.view(m, -1)}
-    elif isinstance(layer, MemberNorm):
-        named = {"weight": layer.weight.view(m, -1), "bias": layer.bias.view(m, -1),
-                 "running_mean": layer.running_mean.view(m, -1), "running_var": layer.running_var.view(m, -1)}
-    else:
-        raise TypeError(f"no member views of {type(layer).__name__}")
-    return {name: tensor.unbind(0) for name, tensor in named.items() if tensor is not None}
+    return {name: tensor.unbind(0) for name, tensor in _stacked(layer).items()}

@@ -152,8 +152,9 @@ def tuning_section(tuning: Any) -> Section:
                      "lrs tried": f"lr ∝ size^{data['lr_exponent']:.2f}", "weight decays tried": "", "optimum": ""})
     return Section("Tuning (--tune)", "Every cheap run's learning rate and weight decay, chosen at its own size by "
                    "validation CNLL (the test split is never read); the predictions extrapolate the tuned runs, "
-                   "each ladder rung with two fresh runs in its chosen cell (the run that won a grid scores lucky "
-                   "on test too); a refinement rung near P tries three lrs around its family's largest tuned cell. "
+                   f"each ladder rung with {tuning.replicates} fresh runs in its chosen cell (the run that won a "
+                   f"grid scores lucky on test too); a refinement rung near P tries {tuning.refinement_lrs} lrs "
+                   "around its family's largest tuned cell. "
                    "At the budget each family trains with the lr read off lr ∝ size^γ fitted through its chosen lrs "
                    "(γ in [0, 1]) and the weight decay chosen at its largest size. The grid grows one step past an "
                    "edge the best cell lies on (lr ×/÷ 2, weight decay ×/÷ 4; weight decay 0 is a true edge).",
