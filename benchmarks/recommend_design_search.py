@@ -3,10 +3,11 @@
 1. Evidence (cached in --cache, resumable): on the default data and recipe, every sharing method (4 members) at
    every grid size 2^(k/2) from 512 to 46,340 parameters, 3 seeds each, and the 3-seed truth at each --budget.
 2. Each design (the ladder's budgets and seeds per budget) is scored at each budget exactly as `recommend`
-   predicts: the power law fitted to the ladder, one run's noise pooled over the methods' ladders, the model
-   error backtested on them (`ensplit.analysis.ladder_error`). Against the 3-seed truth: RMSE, the largest
-   error, the regret of the best predicted method, the share of 5–95% intervals holding the truth, the median
-   interval width; and the ladder's training FLOPs as a fraction of one run of the method at the budget.
+   predicts, averaged over `--draws` subsets of the seeds: the power law fitted to the ladder, one run's noise
+   pooled over the methods' ladders, the model error backtested on them (`ensplit.analysis.ladder_error`).
+   Against the 3-seed truth: RMSE, the largest error, the regret of the best predicted method, the share of
+   5–95% intervals holding the truth, the median interval width; and the ladder's training FLOPs as a fraction
+   of one run of the method at the budget.
 
     python benchmarks/recommend_design_search.py --cache /tmp/design-evidence --budget 23050 --budget 80000
 """
@@ -38,8 +39,9 @@ from ensplit.runs.plan import network_seed
 METHODS = ("batchensemble", "mimo", "mixture", "multihead", "grouped")
 GRID = [int(2 ** (k / 2)) for k in range(18, 32)]  # 512 … 46,340
 RESULTS = Path(__file__).parent / "results" / "recommend_design.md"
-# (name, divisor of the top rung, rungs, spacing in grid steps (1: √2, 2: 2×), seeds per rung)
-DESIGNS = [
+# (name, divisor of the top rung, rungs, spacing in grid steps (1: √2, 2: 2×), seeds per rung: one count for
+# every rung, or one count per rung from the smallest up)
+DESIGNS: list[tuple[str, int, int, int, int | tuple[int, ...]]] = [
     ("previous: P/8 … P/2, √2 apart, 5 × 3 seeds", 2, 5, 1, 3),
     ("P/22.6 … P/8, √2 apart, 3 × 2 seeds", 8, 3, 1, 2),
     ("P/16 … P/4, 2× apart, 3 × 1 seed", 4, 3, 2, 1),
@@ -47,7 +49,12 @@ DESIGNS = [
     ("default ladder + its P/2 refinement rung, 5 × 1 seed", 2, 5, 2, 1),
     ("P/64 … P/8, 2× apart, 4 × 1 seed", 8, 4, 2, 1),
     ("P/16 … P/2, 2× apart, 4 × 1 seed", 2, 4, 2, 1),
+    ("P/32 … P/4, 2× apart, seeds 2, 2, 1, 1 (smallest first)", 4, 4, 2, (2, 2, 1, 1)),
+    ("P/32 … P/4, 2× apart, seeds 3, 2, 1, 1", 4, 4, 2, (3, 2, 1, 1)),
+    ("P/32 … P/4, 2× apart, seeds 3, 3, 2, 1", 4, 4, 2, (3, 3, 2, 1)),
+    ("P/64 … P/8, 2× apart, seeds 3, 3, 2, 2", 8, 4, 2, (3, 3, 2, 2)),
 ]
+DRAWS = 20  # seed subsets each design is scored on (draw 0: the first seeds of every cell)
 
 
 def _cell(task: tuple[str, str, int]) -> tuple[str, list[float], int] | None:
@@ -93,13 +100,29 @@ def rungs(budget: int, divisor: int, count: int, step: int) -> list[int]:
     return sorted(int(2 ** ((top - j * step) / 2)) for j in range(count))
 
 
-def score(cells: dict, budget: int, design: tuple) -> dict[str, float] | None:
-    _, divisor, count, step, seeds = design
+def seeds_per_rung(design: tuple, count: int) -> list[int]:
+    """The design's seeds at each of its `count` rungs, smallest rung first."""
+    seeds = design[4]
+    return [seeds] * count if isinstance(seeds, int) else list(seeds)
+
+
+def pick(values: list[float], seeds: int, draw: int, rng: np.random.Generator) -> list[float]:
+    """`seeds` of a cell's runs: the first ones in draw 0, a random subset (without replacement) after."""
+    if draw == 0:
+        return values[:seeds]
+    return [values[i] for i in rng.choice(len(values), size=seeds, replace=False)]
+
+
+def score(cells: dict, budget: int, design: tuple, draw: int = 0) -> dict[str, float] | None:
+    _, divisor, count, step, _ = design
+    budgets = rungs(budget, divisor, count, step)
+    seeds = dict(zip(budgets, seeds_per_rung(design, count), strict=True))
+    rng = np.random.default_rng(draw)
     ladders, truths, targets = {}, {}, {}
     for method in METHODS:
         truth = cells.get(f"truth/{method}/{budget}")
-        points = {cells[k]["params"]: cells[k]["values"][:seeds] for k in
-                  (f"grid/{method}/{s}" for s in rungs(budget, divisor, count, step)) if k in cells}
+        points = {cells[k]["params"]: pick(cells[k]["values"], seeds[s], draw, rng) for s in budgets
+                  for k in [f"grid/{method}/{s}"] if k in cells}
         if truth is None or not np.isfinite(truth["values"]).all() or len(points) < 3 or \
                 not all(np.isfinite(v).all() for v in points.values()):
             continue  # diverged at this recipe (the mixture at lr ≥ 0.2), or not trained
@@ -120,7 +143,14 @@ def score(cells: dict, budget: int, design: tuple) -> dict[str, float] | None:
             "regret": truths[best] - min(truths.values()), "kappa": kappa,
             "coverage": float(np.mean([p.contains(truths[m]) for m, p in predictions.items()])),
             "width": float(np.median([p.upper - p.lower for p in predictions.values()])),
-            "flops": seeds * sum(rungs(budget, divisor, count, step)) / budget, "methods": len(predictions)}
+            "flops": sum(seeds[s] * s for s in budgets) / budget, "methods": len(predictions)}
+
+
+def mean_score(cells: dict, budget: int, design: tuple, draws: int) -> dict[str, float] | None:
+    """`score` averaged over `draws` seed subsets (the seed noise of one draw is as large as the differences
+    between designs)."""
+    scores = [s for s in (score(cells, budget, design, d) for d in range(draws)) if s is not None]
+    return None if not scores else {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
 
 
 def main() -> None:
@@ -128,6 +158,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, required=True, help="folder for the trained cells (resumable)")
     parser.add_argument("--budget", type=int, action="append")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--draws", type=int, default=DRAWS, help="seed subsets every design is scored on")
     args = parser.parse_args()
     budgets = args.budget or [23_050, 80_000]
     start = time.perf_counter()
@@ -142,12 +173,15 @@ def main() -> None:
              "Each sharing method with 4 members, 3 seeds at every grid size from 512 to 46,340 parameters and at "
              "the budget (the truth: the 3-seed mean). Each design is scored as `recommend` predicts (power law, "
              "noise pooled over the methods' ladders, backtested model error κ); FLOPs: the ladder's training "
-             "FLOPs over one run of the method at the budget (a brute force of the method costs 1).", "",
+             "FLOPs over one run of the method at the budget (a brute force of the method costs 1). Every figure is "
+             f"the mean over {args.draws} draws of which seeds a design uses at each rung (draw 0: the first; then "
+             "random subsets of a cell's 3), because one draw's seed noise is as large as the designs' "
+             "differences.", "",
              "| design | budget | FLOPs / brute | RMSE | max error | regret | coverage | median width | κ |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for design in DESIGNS:
         for budget in budgets:
-            s = score(cells, budget, design)
+            s = mean_score(cells, budget, design, args.draws)
             if s is not None:
                 lines.append(f"| {design[0]} | {budget:,} | {s['flops']:.2f} | {s['rmse']:.3f} | {s['max']:.3f} | "
                              f"{s['regret']:.3f} | {s['coverage']:.2f} | {s['width']:.3f} | {s['kappa']:.3f} |")
