@@ -96,6 +96,43 @@ def tuned_brute_force(config: RecommendConfig, listed: list[Candidate], runs: Ru
     return truth, chosen, tried
 
 
+def weight_decay_by_members(config: RecommendConfig, listed: list[Candidate], runs: Runs) -> dict[str, dict]:
+    """For the single network and every memory split: seed 1's validation CNLL in each weight decay of the
+    grid at the lr its search chose (from the brute force's cached runs: nothing is trained here). Shows which
+    weight decay a network alone and an ensemble of n prefer, what `recommend --tune` tunes its pools for."""
+    rows = {}
+    for candidate in listed:
+        if candidate.method not in ("single", "deep"):
+            continue
+        def at(cell: tuple[float, float]) -> RecommendConfig:
+            return dataclasses.replace(config, recipe=config.recipe.with_train(lr=cell[0], weight_decay=cell[1]))
+
+        def score(cells: list, candidate: Candidate = candidate) -> dict:
+            return {cell: runs.cnll(brute_job(at(cell), candidate, 0))[0] for cell in cells}
+
+        lr = search_grid(Grid(config.tune_lrs, config.tune_weight_decays), score, config.tune_extensions).best[0]
+        rows[candidate.name] = {"members": candidate.members, "lr": lr, "validation_cnll": {
+            f"{wd:g}": runs.cnll(brute_job(at((lr, wd)), candidate, 0))[0] for wd in config.tune_weight_decays}}
+    return rows
+
+
+def weight_decay_table(rows: dict[str, dict]) -> list[str]:
+    """The markdown of `weight_decay_by_members`."""
+    decays = list(next(iter(rows.values()))["validation_cnll"])
+    lines = ["Weight decay by ensemble size: seed 1's validation CNLL of the single network and each memory split "
+             "in every weight decay of the grid, at the lr its search chose (the brute force's runs). "
+             "`recommend --tune` tunes each deep-pool size twice for this reason: as one ensemble for the "
+             "memory splits, each network alone for the single network.", "",
+             "| candidate | lr | " + " | ".join(f"wd {d}" for d in decays) + " | best |",
+             "|---|---:|" + "---:|" * len(decays) + "---|"]
+    for name, row in rows.items():
+        values = row["validation_cnll"]
+        best = min(values, key=values.get)
+        lines.append(f"| {name} | {row['lr']:g} | " + " | ".join(f"{values[d]:.4f}" for d in decays)
+                     + f" | {best} |")
+    return lines
+
+
 def winners_curse(ladders: dict, seeds: int) -> dict[str, float]:
     """How much lower the run that won its rung's validation grid scores on test than the fresh runs trained
     in the same cell afterwards (each ladder rung's first `seeds` values are the choosing runs, `gather`)."""
@@ -125,6 +162,7 @@ def measure(budget: int, grid: dict[str, Any], cache: Path, kept: Path | None = 
     runs = Runs(cache, data)
     truth, chosen, tried = tuned_brute_force(config, listed, runs)
     brute_seconds, brute_flops = runs.seconds, runs.flops
+    decays = weight_decay_by_members(config, listed, runs)  # cached runs only: after the cost is read
     errors = [a.prediction.value - truth[a.candidate.name] for a in result.ranked
               if math.isfinite(truth[a.candidate.name])]
     picked = result.recommendation.candidate.name
@@ -137,7 +175,7 @@ def measure(budget: int, grid: dict[str, Any], cache: Path, kept: Path | None = 
                           "settings": result.tuning.settings, "tuning": result.tuning.to_json(),
                           "cost": result.cost.to_json()},
             "tuned_brute_force": {"seconds": brute_seconds, "training_flops": brute_flops, "cells": chosen,
-                                  "cells_tried": tried},
+                                  "cells_tried": tried, "weight_decay_by_members": decays},
             "candidates": [{"name": a.candidate.name, "family": family_key(a.candidate),
                             "predicted": a.prediction.value, "interval": [a.prediction.lower, a.prediction.upper],
                             "truth": truth[a.candidate.name]} for a in result.ranked]}
@@ -172,6 +210,8 @@ def section(run: dict[str, Any]) -> list[str]:
         error = np.std(cell["seeds"], ddof=1) / math.sqrt(len(cell["seeds"]))
         lines.append(f"| {c['name']} | {c['predicted']:.4f} | {c['interval'][0]:.4f}–{c['interval'][1]:.4f} | "
                      f"{c['truth']:.4f} | {error:.4f} | {cell['lr']:g} / {cell['weight_decay']:g} |")
+    if "weight_decay_by_members" in b:
+        lines += ["", *weight_decay_table(b["weight_decay_by_members"])]
     curse = run["winners_curse"]
     lines += ["", f"The winner's curse: over {curse['rungs']} ladder rungs, the run that won its rung's validation "
               f"grid scores {-curse['mean_gap']:.4f} CNLL (standard error {curse['standard_error']:.4f}) lower on "

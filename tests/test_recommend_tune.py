@@ -101,7 +101,7 @@ def test_an_axis_of_one_value_is_fixed():
 
 
 def test_family_keys():
-    assert family_key(Candidate("single", 1, 128, 23050)) == "deep"
+    assert family_key(Candidate("single", 1, 128, 23050)) == "single"
     assert family_key(Candidate("deep", 4, 54, 22936)) == "deep"
     assert family_key(Candidate("batchensemble", 4, 118, 22896)) == "batchensemble×4"
     assert family_key(Candidate("mimo", 2, 90, 22000)) == "mimo×2"
@@ -155,7 +155,8 @@ def test_job_ids_without_tune_are_unchanged():
 def test_the_carry_rule_gives_each_family_its_settings_at_the_budget():
     config = RecommendConfig(**TINY)
     data = load_data(config.recipe.data)
-    settings = {"deep": {"lr": 0.4, "weight_decay": 0.0}, "batchensemble×4": {"lr": 0.2, "weight_decay": 2e-3}}
+    settings = {"single": {"lr": 0.4, "weight_decay": 2e-3}, "deep": {"lr": 0.4, "weight_decay": 0.0},
+                "batchensemble×4": {"lr": 0.2, "weight_decay": 2e-3}}
     for candidate in candidates(config, data):
         train = tuned_train(config.recipe.train, settings, candidate)
         assert {"lr": train.lr, "weight_decay": train.weight_decay} == settings[family_key(candidate)]
@@ -189,11 +190,16 @@ def test_every_cheap_size_is_tuned_on_paired_seeds():
     config = RecommendConfig(**TINY, tune=True)
     data = load_data(config.recipe.data)
     pools = pool_searches(config, data)
-    assert pools and all(s.family == "deep" for s in pools)
-    for s in pools:  # the first networks score a cell; the rest of the pool trains in the chosen one only
+    deep = [s for s in pools if s.family == "deep"]
+    single = [s for s in pools if s.family == "single"]
+    assert deep and len(single) == len(deep) == len(pools) // 2
+    for s in deep:  # the first networks score a cell as one ensemble; the rest trains in the chosen cell only
         first, rest = s.jobs((0.1, 0.0)), s.rest((0.1, 0.0))
-        assert len(first[0].seeds) == TUNE_NETWORKS and first[0].first_index == 0
+        assert len(first[0].seeds) == TUNE_NETWORKS and first[0].first_index == 0 and s.as_ensemble
         assert all(j.first_index == TUNE_NETWORKS for j in rest) and all(j.kind == "pool" for j in first + rest)
+    for d, s in zip(deep, single, strict=True):  # the single network's search: the same runs, each alone
+        assert [j.job_id for j in s.jobs((0.1, 0.0))] == [j.job_id for j in d.jobs((0.1, 0.0))]
+        assert s.rest((0.1, 0.0)) == [] and not s.as_ensemble and s.params == d.params
     rungs = rung_searches(config, data, list(plan_ladder_jobs(config, data)))
     assert {s.family for s in rungs} == {"batchensemble×4"} and len(rungs) == len(plan_ladder_jobs(config, data))
     for s in rungs:  # the replicates: fresh seeds after the rung's own, in the chosen cell only, never scored
@@ -257,7 +263,7 @@ def test_a_tiny_search_reads_only_the_validation_split_and_resumes(tmp_path):
     rungs = plan_ladder_jobs(config, data)
     pool_jobs, ladders, result = tune_cheap_runs(config, data, run, executor, rungs, progress=False)
     assert SplitSpy.reads and set(SplitSpy.reads) == {"val"}
-    assert set(result.settings) == {"deep", "batchensemble×4"} and set(ladders) == set(rungs)
+    assert set(result.settings) == {"single", "deep", "batchensemble×4"} and set(ladders) == set(rungs)
     for family in result.families.values():
         for s in family.sizes:
             assert s.search.best[0] in s.search.grid.lrs and len(s.search.grid.lrs) in (2, 3)  # one extension
@@ -277,8 +283,8 @@ def test_a_tiny_search_reads_only_the_validation_split_and_resumes(tmp_path):
     text = json.dumps(to_jsonable(result))
     assert '"interior"' in text and '"validation_cnll"' in text and '"lr_exponent"' in text
     rows = tuning_section(result).table
-    assert {r["family"] for r in rows} == {"deep", "batchensemble×4"}
-    assert sum(r["params"] == "at P (carried)" for r in rows) == 2
+    assert {r["family"] for r in rows} == {"single", "deep", "batchensemble×4"}
+    assert sum(r["params"] == "at P (carried)" for r in rows) == 3
     assessed = Assessed(candidates(config, data)[0], 1, 0.1, 0.1, settings=result.settings["deep"])
     assert assessed.to_json()["settings"] == result.settings["deep"]
 
@@ -299,9 +305,62 @@ def test_the_front_door_takes_tune_and_a_flops_budget_together(tmp_path):
                                verify=False, methods="batchensemble", members_max=3, num_samples=300,
                                epochs=1, bootstrap=10, cnll_splits=2, threads=1)
     data = result.to_json()
-    assert data["tuning"]["settings"].keys() == {"deep", "batchensemble×4"}
+    assert data["tuning"]["settings"].keys() == {"single", "deep", "batchensemble×4"}
     assert all(c["flops_per_example"] <= 9000 for c in data["candidates"])
-    assert all(c["settings"] == data["tuning"]["settings"][("deep" if c["method"] in ("single", "deep")
+    assert all(c["settings"] == data["tuning"]["settings"][(c["method"] if c["method"] in ("single", "deep")
                                                             else "batchensemble×4")] for c in data["candidates"])
     assert data["cost"]["training_flops"] > 0 and data["recipe"]["validation_fraction"] == 0.1
     assert data["cost"]["brute_force_cells"] == 2  # the brute force tunes on the same two cells
+
+
+def test_pools_are_tuned_as_ensembles_for_the_splits_and_alone_for_the_single_network(tmp_path):
+    """Each pool size's two searches score the same runs: "deep" as one ensemble, "single" each network alone
+    (checked against cnll_ttcv computed here); the single network's ladder reads its own search's cell, the
+    (n, s) plane the deep search's."""
+    import torch
+
+    from ensplit.experiments.recommend_evidence import network_cnll
+    from ensplit.experiments.recommend_tune import validation_score
+    from ensplit.metrics import cnll_ttcv
+
+    config = RecommendConfig(**{**TINY, "methods": ()}, tune=True, tune_lrs=(0.05, 0.1), tune_weight_decays=(0.0,),
+                             tune_extensions=0)
+    data = load_data(config.recipe.data)
+    run = open_folder(config, tmp_path / "r", "recommend")
+    executor = make_executor("local", "cpu", 1, None, False, 0.25)
+    pool_jobs, _, result = tune_cheap_runs(config, data, run, executor, {}, progress=False)
+    # the two searches share their runs: each trained (and counted in the cost) once
+    assert result.trained_jobs == len(result.tried) == len({j.job_id for j in result.tried})
+    labels = torch.as_tensor(run.store.labels("val")).long()
+
+    def val_log_probs(job):
+        rows = sorted((r for r in run.store.networks("pool") if r["job_id"] == job.job_id), key=lambda r: r["member"])
+        return torch.as_tensor(run.store.log_probs(rows, "val")).double()
+
+    deep, single = result.families["deep"].sizes, result.families["single"].sizes
+    for d, s in zip(deep, single, strict=True):
+        for cell in d.search.grid.cells():
+            (job,) = d.jobs(cell)
+            lp = val_log_probs(job)
+            whole = float(cnll_ttcv(lp, labels, splits=config.cnll_splits))
+            alone = sum(float(cnll_ttcv(lp[i:i + 1], labels, splits=config.cnll_splits))
+                        for i in range(lp.shape[0])) / lp.shape[0]
+            assert d.search.scores[cell] == pytest.approx(whole, abs=1e-12)
+            assert s.search.scores[cell] == pytest.approx(alone, abs=1e-12)
+            assert validation_score(run.store, [job], labels, config.cnll_splits, as_ensemble=True) == \
+                pytest.approx(whole, abs=1e-12)
+    # make each single-network search prefer a cell the deep one did not choose, and read the evidence
+    for s, d in zip(single, deep, strict=True):
+        other = next(c for c in s.search.grid.cells() if c != d.search.best)
+        s.search.scores = {c: (0.0 if c == other else 1.0) for c in s.search.grid.cells()}
+    run.store.save_labels("test", data.y_test.cpu().numpy())
+    test_labels = torch.as_tensor(run.store.labels()).long()
+    evidence = gather(run.store, config, pool_widths(config, data), {}, pool_jobs, single_jobs=result.single_jobs)
+    for s, d in zip(single, deep, strict=True):
+        (job,) = s.jobs(s.search.best)
+        rows = [r for r in run.store.networks("pool") if r["job_id"] == job.job_id]
+        lp = torch.as_tensor(run.store.log_probs(rows)).double()
+        assert evidence.singles[s.params] == pytest.approx(network_cnll(lp, test_labels, config.cnll_splits))
+        assert {j.job_id for j in d.chosen} <= {j.job_id for j in pool_jobs}  # the plane: the deep cell
+        assert job.job_id not in {j.job_id for j in d.chosen}
+    assert result.settings["single"] != result.settings["deep"]

@@ -250,7 +250,8 @@ def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, 
         trained = execute(pool_jobs, run, executor, progress, "deep pools")
         trained += execute(ladder_jobs, run, executor, progress, "ladders")
         planned = pool_jobs + ladder_jobs
-    evidence = gather(run.store, config, widths, ladders, pool_jobs)
+    evidence = gather(run.store, config, widths, ladders, pool_jobs,
+                      single_jobs=None if tuning is None else tuning.single_jobs)
     return CheapRuns(evidence, planned, trained, tuning, widths, pool_jobs, ladders, family_configs)
 
 

@@ -48,10 +48,12 @@ def network_cnll(log_probs: torch.Tensor, labels: torch.Tensor, splits: int) -> 
 
 def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
            ladder_jobs: dict[tuple[str, int, int], list], pool_jobs: list | None = None,
-           pools: Evidence | None = None) -> Evidence:
+           pools: Evidence | None = None, single_jobs: list | None = None) -> Evidence:
     """Read every finished cheap run of the plan from the store (the deep pools' networks from `pool_jobs` only,
-    when given: a folder may hold networks of the same width trained with other settings, e.g. tuned). With
-    `pools`, its deep-pool evidence is reused (the pools are the same; their bootstrap is the slow part)."""
+    when given: a folder may hold networks of the same width trained with other settings, e.g. tuned; the single
+    network's ladder from `single_jobs` when given, the pools' otherwise: --tune tunes them apart,
+    `recommend_tune`). With `pools`, its deep-pool evidence is reused (the pools are the same; their bootstrap
+    is the slow part)."""
     labels = torch.as_tensor(store.labels()).long()
     evidence = Evidence() if pools is None else Evidence(dict(pools.singles), list(pools.laws))
     planned = None if pool_jobs is None else {job.job_id for job in pool_jobs}
@@ -63,7 +65,8 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
         log_probs, labels = validate_predictions(torch.as_tensor(store.log_probs(rows)).double(), labels)
         params = int(rows[0]["params"])
         own = network_cnll(log_probs, labels, config.cnll_splits)
-        evidence.singles[params] = own
+        evidence.singles[params] = own if single_jobs is None else _single_cnll(store, width, single_jobs, labels,
+                                                                                config.cnll_splits)
         fit_n = min(4, len(rows))
         size = predict_size(log_probs, labels, params, max_n=config.members_max, small_pool=len(rows),
                             fit_max_n=fit_n, repeats=config.bootstrap, splits=config.cnll_splits)
@@ -84,6 +87,16 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
         if values and params is not None:  # two rungs of one network (e.g. a refinement) are replicates
             evidence.ladders.setdefault((method, members), {}).setdefault(params, []).extend(values)
     return evidence.settle(config.bootstrap, config.recipe.seed)
+
+
+def _single_cnll(store: ResultStore, width: int, jobs: list, labels: torch.Tensor, splits: int) -> list[float]:
+    """Each network's own CNLL, over the finished networks of `width` that `jobs` trained."""
+    wanted = {job.job_id for job in jobs}
+    rows = [r for r in store.networks("pool", width, status="ok") if r["job_id"] in wanted]
+    if not rows:
+        return []
+    log_probs, labels = validate_predictions(torch.as_tensor(store.log_probs(rows)).double(), labels)
+    return network_cnll(log_probs, labels, splits)
 
 
 def _runs(rows: list[dict], seeds: int) -> list[list[dict]]:

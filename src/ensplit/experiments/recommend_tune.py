@@ -1,11 +1,17 @@
 """`recommend --tune`: every cheap run at its own learning rate and weight decay, chosen on validation only.
 
 - What is tuned: each cheap size on its own. Every deep-pool size is tuned on its first `TUNE_NETWORKS`
-  networks (the rest of the pool then trains in the chosen cell); every ladder rung of every sharing method is
-  tuned on its own runs, then `TUNE_REPLICATES` fresh runs train in the chosen cell, and the rung is the
-  choosing run(s) with them. The ladders and the (n, s) plane then describe the tuned envelope, the best CNLL
-  reachable at each size, and the power law extrapolates that to P: what a brute force tuned at the budget
-  measures (it too chooses on one seed's validation CNLL, then reports the mean test CNLL of three seeds).
+  networks, twice from the same runs: for the memory splits ("deep") on the validation CNLL of those networks
+  as one ensemble (the rest of the pool then trains in that cell, and the (n, s) plane reads it), and for the
+  single network ("single") on each network alone (its ladder reads the chosen cell's networks). The two
+  differ: on MNIST-1D the single network is best at weight decay 2e-3 and every memory split at 5e-4 or 0, by
+  up to 0.085 validation CNLL (the tuned brute force's runs, benchmarks/results/recommend_tune.md); a pool
+  tuned on single networks under-predicts the larger ensembles and favours too few members. Every ladder rung
+  of every sharing method is tuned on its own runs, then `TUNE_REPLICATES` fresh runs train in the chosen
+  cell, and the rung is the choosing run(s) with them. The ladders and the (n, s) plane then describe the
+  tuned envelope, the best CNLL reachable at each size, and the power law extrapolates that to P: what a brute
+  force tuned at the budget measures (it too chooses on one seed's validation CNLL, then reports the mean test
+  CNLL of three seeds).
 - The winner's curse: within a rung, a run's validation and test CNLL correlate at 0.98 on MNIST-1D (the seed,
   not the 400 validation examples, makes most of the noise), so the run that wins on validation of 12-18 cells
   is a lucky seed on test too: over 25 rungs it scores 0.020 CNLL (standard error 0.009) below the fresh runs
@@ -17,8 +23,9 @@
   (benchmarks/results/tune_carry.md), so a cell good at P/2 is too hot at P/32.
 - Seeds do not depend on the cell (paired comparison); job ids do, through the training options, so a
   killed search resumes.
-- Score: validation CNLL (`cnll_ttcv` on the validation predictions): each pool network alone, each ladder run's
-  ensemble whole, the mean over them; a diverged run scores +inf. The test split is never read.
+- Score: validation CNLL (`cnll_ttcv` on the validation predictions): a pool cell's networks as one ensemble
+  ("deep") or each alone ("single"), each ladder run's ensemble whole, the mean over them; a diverged run scores
+  +inf. The test split is never read.
 - Grid-edge rule: `recommend_grid`, at each size, at most `tune_extensions` times.
 - Carry rule (what verification trains and what the user is told to train at P): a family's weight decay is
   the one chosen at its largest tuned size; its lr is read at P off lr ∝ size^γ, fitted by least squares in
@@ -62,10 +69,10 @@ LOCAL_LR_STEPS = (0.5, 1.0, 2.0)  # the refinement rung's lrs, relative to its f
 
 
 def family_key(candidate: Candidate) -> str:
-    """The family a candidate's lr and weight decay are carried for: "deep" for the single network and every
-    memory split (one member architecture), else "method×members"."""
+    """The family a candidate's lr and weight decay are carried for: "single" for the single network, "deep"
+    for every memory split (tuned as ensembles), else "method×members"."""
     if candidate.method in ("single", "deep"):
-        return "deep"
+        return candidate.method
     return f"{candidate.method}×{candidate.members}"
 
 
@@ -88,6 +95,7 @@ class SizeSearch:
     search: GridSearch
     rest: Callable[[Cell], list[TrainJob]] = field(default=lambda cell: [])
     rung: tuple[str, int, int] | None = None  # (method, members, budget) of a ladder rung
+    as_ensemble: bool = False  # score a deep cell's networks as one ensemble (else each alone)
 
     @property
     def chosen(self) -> list[TrainJob]:
@@ -108,7 +116,8 @@ class SizeSearch:
 
 
 def pool_searches(config: RecommendConfig, data: Dataset) -> list[SizeSearch]:
-    """A search per deep-pool size: scored on its first TUNE_NETWORKS networks, the rest trained in the best."""
+    """Two searches per deep-pool size on the same runs, its first TUNE_NETWORKS networks: "deep" scores them as
+    one ensemble and trains the rest of the pool in its best cell; "single" scores each alone."""
     searches = []
     grid = Grid(config.tune_lrs, config.tune_weight_decays)
     for size, width in pool_widths(config, data).items():
@@ -122,8 +131,10 @@ def pool_searches(config: RecommendConfig, data: Dataset) -> list[SizeSearch]:
         def rest(cell: Cell, width: int = width, seeds: tuple[int, ...] = seeds, first: int = first) -> list:
             return [_job(at_cell(config, cell), "pool", width, seeds[first:], first)] if seeds[first:] else []
 
-        searches.append(SizeSearch("deep", size, config.recipe.params(width, data), jobs,
-                                   GridSearch(grid, config.tune_extensions), rest))
+        params = config.recipe.params(width, data)
+        searches.append(SizeSearch("deep", size, params, jobs, GridSearch(grid, config.tune_extensions), rest,
+                                   as_ensemble=True))
+        searches.append(SizeSearch("single", size, params, jobs, GridSearch(grid, config.tune_extensions)))
     return searches
 
 
@@ -150,9 +161,11 @@ def rung_searches(config: RecommendConfig, data: Dataset, rungs: Sequence[tuple[
     return searches
 
 
-def validation_score(store: ResultStore, jobs: list[TrainJob], labels: torch.Tensor, splits: int) -> float:
-    """Mean validation CNLL of a cell's runs (each network of a deep job alone, each seed's ensemble whole);
-    +inf when a run is missing or diverged. Reads the validation predictions only."""
+def validation_score(store: ResultStore, jobs: list[TrainJob], labels: torch.Tensor, splits: int,
+                     as_ensemble: bool = False) -> float:
+    """Mean validation CNLL of a cell's runs (each network of a deep job alone, or with `as_ensemble` all of
+    them as one ensemble; each seed's ensemble of a sharing method whole); +inf when a run is missing or
+    diverged. Reads the validation predictions only."""
     values = []
     for job in jobs:
         rows = sorted((r for r in store.networks(job.kind, job.width) if r["job_id"] == job.job_id),
@@ -162,7 +175,7 @@ def validation_score(store: ResultStore, jobs: list[TrainJob], labels: torch.Ten
         log_probs = torch.as_tensor(store.log_probs(rows, "val")).double()
         if not bool(torch.isfinite(log_probs).all()):
             return math.inf
-        per = 1 if job.method == "deep" else len(rows) // len(job.seeds)
+        per = (len(rows) if as_ensemble else 1) if job.method == "deep" else len(rows) // len(job.seeds)
         values += [float(cnll_ttcv(log_probs[i:i + per], labels, splits=splits))
                    for i in range(0, len(rows), per)]
     return sum(values) / len(values)
@@ -176,16 +189,22 @@ def run_searches(searches: list[SizeSearch], config: RecommendConfig, run: RunFo
     active, trained = list(searches), 0
     for round_ in range(config.tune_extensions + 1):
         cells = [{cell: s.jobs(cell) for cell in s.search.pending()} for s in active]
-        jobs = [job for by_cell in cells for cell_jobs in by_cell.values() for job in cell_jobs]
+        jobs = distinct([job for by_cell in cells for cell_jobs in by_cell.values() for job in cell_jobs])
         trained += execute(jobs, run, executor, progress, stage if round_ == 0 else f"{stage} (grid extended)")
         for s, by_cell in zip(active, cells, strict=True):
             for cell, cell_jobs in by_cell.items():
-                s.search.scores[cell] = validation_score(run.store, cell_jobs, labels, config.cnll_splits)
+                s.search.scores[cell] = validation_score(run.store, cell_jobs, labels, config.cnll_splits,
+                                                         s.as_ensemble)
         active = [s for s in active if s.search.advance()]
         if not active:
             break
-    rest = [job for s in searches for job in s.rest(s.search.best)]
+    rest = distinct([job for s in searches for job in s.rest(s.search.best)])
     return trained + execute(rest, run, executor, progress, f"{stage}: the rest of each pool")
+
+
+def distinct(jobs: Sequence[TrainJob]) -> list[TrainJob]:
+    """`jobs` without repeats (a pool size's two searches share their runs), in order."""
+    return list({job.job_id: job for job in jobs}.values())
 
 
 # -- the carry rule and the result --------------------------------------------------------------------------
@@ -236,7 +255,14 @@ class TuneResult:
     def add(self, searches: list[SizeSearch], budget: int) -> None:
         for s in searches:
             self.families.setdefault(s.family, FamilyTuning(s.family, budget)).sizes.append(s)
-            self.tried += s.tried()
+        self.tried = distinct(self.tried + [job for s in searches for job in s.tried()])
+
+    @property
+    def single_jobs(self) -> list[TrainJob] | None:
+        """The pool networks the single network's ladder reads: each size's runs in its "single" cell (None
+        when the pools were not tuned)."""
+        single = self.families.get("single")
+        return None if single is None else [job for s in single.sizes for job in s.chosen]
 
     @property
     def settings(self) -> dict[str, dict[str, float]]:
@@ -282,7 +308,7 @@ def tune_cheap_runs(config: RecommendConfig, data: Dataset, run: RunFolder, exec
     result.trained_jobs = run_searches(pools + ladders, config, run, executor, progress, "tuning every cheap size")
     result.add(pools + ladders, config.budget)
     warn_edges(pools + ladders, config)
-    return [job for s in pools for job in s.chosen], _chosen_ladders(ladders), result
+    return [job for s in pools if s.family == "deep" for job in s.chosen], _chosen_ladders(ladders), result
 
 
 def local_grid(family: FamilyTuning) -> Grid:

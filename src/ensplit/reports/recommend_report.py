@@ -151,8 +151,10 @@ def tuning_section(tuning: Any) -> Section:
                      "weight decay": data["settings"]["weight_decay"], "validation CNLL": None,
                      "lrs tried": f"lr ∝ size^{data['lr_exponent']:.2f}", "weight decays tried": "", "optimum": ""})
     return Section("Tuning (--tune)", "Every cheap run's learning rate and weight decay, chosen at its own size by "
-                   "validation CNLL (the test split is never read); the predictions extrapolate the tuned runs, "
-                   f"each ladder rung with {tuning.replicates} fresh runs in its chosen cell (the run that won a "
+                   "validation CNLL (the test split is never read); the predictions extrapolate the tuned runs. "
+                   "Each deep-pool size is tuned twice on the same networks: as one ensemble for the memory splits "
+                   "(family deep), each network alone for the single network (family single). Each ladder rung "
+                   f"adds {tuning.replicates} fresh runs in its chosen cell (the run that won a "
                    f"grid scores lucky on test too); a refinement rung near P tries {tuning.refinement_lrs} lrs "
                    "around its family's largest tuned cell. "
                    "At the budget each family trains with the lr read off lr ∝ size^γ fitted through its chosen lrs "
