@@ -185,8 +185,9 @@ def write_recommend_report(path: str | Path, result: Any) -> Path:
                 f"extrapolation error, backtested on the ladders (κ = {result.evidence.kappa:.3f} CNLL per octave "
                 "beyond a ladder's top). Black stars: measured at the budget with fresh seeds.",
                 figures=[(splits_figure(result), "memory splits at the budget")], table=_table(result)),
-        Section("The single network", "Every pool network's own CNLL against its size; the power law "
-                "c + b·s^a through them, extrapolated to the budget, with its band.",
+        Section("The single network", "Every pool network's own CNLL against its size (with --tune, the "
+                "networks of each size's cell chosen for the single network); the power law c + b·s^a through "
+                "them, extrapolated to the budget, with its band.",
                 figures=[(single_figure(result), "single network extrapolation")]),
     ]
     if result.evidence.ladders:
