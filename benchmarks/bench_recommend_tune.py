@@ -15,7 +15,6 @@ both, the winner's curse measured on recommend's ladders, and the cost of both i
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import platform
@@ -39,7 +38,7 @@ from ensplit.experiments.recommend import run_recommend  # noqa: E402
 from ensplit.experiments.recommend_cost import job_training_flops  # noqa: E402
 from ensplit.experiments.recommend_grid import Grid, search_grid  # noqa: E402
 from ensplit.experiments.recommend_plan import Candidate, RecommendConfig, candidates  # noqa: E402
-from ensplit.experiments.recommend_tune import family_key  # noqa: E402
+from ensplit.experiments.recommend_tune import at_cell, family_key  # noqa: E402
 from ensplit.metrics import cnll_ttcv  # noqa: E402
 from ensplit.runs.jobs import run_job  # noqa: E402
 
@@ -78,16 +77,13 @@ def tuned_brute_force(config: RecommendConfig, listed: list[Candidate], runs: Ru
     """Each candidate's truth in its validation-chosen cell, the chosen cells (with whether the optimum is
     interior, and the three seeds' test CNLL), and each candidate's cells tried."""
     truth, chosen, tried = {}, {}, {}
-    def at(cell: tuple[float, float]) -> RecommendConfig:
-        return dataclasses.replace(config, recipe=config.recipe.with_train(lr=cell[0], weight_decay=cell[1]))
-
     for candidate in listed:
         def score(cells: list, candidate: Candidate = candidate) -> dict:
-            return {cell: runs.cnll(brute_job(at(cell), candidate, 0))[0] for cell in cells}
+            return {cell: runs.cnll(brute_job(at_cell(config, cell), candidate, 0))[0] for cell in cells}
 
         search = search_grid(Grid(config.tune_lrs, config.tune_weight_decays), score, config.tune_extensions)
         best = search.best
-        values = [runs.cnll(brute_job(at(best), candidate, seed))[1] for seed in (0, 1, 2)]
+        values = [runs.cnll(brute_job(at_cell(config, best), candidate, seed))[1] for seed in (0, 1, 2)]
         truth[candidate.name] = float(np.mean(values))
         chosen[candidate.name] = {"lr": best[0], "weight_decay": best[1], "edges": search.edges, "seeds": values}
         tried[candidate.name] = len(search.grid.cells())
@@ -96,23 +92,19 @@ def tuned_brute_force(config: RecommendConfig, listed: list[Candidate], runs: Ru
     return truth, chosen, tried
 
 
-def weight_decay_by_members(config: RecommendConfig, listed: list[Candidate], runs: Runs) -> dict[str, dict]:
+def weight_decay_by_members(config: RecommendConfig, listed: list[Candidate], runs: Runs,
+                            chosen: dict[str, dict]) -> dict[str, dict]:
     """For the single network and every memory split: seed 1's validation CNLL in each weight decay of the
-    grid at the lr its search chose (from the brute force's cached runs: nothing is trained here). Shows which
-    weight decay a network alone and an ensemble of n prefer, what `recommend --tune` tunes its pools for."""
+    grid at the lr its search chose (`chosen`, from `tuned_brute_force`; its cached runs: nothing is trained
+    here). Shows which weight decay a network alone and an ensemble of n prefer, what `recommend --tune` tunes
+    its pools for."""
     rows = {}
     for candidate in listed:
-        if candidate.method not in ("single", "deep"):
-            continue
-        def at(cell: tuple[float, float]) -> RecommendConfig:
-            return dataclasses.replace(config, recipe=config.recipe.with_train(lr=cell[0], weight_decay=cell[1]))
-
-        def score(cells: list, candidate: Candidate = candidate) -> dict:
-            return {cell: runs.cnll(brute_job(at(cell), candidate, 0))[0] for cell in cells}
-
-        lr = search_grid(Grid(config.tune_lrs, config.tune_weight_decays), score, config.tune_extensions).best[0]
-        rows[candidate.name] = {"members": candidate.members, "lr": lr, "validation_cnll": {
-            f"{wd:g}": runs.cnll(brute_job(at((lr, wd)), candidate, 0))[0] for wd in config.tune_weight_decays}}
+        if candidate.method in ("single", "deep"):
+            lr = chosen[candidate.name]["lr"]
+            rows[candidate.name] = {"members": candidate.members, "lr": lr, "validation_cnll": {
+                f"{wd:g}": runs.cnll(brute_job(at_cell(config, (lr, wd)), candidate, 0))[0]
+                for wd in config.tune_weight_decays}}
     return rows
 
 
@@ -162,7 +154,7 @@ def measure(budget: int, grid: dict[str, Any], cache: Path, kept: Path | None = 
     runs = Runs(cache, data)
     truth, chosen, tried = tuned_brute_force(config, listed, runs)
     brute_seconds, brute_flops = runs.seconds, runs.flops
-    decays = weight_decay_by_members(config, listed, runs)  # cached runs only: after the cost is read
+    decays = weight_decay_by_members(config, listed, runs, chosen)  # cached runs only: after the cost is read
     errors = [a.prediction.value - truth[a.candidate.name] for a in result.ranked
               if math.isfinite(truth[a.candidate.name])]
     picked = result.recommendation.candidate.name

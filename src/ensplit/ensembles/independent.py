@@ -95,7 +95,7 @@ class MemberBatchedEnsemble(nn.Module):
         key = (x.device.type, self.training)
         choice = self._auto_choices.get(key)
         if choice is None:
-            first = next(m for m in self.network.modules() if isinstance(m, (member.MemberConv, member.MemberLinear)))
+            first = next(m for _, m in self._layers if isinstance(m, (member.MemberConv, member.MemberLinear)))
             dim = first.dim if isinstance(first, member.MemberConv) else 0
             choice = choose_execution(x.device.type, dim, self.members, first.out_channels if dim else 0,
                                       self.training)

@@ -58,8 +58,7 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
     evidence = Evidence() if pools is None else Evidence(dict(pools.singles), list(pools.laws))
     planned = None if pool_jobs is None else {job.job_id for job in pool_jobs}
     for size, width in widths.items() if pools is None else ():
-        rows = [r for r in store.networks("pool", width, status="ok") if planned is None or r["job_id"] in planned]
-        rows = rows[: pool_networks(config, size)]
+        rows = _pool_rows(store, width, planned)[: pool_networks(config, size)]
         if len(rows) < 3:
             continue
         log_probs, labels = validate_predictions(torch.as_tensor(store.log_probs(rows)).double(), labels)
@@ -89,10 +88,14 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
     return evidence.settle(config.bootstrap, config.recipe.seed)
 
 
+def _pool_rows(store: ResultStore, width: int, job_ids: set[str] | None) -> list[dict]:
+    """The finished pool networks of `width` (those of `job_ids` only, when given)."""
+    return [r for r in store.networks("pool", width, status="ok") if job_ids is None or r["job_id"] in job_ids]
+
+
 def _single_cnll(store: ResultStore, width: int, jobs: list, labels: torch.Tensor, splits: int) -> list[float]:
     """Each network's own CNLL, over the finished networks of `width` that `jobs` trained."""
-    wanted = {job.job_id for job in jobs}
-    rows = [r for r in store.networks("pool", width, status="ok") if r["job_id"] in wanted]
+    rows = _pool_rows(store, width, {job.job_id for job in jobs})
     if not rows:
         return []
     log_probs, labels = validate_predictions(torch.as_tensor(store.log_probs(rows)).double(), labels)
