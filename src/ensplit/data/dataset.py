@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, replace
 
 import torch
@@ -58,6 +59,20 @@ class Dataset:
             mean, std = _channel_stats(tuple(self.mean), tuple(self.std), x.device)
             x = (x - mean) / std
         return x
+
+    def digest(self) -> str:
+        """SHA-256 of every split's examples and labels (dtype, shape, bytes): the data's identity, which a
+        run folder checks, since a path names a data set but does not pin what it holds."""
+        digest = hashlib.sha256()
+        for key in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            tensor = getattr(self, key)
+            if tensor is None:
+                digest.update(f"{key}|none|".encode())
+                continue
+            array = tensor.detach().cpu().contiguous().numpy()
+            digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
     def with_validation(self, fraction: float, seed: int) -> Dataset:
         """Carve a seeded, class-agnostic validation split off the training data."""

@@ -9,7 +9,8 @@ carve-out for the same spec.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ensplit.data import load_dataset
 from ensplit.data.dataset import Dataset
@@ -32,9 +33,23 @@ class DataSpec:
     validation_fraction: float = 0.0
 
 
-@functools.lru_cache(maxsize=4)
 def load_data(spec: DataSpec) -> Dataset:
-    """The data set of `spec` on the CPU (cached per process; move it with `.to(device)`)."""
+    """The data set of `spec` on the CPU (cached per process; move it with `.to(device)`). A path is cached by
+    what it names now: the same spelling from another working directory, or a folder written anew, is read
+    again."""
+    if spec.dataset == "mnist1d":
+        return _load(spec, None)
+    path = Path(spec.dataset).resolve()
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None  # the reader says what is missing
+    return _load(replace(spec, dataset=str(path)), stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(spec: DataSpec, stamp: int | None) -> Dataset:
+    """`load_data` of `spec` (an absolute path, or mnist1d), cached by `stamp`, the path's modification time."""
     if spec.dataset == "mnist1d":
         data = load_dataset(spec.dataset, num_samples=spec.num_samples, seed=spec.data_seed)
         data = data.subset(train=spec.train_subset, test=spec.test_subset, seed=spec.data_seed)

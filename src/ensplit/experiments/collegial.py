@@ -29,7 +29,7 @@ from ensplit.experiments.collegial_config import CollegialConfig
 from ensplit.experiments.collegial_train import CurveTraining, train_curves
 from ensplit.files import atomic_write_text
 from ensplit.jsonable import to_jsonable
-from ensplit.runs.folder import legacy_run_folder
+from ensplit.runs.folder import admit, legacy_run_folder
 from ensplit.store import folder_lock
 from ensplit.store.ownership import claim_folder, json_with, report_and
 
@@ -132,7 +132,7 @@ def run_collegial(config: CollegialConfig, out: str | Path | None = None, progre
             return _collegial(config, Path(scratch), progress)
     with folder_lock(out, "collegial"):  # an unusable --out is refused before any work
         claim_folder(Path(out), "collegial", _collegial_folder)
-        result = _collegial(config, Path(out), progress)
+        result = _collegial(admit(config, out, "collegial"), Path(out), progress)
         result.save(Path(out))
         return result
 

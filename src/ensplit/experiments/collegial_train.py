@@ -124,9 +124,8 @@ def train_curves(config: CollegialConfig, baseline: MLPBaseline, alpha: float, o
     labels = dataset.y_test.cpu()
     points = [point for curve in curves for point in curve.points]
     jobs = list({job.job_id: job for point in points for job in point.jobs}.values())
-    folder = open_folder(config, out, KIND)
+    folder = open_folder(config, out, KIND, data=dataset)
     try:
-        folder.store.save_labels("test", labels.numpy())
         executor = make_executor(config.executor, str(dataset.x_train.device), config.workers, config.address,
                                  False, config.gpus_per_job)  # no per-epoch bars: one bar over the networks
         trained = execute(jobs, folder, executor, progress, "collegial ensembles")

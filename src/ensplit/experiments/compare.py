@@ -30,7 +30,7 @@ from ensplit.experiments.compare_plan import KIND, PlannedRow, check_method_opti
 from ensplit.files import atomic_write_text
 from ensplit.jsonable import to_jsonable
 from ensplit.runs.executors import make_executor
-from ensplit.runs.folder import RunFolder, execute, legacy_run_folder, open_folder, stored_job
+from ensplit.runs.folder import RunFolder, admit, execute, legacy_run_folder, open_folder, stored_job
 from ensplit.runs.jobs import JobResult
 from ensplit.runs.plan import TrainJob
 from ensplit.store import folder_lock
@@ -125,7 +125,7 @@ def run_compare(config: CompareConfig | None = None, out: str | Path | None = No
             return _compare(config, Path(scratch), progress, keep=False)
     with folder_lock(out, "compare"):  # an unusable --out is refused before any training
         claim_folder(Path(out), "compare", _compare_folder)
-        return _compare(config, Path(out), progress, keep=True)
+        return _compare(admit(config, out, "compare"), Path(out), progress, keep=True)
 
 
 def _compare(config: CompareConfig, out: Path, progress: bool, keep: bool) -> CompareResult:
@@ -135,9 +135,8 @@ def _compare(config: CompareConfig, out: Path, progress: bool, keep: bool) -> Co
     config.recipe.params(config.width, dataset)  # family, width, depth and options fit the data
     check_method_options(config, dataset)
     planned = plan_compare(config, dataset)
-    folder = open_folder(config, out, "compare")
+    folder = open_folder(config, out, "compare", data=dataset)
     try:
-        folder.store.save_labels("test", dataset.y_test.cpu().numpy())
         jobs = list({row.job.job_id: row.job for rows in planned for row in rows}.values())
         executor = make_executor(config.executor, str(config.recipe.torch_device()), config.workers, config.address,
                                  progress, config.gpus_per_job, task=_task)

@@ -54,7 +54,7 @@ from ensplit.experiments.designspace_plan import (
 )
 from ensplit.jsonable import to_jsonable
 from ensplit.runs.executors import make_executor
-from ensplit.runs.folder import RunFolder, execute, folder_owner, legacy_run_folder, open_folder, stored_job
+from ensplit.runs.folder import RunFolder, admit, execute, folder_owner, legacy_run_folder, open_folder, stored_job
 from ensplit.runs.jobs import JobResult, load_job_data
 from ensplit.runs.plan import TrainJob
 from ensplit.train import measure
@@ -162,9 +162,8 @@ def run_design_space(config: DesignSpaceConfig, dataset: Dataset, progress: bool
     planned, unformable = plan_records(config, dataset, planner)
     networks = plan_networks(config, planned, dataset)
     jobs = {network: network_jobs(config, network) for network in networks}
-    folder = open_folder(config, out, "designspace")
+    folder = open_folder(config, out, "designspace", data=dataset)
     try:
-        folder.store.save_labels("test", dataset.y_test.cpu().numpy())
         executor = make_executor(config.executor, str(dataset.x_train.device), config.workers, config.address,
                                  progress, config.gpus_per_job, task=_task)
         trained = execute([job for pair in jobs.values() for job in pair], folder, executor, progress, "networks")
@@ -222,6 +221,7 @@ def run_designspace(config: DesignSpaceConfig | None = None, out: str | Path = "
     out = Path(out)
     with folder_lock(out, "designspace"):  # an unusable --out is refused before any training
         claim_folder(out, "designspace", _designspace_folder)
+        config = admit(config, out, "designspace")
         dataset = config.recipe.load_data()
         result = run_design_space(config, dataset, progress, out=out)
         _record_designspace(config, result, dataset, out, progress)

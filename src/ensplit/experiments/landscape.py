@@ -50,6 +50,7 @@ from ensplit.experiments.landscape_stored import stored_recipe
 from ensplit.experiments.landscape_train import train_landscape
 from ensplit.jsonable import to_jsonable
 from ensplit.metrics import accuracy, mean_pairwise_kl
+from ensplit.runs.folder import admit
 from ensplit.store import atomic_write_text, folder_lock
 from ensplit.store.ownership import claim_folder
 from ensplit.store.trajectories import Trajectories, load_trajectories
@@ -303,7 +304,7 @@ def run_landscape(config: LandscapeConfig | None = None, out: str | Path = "land
     out = Path(out)
     with folder_lock(out, "landscape"):  # an unusable --out is refused before any training
         claim_folder(out, "landscape", landscape_folder)
-        return _landscape(config, out, progress)
+        return _landscape(admit(config, out, "landscape"), out, progress)
 
 
 def _cost(trajectories: Trajectories, dataset: Dataset) -> dict[str, Any]:

@@ -89,11 +89,10 @@ def train_landscape(config: LandscapeConfig, out: Path, dataset: Dataset, progre
     is planned and checked before the run folder is opened, so a refused run leaves nothing behind."""
     check_landscape_fits(config, dataset)
     jobs = plan_landscape(config)
-    folder = open_folder(config, out, KIND)
+    folder = open_folder(config, out, KIND, data=dataset)
     try:
         for stale in (out / TRAJECTORIES).glob(".*.tmp"):  # a killed run's half-written trajectory
             stale.unlink(missing_ok=True)
-        folder.store.save_labels("test", dataset.y_test.cpu().numpy())
         verify_trajectories(folder, out, jobs, dataset)
         _reuse_old_checkpoints(folder, out, config, jobs, dataset, log)
         pending = len({job.job_id for job in jobs} - folder.store.finished_jobs())

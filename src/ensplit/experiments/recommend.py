@@ -52,7 +52,7 @@ from ensplit.experiments.recommend_tune import (
 )
 from ensplit.jsonable import to_jsonable
 from ensplit.runs.executors import make_executor
-from ensplit.runs.folder import execute, note, open_folder
+from ensplit.runs.folder import admit, execute, note, open_folder
 from ensplit.runs.plan import TrainJob
 from ensplit.runs.resources import check_training
 from ensplit.store import folder_lock
@@ -331,14 +331,13 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
     `repair` rebuilds a damaged results.sqlite from the stored arrays first (as `ensplit study --repair`).
     The caller writes the page (`ensplit.reports.write(result, out)`)."""
     start = time.perf_counter()
-    config = config or RecommendConfig()
+    config = admit(config or RecommendConfig(), out, "recommend")  # a refused folder costs no work
     config.recipe.apply_threads()
     data = load_data(config.recipe.data)
     kept, dropped = _assess(config, data)
     out = Path(out)
     with folder_lock(out, "recommend"):
-        run = open_folder(config, out, "recommend", repair)
-        run.store.save_labels("test", data.y_test.cpu().numpy())
+        run = open_folder(config, out, "recommend", repair, data=data)
         executor = make_executor(config.executor, str(config.recipe.torch_device()), config.workers,
                                  config.address, False, config.gpus_per_job)  # one bar per stage, none per run
         cheap = cheap_runs(config, data, run, executor, [a.candidate for a in kept], progress)

@@ -21,7 +21,7 @@ from ensplit.experiments.study_config import StudyConfig, check_resources, plan_
 from ensplit.jsonable import to_jsonable
 from ensplit.metrics import nll
 from ensplit.runs.executors import Executor, make_executor
-from ensplit.runs.folder import CONFIG_FILE, execute, folder_owner, note, open_folder, read_settings
+from ensplit.runs.folder import CONFIG_FILE, admit, execute, folder_owner, note, open_folder, read_settings
 from ensplit.settings import loads_toml
 from ensplit.store import ResultStore, atomic_write_text, folder_lock
 from ensplit.store.results import INDEX
@@ -108,19 +108,16 @@ def run_study(config: StudyConfig | None = None, folder: str | Path = DEFAULT_OU
     damaged index from the stored arrays first. `config.recipe.threads` sets torch's CPU threads of this
     process (the local executor trains here; process and Ray workers always use one thread each).
     """
-    config = config or StudyConfig()
     folder = Path(folder)
+    config = admit(config or StudyConfig(), folder, "study")  # a refused folder costs no work
     recipe = config.recipe
     recipe.apply_threads()
     device = recipe.torch_device()
     data = load_data(recipe.data)
     check_resources(config, data, device)
     with folder_lock(folder, "study"):
-        run = open_folder(config, folder, "study", repair)
+        run = open_folder(config, folder, "study", repair, data=data)
         store = run.store
-        store.save_labels("test", data.y_test.cpu().numpy())
-        if data.y_val is not None:
-            store.save_labels("val", data.y_val.cpu().numpy())
         executor = executor or make_executor(config.executor, str(device), config.workers, config.address, progress,
                                              config.gpus_per_job)
         overrides = None

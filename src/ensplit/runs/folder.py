@@ -4,7 +4,8 @@ The folder's identity is the settings' fingerprint, kept in the index (written w
 every job's sidecar; `config.toml` is a copy for people, written atomically. `open_folder` refuses a folder
 whose index or config belongs to other settings, resumes one whose config is missing or damaged, verifies
 the stored arrays (a damaged job becomes unfinished and is retrained) and rebuilds a lost index from the
-sidecars. `execute` runs the jobs the store lacks, storing each result as it arrives, so a killed run loses
+sidecars; with the data, it refuses a folder whose runs were trained on other data (`bind_data`). `admit`
+makes the settings checks before any work, read-only. `execute` runs the jobs the store lacks, storing each result as it arrives, so a killed run loses
 at most the jobs in flight. The caller holds the folder's lock (`ensplit.store.folder_lock`) meanwhile.
 """
 
@@ -15,12 +16,13 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
+from ensplit.data import Dataset
 from ensplit.errors import EnsplitError
 from ensplit.recipe import EXPERIMENT_TABLES, recipe_names
 from ensplit.runs.executors import Executor
@@ -31,6 +33,8 @@ from ensplit.store.ownership import claim_folder, folder_command
 from ensplit.store.results import INDEX
 
 CONFIG_FILE = "config.toml"
+DATA_KEY = "data_sha256"  # the index's record of the data the folder's runs were trained on
+S = TypeVar("S")
 
 
 @dataclass
@@ -132,18 +136,75 @@ def _check_owner(directory: Path, table: str) -> None:
     claim_folder(directory, table, _legacy_run_folder(table))
 
 
-def open_folder(settings: Any, directory: str | Path, table: str, repair: bool = False) -> RunFolder:
+def _incompatible(directory: Path, settings: Any, previous: Any) -> EnsplitError:
+    changed = ", ".join(settings.differences(previous)) or "unknown fields"
+    return EnsplitError(f"folder {directory} was made by an incompatible config (differs in: {changed}); "
+                        "rerun with the same config or choose another --out")
+
+
+def _same_path(given: str, stored: str) -> bool:
+    """Whether two data-set names are two spellings of one existing file or folder (relative, absolute, a link)."""
+    try:
+        return "mnist1d" not in (given, stored) and Path(given).exists() and Path(stored).exists() \
+            and Path(given).samefile(stored)
+    except OSError:
+        return False
+
+
+def admit(settings: S, directory: str | Path, table: str) -> S:
+    """The settings a run in `directory` goes on with, checked before any work (read-only: a refusal costs
+    nothing and leaves nothing behind). Refuses another experiment's folder and one made by other settings, as
+    `open_folder` does; a data set given as another spelling of the folder's own path (relative where it was
+    absolute, through a link) takes the folder's spelling, so the stored runs keep their ids. The data itself
+    is checked when the folder opens (`open_folder(..., data=)`)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return settings
+    owner = folder_owner(directory)
+    if owner and owner != table:
+        raise EnsplitError(f"{directory} is an `ensplit {owner}` folder, not an `ensplit {table}` one; choose "
+                           "another --out")
+    previous = read_settings(directory, type(settings))
+    if previous is None or previous.fingerprint() == settings.fingerprint():
+        return settings
+    given, stored = settings.recipe.dataset, previous.recipe.dataset
+    if given != stored and _same_path(given, stored):
+        respelled = replace(settings, recipe=replace(settings.recipe, dataset=stored))
+        if respelled.fingerprint() == previous.fingerprint():
+            note(f"dataset {given!r} is the folder's {stored!r}; going on with the folder's spelling")
+            return respelled
+    raise _incompatible(directory, settings, previous)
+
+
+def bind_data(store: ResultStore, data: Dataset) -> None:
+    """Refuse a folder whose results were trained on other data than `data` (its SHA-256, recorded with the
+    first run; a folder from before the record takes this run's, its stored labels checked), and store the
+    test (and validation) labels. A path names a data set, it does not pin what the files hold."""
+    digest = data.digest()
+    recorded = store.get_meta(DATA_KEY)
+    if recorded is not None and recorded != digest:
+        raise EnsplitError(f"{store.directory} holds results on other data: the data set given is not the one its "
+                           f"runs were trained on (SHA-256 {digest[:12]}…, the folder's {recorded[:12]}…); rerun with "
+                           "the folder's data or choose another --out")
+    store.save_labels("test", data.y_test.cpu().numpy())
+    if data.y_val is not None:
+        store.save_labels("val", data.y_val.cpu().numpy())
+    if recorded is None:
+        store.set_meta(DATA_KEY, digest)
+
+
+def open_folder(settings: Any, directory: str | Path, table: str, repair: bool = False,
+                data: Dataset | None = None) -> RunFolder:
     """Open (or start) the folder of `settings` (which has `fingerprint()`, `differences(other)` and a
     `from_mapping` constructor). Refuses a folder made by other settings, or another experiment's, or one whose
-    config.toml is someone else's file; see the module docstring."""
+    config.toml is someone else's file; with `data`, one whose runs were trained on other data (`bind_data`,
+    which also stores the labels). See the module docstring."""
     directory = Path(directory)
     _check_owner(directory, table)
     fingerprint = settings.fingerprint()
     previous = read_settings(directory, type(settings))
     if previous is not None and previous.fingerprint() != fingerprint:
-        changed = ", ".join(settings.differences(previous)) or "unknown fields"
-        raise EnsplitError(f"folder {directory} was made by an incompatible config (differs in: {changed}); "
-                           "rerun with the same config or choose another --out")
+        raise _incompatible(directory, settings, previous)
     sidecars = list((directory / "arrays").glob("*.json")) if (directory / "arrays").is_dir() else []
     if repair or (sidecars and not (directory / INDEX).exists()):
         store, recovered, skipped = ResultStore.repair(directory, fingerprint)
@@ -168,6 +229,12 @@ def open_folder(settings: Any, directory: str | Path, table: str, repair: bool =
     if damaged:
         note(f"{len(damaged)} stored job(s) of {directory} had missing or damaged arrays; they count as unfinished "
              "and will be trained again")
+    if data is not None:
+        try:
+            bind_data(store, data)
+        except EnsplitError:
+            store.close()
+            raise
     return RunFolder(store, fingerprint, text)
 
 

@@ -107,10 +107,16 @@ class ResultStore:
         return self.get_meta("fingerprint")
 
     def save_labels(self, split: str, labels: np.ndarray) -> None:
-        """Store the labels of a split once (rewritten if the stored file is missing or damaged)."""
+        """Store the labels of a split once (rewritten if the stored file is missing or damaged); refuses labels
+        that differ from the stored ones: the folder's results were scored on other data."""
         path = self.arrays / f"labels_{split}.npy"
         key = f"labels_{split}_sha256"
         if path.exists() and file_sha256(path) == self.get_meta(key):
+            stored = np.load(path, allow_pickle=False)
+            if stored.shape != np.shape(labels) or not np.array_equal(stored, labels):
+                raise EnsplitError(f"{self.directory} holds results on other data: its {split} labels ({stored.size} "
+                                   f"examples) are not this data set's ({np.size(labels)}); rerun with the folder's "
+                                   "data or choose another --out")
             return
         self.set_meta(key, atomic_save_npy(path, np.asarray(labels, dtype=np.int64)))
 
