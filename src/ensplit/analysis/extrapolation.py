@@ -113,47 +113,67 @@ def ladder_prediction(values: Mapping[float, Sequence[float]], target: float, re
 @dataclass(frozen=True)
 class SizeLaw:
     """CNLL_n at one member size s (params): the point law, its bootstrap refits, and the spread (std) of one
-    network's CNLL over `networks` networks."""
+    network's CNLL over `networks` networks. `fit_variance` (n = 1, 2, …; the last value beyond) is the variance
+    of the point law's prediction where its refits cannot say it: a pool of fewer than 4 networks, whose every
+    bootstrap resample of distinct networks is the pool itself (`ensplit.analysis.prediction.subset_fit_variance`).
+    """
 
     params: int
     law: PowerLaw
     replicates: tuple[PowerLaw, ...]
     single_std: float
     networks: int = 6
+    fit_variance: tuple[float, ...] = ()
+
+    def variance(self, members: int) -> float:
+        """`fit_variance` at `members` (0 when there is none)."""
+        if not self.fit_variance:
+            return 0.0
+        return float(self.fit_variance[min(members, len(self.fit_variance)) - 1])
+
+
+def log_weights(sizes: Sequence[float], params: float) -> dict[int, float]:
+    """The weight of each of `sizes` (by index) in the value at `params`, linear in log s between the two sizes
+    around it (extrapolated from the nearest two; weights may then be negative or above 1)."""
+    if len(sizes) == 1:
+        return {0: 1.0}
+    logs = np.log(np.asarray(sizes, dtype=np.float64))
+    order = np.argsort(logs)
+    ordered = logs[order]
+    right = int(np.clip(np.searchsorted(ordered, np.log(params)), 1, len(ordered) - 1))
+    left = right - 1
+    weight = float((np.log(params) - ordered[left]) / (ordered[right] - ordered[left]))
+    return {int(order[left]): 1.0 - weight, int(order[right]): weight}
 
 
 def interpolate_log(sizes: Sequence[float], values: Sequence[float], params: float) -> float:
     """Linear in log s between the two sizes around `params` (extrapolated from the nearest two)."""
-    logs = np.log(np.asarray(sizes, dtype=np.float64))
-    order = np.argsort(logs)
-    logs, values = logs[order], np.asarray(values, dtype=np.float64)[order]
-    if len(logs) == 1:
-        return float(values[0])
-    x = np.log(params)
-    right = int(np.clip(np.searchsorted(logs, x), 1, len(logs) - 1))
-    left = right - 1
-    weight = (x - logs[left]) / (logs[right] - logs[left])
-    return float(values[left] + weight * (values[right] - values[left]))
+    return float(sum(w * float(values[i]) for i, w in log_weights(sizes, params).items()))
 
 
 def plane_prediction(laws: Sequence[SizeLaw], members: int, params: int) -> Prediction:
     """CNLL of an ensemble of `members` networks of `params` parameters each, from the per-size laws.
 
-    The bootstrap spread is that of the interpolated refits; the noise of one new ensemble is one network's
-    spread at that size divided by √n, with (networks − 1) degrees of freedom.
+    The bootstrap spread is that of the interpolated refits (a law without refits enters with its point law),
+    plus each law's own `fit_variance` times its interpolation weight squared (the pools are trained apart, so
+    their errors are independent); the noise of one new ensemble is one network's spread at that size divided
+    by √n, with (networks − 1) degrees of freedom of the smaller of the two pools it is read from.
     """
     if len(laws) < 2:
         raise EnsplitError("the (n, s) plane needs power laws at two member sizes at least")
     sizes = [law.params for law in laws]
+    weights = log_weights(sizes, params)
     point = interpolate_log(sizes, [float(law.law.predict(members)) for law in laws], params)
-    repeats = min(len(law.replicates) for law in laws)
-    replicates = [interpolate_log(sizes, [float(law.replicates[r].predict(members)) for law in laws], params)
-                  for r in range(repeats)]
+    repeats = min((len(law.replicates) for law in laws if law.replicates), default=0)
+    replicates = [interpolate_log(sizes, [float((law.replicates[r] if law.replicates else law.law).predict(members))
+                                          for law in laws], params) for r in range(repeats)]
     spread = float(np.var(replicates)) if replicates else 0.0
+    spread += sum(w ** 2 * laws[i].variance(members) for i, w in weights.items())
     sigma = interpolate_log(sizes, [law.single_std for law in laws], params) / np.sqrt(members)
-    quantile = t_quantile(min(law.networks for law in laws) - 1)
+    quantile = t_quantile(min(laws[i].networks for i in weights) - 1)  # σ comes from the two laws it reads
     lower, upper = predictive_interval(point, spread, sigma, quantile)
     return Prediction(point, lower, upper, None, (), sigma, 1.0, quantile)
 
 
-__all__ = ["LEVEL", "Noise", "Prediction", "SizeLaw", "interpolate_log", "ladder_prediction", "plane_prediction"]
+__all__ = ["LEVEL", "Noise", "Prediction", "SizeLaw", "interpolate_log", "ladder_prediction", "log_weights",
+           "plane_prediction"]

@@ -204,6 +204,24 @@ def predict_size(pool_log_probs: ArrayLike, labels: ArrayLike, params: int, max_
         small_pool=len(draws[0]), single_std=single_std, quantile=quantile)
 
 
+def subset_fit_variance(pool_log_probs: ArrayLike, labels: ArrayLike, networks: int, max_n: int, repeats: int,
+                        mode: Mode = "before", splits: int = 5, seed: int = 0) -> np.ndarray:
+    """Variance at n = 1..max_n of the CNLL_n law fitted on `networks` networks, from a larger pool `[N, …]`:
+    the law refitted on `repeats` random subsets of `networks` of its N networks (the paper's repeated
+    independent sets), its variance over them times (N − 1)/(N − networks), the finite-population factor
+    (subsets of one pool share networks, fresh draws do not; exact for a mean). `[max_n]`.
+
+    What a pool of fewer than 4 networks cannot say of itself: each bootstrap resample of distinct networks is
+    the pool, so its refits never vary (recommend's pools above P/8 hold 3 networks)."""
+    pool, labels = validate_predictions(pool_log_probs, labels)
+    if not 3 <= networks < pool.shape[0] - 1:
+        raise EnsplitError(f"subsets of {networks} networks need a pool of more than {networks + 1}, and at least "
+                           f"3 to fit a law: the pool has {pool.shape[0]}")
+    size = predict_size(pool, labels, 0, max_n=max_n, small_pool=networks, fit_max_n=networks, repeats=repeats,
+                        resample="subsets", mode=mode, splits=splits, seed=seed, measured=[])
+    return size.std ** 2 * (pool.shape[0] - 1) / (pool.shape[0] - networks)
+
+
 def _plane(prediction: SizePrediction, curve: np.ndarray, within_measured: bool) -> list[SplitPoint]:
     keep = set(prediction.measured_n.tolist()) if within_measured else None
     return [SplitPoint(int(n), prediction.params, float(y)) for n, y in zip(prediction.n, curve, strict=True)

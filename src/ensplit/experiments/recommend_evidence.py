@@ -8,18 +8,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from ensplit.analysis.extrapolation import Noise, Prediction, SizeLaw, ladder_prediction, plane_prediction
 from ensplit.analysis.ladder_error import model_error, pooled_noise
-from ensplit.analysis.prediction import predict_size
+from ensplit.analysis.prediction import predict_size, subset_fit_variance
 from ensplit.errors import EnsplitError
 from ensplit.experiments.recommend_plan import Candidate, RecommendConfig, pool_networks
 from ensplit.metrics import cnll_ttcv, cnll_ttcv_indexed, validate_predictions
 from ensplit.store import ResultStore
+
+SMALL_POOL = 4  # fewer networks than this: every bootstrap resample of distinct networks is the pool itself
 
 
 @dataclass
@@ -57,6 +59,7 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
     labels = torch.as_tensor(store.labels()).long()
     evidence = Evidence() if pools is None else Evidence(dict(pools.singles), list(pools.laws))
     planned = None if pool_jobs is None else {job.job_id for job in pool_jobs}
+    pools_read: dict[int, torch.Tensor] = {}
     for size, width in widths.items() if pools is None else ():
         rows = _pool_rows(store, width, planned)[: pool_networks(config, size)]
         if len(rows) < 3:
@@ -69,7 +72,11 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
         fit_n = min(4, len(rows))
         size = predict_size(log_probs, labels, params, max_n=config.members_max, small_pool=len(rows),
                             fit_max_n=fit_n, repeats=config.bootstrap, splits=config.cnll_splits)
-        evidence.laws.append(SizeLaw(params, size.fit, tuple(size.fits), float(np.std(own, ddof=1)), len(own)))
+        refits = tuple(size.fits) if len(rows) >= SMALL_POOL else ()  # a 3-network pool's refits are itself
+        evidence.laws.append(SizeLaw(params, size.fit, refits, float(np.std(own, ddof=1)), len(own)))
+        pools_read[params] = log_probs
+    if pools_read:
+        evidence.laws = [_with_fit_variance(law, pools_read, evidence.laws, labels, config) for law in evidence.laws]
     by_job: dict[str, list[dict]] = {}
     for row in store.networks("ladder"):
         by_job.setdefault(row["job_id"], []).append(row)
@@ -86,6 +93,24 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
         if values and params is not None:  # two rungs of one network (e.g. a refinement) are replicates
             evidence.ladders.setdefault((method, members), {}).setdefault(params, []).extend(values)
     return evidence.settle(config.bootstrap, config.recipe.seed)
+
+
+def _with_fit_variance(law: SizeLaw, pools: dict[int, torch.Tensor], laws: list[SizeLaw], labels: torch.Tensor,
+                       config: RecommendConfig) -> SizeLaw:
+    """A pool of fewer than `SMALL_POOL` networks with the variance of its law's prediction that its bootstrap
+    cannot give: a law fitted on that many networks varies, over subsets of the largest pool with two networks
+    more at least, by `subset_fit_variance`, scaled to this size by the ratio of one network's variance here and
+    there; with no such pool, the variance of the pool's mean CNLL, σ²/networks (the level of the curve only)."""
+    if law.networks >= SMALL_POOL:
+        return law
+    candidates = [other for other in laws if other.networks >= law.networks + 2 and other.single_std > 0]
+    if not candidates:
+        return replace(law, fit_variance=(law.single_std ** 2 / law.networks,))
+    reference = max(candidates, key=lambda other: (other.networks, other.params))
+    variance = subset_fit_variance(pools[reference.params], labels, law.networks, config.members_max,
+                                   config.bootstrap, splits=config.cnll_splits, seed=config.recipe.seed)
+    scale = (law.single_std / reference.single_std) ** 2
+    return replace(law, fit_variance=tuple(float(v) * scale for v in variance))
 
 
 def _pool_rows(store: ResultStore, width: int, job_ids: set[str] | None) -> list[dict]:

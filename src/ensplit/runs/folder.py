@@ -5,8 +5,9 @@ every job's sidecar; `config.toml` is a copy for people, written atomically. `op
 whose index or config belongs to other settings, resumes one whose config is missing or damaged, verifies
 the stored arrays (a damaged job becomes unfinished and is retrained) and rebuilds a lost index from the
 sidecars; with the data, it refuses a folder whose runs were trained on other data (`bind_data`). `admit`
-makes the settings checks before any work, read-only. `execute` runs the jobs the store lacks, storing each result as it arrives, so a killed run loses
-at most the jobs in flight. The caller holds the folder's lock (`ensplit.store.folder_lock`) meanwhile.
+makes the settings checks before any work, read-only. `execute` runs the jobs the store lacks, storing each
+result as it arrives, so a killed run loses at most the jobs in flight. The caller holds the folder's lock
+(`ensplit.store.folder_lock`) meanwhile.
 """
 
 from __future__ import annotations
