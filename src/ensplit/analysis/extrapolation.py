@@ -170,7 +170,7 @@ def plane_prediction(laws: Sequence[SizeLaw], members: int, params: int) -> Pred
     spread = float(np.var(replicates)) if replicates else 0.0
     spread += sum(w ** 2 * laws[i].variance(members) for i, w in weights.items())
     sigma = interpolate_log(sizes, [law.single_std for law in laws], params) / np.sqrt(members)
-    quantile = t_quantile(min(laws[i].networks for i in weights) - 1)  # σ comes from the two laws it reads
+    quantile = t_quantile(min(laws[i].networks for i, w in weights.items() if w) - 1)  # σ: from the laws it reads
     lower, upper = predictive_interval(point, spread, sigma, quantile)
     return Prediction(point, lower, upper, None, (), sigma, 1.0, quantile)
 
