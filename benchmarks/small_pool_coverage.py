@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 import ensplit
+from ensplit._version import git_commit
 from ensplit.analysis.extrapolation import SizeLaw, plane_prediction
 from ensplit.analysis.prediction import predict_size, subset_fit_variance
 from ensplit.experiments.recommend_plan import RecommendConfig, pool_networks, pool_widths
@@ -85,24 +86,25 @@ def main() -> None:
     plans = {b: pools_of(b) for b in budgets}
     widths = sorted({w for small, ref in plans.values() for w in (*small.values(), ref)})
     ensplit.study(widths=",".join(map(str, widths)), pool_min=args.networks, pool_max=args.networks,
-                  members_per_run=7, out=args.cache, progress=False)
+                  members_per_run=7, out=args.cache, progress=False, report=False)
     store = ResultStore(args.cache)
     labels = torch.as_tensor(store.labels()).long()
 
     def pool(width: int) -> torch.Tensor:
         return torch.as_tensor(store.log_probs(store.networks("pool", width, status="ok"))).double()
 
-    lines = [f"# Intervals from 3-network deep pools against fresh ensembles (MNIST-1D, default recipe)", "",
+    lines = ["# Intervals from 3-network deep pools against fresh ensembles (MNIST-1D, default recipe)", "",
              f"`python benchmarks/small_pool_coverage.py --cache DIR --networks {args.networks} --trials "
-             f"{args.trials}`; {platform.machine()}, torch {torch.__version__}, ensplit {ensplit.__version__}, "
+             f"{args.trials}`; {platform.machine()}, torch {torch.__version__}, ensplit {ensplit.__version__} (commit "
+             f"{git_commit()}), "
              f"{datetime.date.today()}. {args.networks} networks per width; each trial draws 3 of them as "
              "recommend's pool and 6 of the reference width as its reference, and scores the interval at "
              "n = 2..7 against n further networks (nominal coverage 0.90; trials share networks, so a coverage "
              "is good to about ±0.1). *With*: the 3-network law's variance from 3-network subsets of the "
              "reference, scaled by one network's variance (recommend now); *without*: the pool's bootstrap "
              "alone (before).", "",
-             "| budget | pool (width) | reference width | n | coverage with | coverage without | median width with "
-             "| median width without |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "| budget | pool size (width) | reference width | n | coverage with | coverage without "
+             "| median width with | median width without |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
     summary = []
     for budget, (small, ref_width) in plans.items():
         config = RecommendConfig(budget=budget)
@@ -114,7 +116,7 @@ def main() -> None:
             spans = [np.median([r[k] for r in rows], axis=0) for k in (2, 3)]
             summary.append((cover[0].mean(), cover[1].mean()))
             for i, n in enumerate(N):
-                lines.append(f"| {budget:,} | P/{budget // size} (w{width}) | w{ref_width} | {n} | {cover[0][i]:.2f} | "
+                lines.append(f"| {budget:,} | {size:,} (w{width}) | w{ref_width} | {n} | {cover[0][i]:.2f} | "
                              f"{cover[1][i]:.2f} | {spans[0][i]:.3f} | {spans[1][i]:.3f} |")
             print(f"budget {budget:,}, pool w{width}: coverage with {cover[0].round(2).tolist()}, without "
                   f"{cover[1].round(2).tolist()}", flush=True)
