@@ -20,6 +20,7 @@ cells that were measured (so it can be checked), and compared with the measured 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -205,21 +206,29 @@ def predict_size(pool_log_probs: ArrayLike, labels: ArrayLike, params: int, max_
 
 
 def subset_fit_variance(pool_log_probs: ArrayLike, labels: ArrayLike, networks: int, max_n: int, repeats: int,
-                        mode: Mode = "before", splits: int = 5, seed: int = 0) -> np.ndarray:
+                        mode: Mode = "before", splits: int = 5, seed: int = 0,
+                        objective: Objective = "nll") -> np.ndarray:
     """Variance at n = 1..max_n of the CNLL_n law fitted on `networks` networks, from a larger pool `[N, …]`:
-    the law refitted on `repeats` random subsets of `networks` of its N networks (the paper's repeated
-    independent sets), its variance over them times (N − 1)/(N − networks), the finite-population factor
-    (subsets of one pool share networks, fresh draws do not; exact for a mean). `[max_n]`.
+    the law fitted on every subset of `networks` of its N networks (on `repeats` random ones when there are
+    more; the paper's repeated independent sets), its variance over them times (N − 1)/(N − networks), the
+    finite-population factor (subsets of one pool share networks, fresh draws do not; exact for a mean). `[max_n]`.
 
     What a pool of fewer than 4 networks cannot say of itself: each bootstrap resample of distinct networks is
     the pool, so its refits never vary (recommend's pools above P/8 hold 3 networks)."""
     pool, labels = validate_predictions(pool_log_probs, labels)
-    if not 3 <= networks < pool.shape[0] - 1:
+    count = pool.shape[0]
+    if not 3 <= networks < count - 1:
         raise EnsplitError(f"subsets of {networks} networks need a pool of more than {networks + 1}, and at least "
-                           f"3 to fit a law: the pool has {pool.shape[0]}")
-    size = predict_size(pool, labels, 0, max_n=max_n, small_pool=networks, fit_max_n=networks, repeats=repeats,
-                        resample="subsets", mode=mode, splits=splits, seed=seed, measured=[])
-    return size.std ** 2 * (pool.shape[0] - 1) / (pool.shape[0] - networks)
+                           f"3 to fit a law: the pool has {count}")
+    if math.comb(count, networks) <= repeats:
+        draws = [np.array(c) for c in itertools.combinations(range(count), networks)]
+    else:
+        rng = np.random.default_rng(seed)
+        draws = [rng.choice(count, networks, replace=False) for _ in range(repeats)]
+    small, _ = _small_pool_curves(pool, labels, draws, networks, mode, splits, seed)
+    fit_n, n = np.arange(1, networks + 1), np.arange(1, max_n + 1)
+    curves = np.array([fit_power_law(fit_n, row, objective).predict(n) for row in small])
+    return curves.var(axis=0) * (count - 1) / (count - networks)
 
 
 def _plane(prediction: SizePrediction, curve: np.ndarray, within_measured: bool) -> list[SplitPoint]:
