@@ -1,7 +1,9 @@
 """From stored cheap runs to a prediction for every candidate (the middle of `ensplit recommend`).
 
-- Deep pools: per member size, the CNLL_n power law from the pool (Lobacheva et al. §7, bootstrap over networks)
-  gives the (n, s) plane; a memory split n × s is read from it (`plane_prediction`).
+- Deep pools: per member size, the CNLL_n power law from the pool (Lobacheva et al. §7, bootstrap over networks;
+  a 3-network pool, which a bootstrap cannot resample, takes its law's variance from 3-network subsets of the
+  largest pool, `_with_fit_variance`) gives the (n, s) plane; a memory split n × s is read from it
+  (`plane_prediction`).
 - The single network: each pool network's own CNLL against its size, a ladder extrapolated to P.
 - Each sharing method: the CNLL of every seed's ensemble against its exact parameter count, a ladder.
 """
