@@ -9,8 +9,9 @@ width of every 3-network pool and of the 6-network pool recommend calibrates the
 of 5 networks or more), then repeats `--trials` times: draw 3 networks of a 3-network pool's width as
 recommend's pool and 6 of the reference width as its reference; predict CNLL_n (n = 2..7) at that size as
 recommend does (`plane_prediction` at a trained size, mode "before", recommend's bootstrap and CNLL splits),
-with the 3-network law's variance from the reference (`subset_fit_variance`, as recommend now) and without
-it (the pool's bootstrap alone, as before); the truth is the CNLL of n further networks of the width, none
+with the 3-network law's variance from the reference (`subset_fit_variance`) and one network's σ pooled over
+the two pools (as recommend now, which pools σ over all its pools), and without (the pool's bootstrap and its
+own σ alone, as before); the truth is the CNLL of n further networks of the width, none
 of the 3. Coverage: the share of trials whose interval holds the truth (nominal 0.90). The trials share
 networks, so they are not independent: a coverage here is good to about ±0.1.
 """
@@ -27,7 +28,7 @@ import torch
 
 import ensplit
 from ensplit._version import git_commit
-from ensplit.analysis.extrapolation import SizeLaw, plane_prediction
+from ensplit.analysis.extrapolation import SizeLaw, plane_prediction, pooled_single_noise
 from ensplit.analysis.prediction import predict_size, subset_fit_variance
 from ensplit.experiments.recommend_plan import RecommendConfig, pool_networks, pool_widths
 from ensplit.metrics import cnll_ttcv
@@ -62,14 +63,14 @@ def trial(pool: torch.Tensor, reference: torch.Tensor, labels: torch.Tensor, con
                         splits=config.cnll_splits, seed=seed, measured=[])
     sigma = float(np.std([cnll(mine[i:i + 1]) for i in range(3)], ddof=1))
     sigma_ref = float(np.std([cnll(ref[i:i + 1]) for i in range(6)], ddof=1))
+    own = SizeLaw(1000, size.fit, tuple(size.fits), sigma, 3)  # as before: its bootstrap, its own σ
+    noise = pooled_single_noise([own, SizeLaw(500, size.fit, (), sigma_ref, 6)])  # recommend pools over its pools
     variance = subset_fit_variance(ref, labels, 3, int(N.max()), config.bootstrap, splits=config.cnll_splits,
-                                   seed=seed) * (sigma / sigma_ref) ** 2
+                                   seed=seed) * (noise[0] / sigma_ref) ** 2
     neighbour = SizeLaw(2000, size.fit, tuple(size.fits), sigma, 3)  # weight 0 at the trained size
     rows = []
-    for fit_variance in (tuple(variance), ()):
-        law = SizeLaw(1000, size.fit, (), sigma, 3, fit_variance) if fit_variance else \
-            SizeLaw(1000, size.fit, tuple(size.fits), sigma, 3)
-        predictions = [plane_prediction([law, neighbour], int(n), 1000) for n in N]
+    for law, pooled in ((SizeLaw(1000, size.fit, (), sigma, 3, tuple(variance)), noise), (own, None)):
+        predictions = [plane_prediction([law, neighbour], int(n), 1000, pooled) for n in N]
         rows.append((np.array([p.contains(t) for p, t in zip(predictions, truth, strict=True)]),
                      np.array([p.upper - p.lower for p in predictions])))
     return rows[0][0], rows[1][0], rows[0][1], rows[1][1]
@@ -101,8 +102,9 @@ def main() -> None:
              "recommend's pool and 6 of the reference width as its reference, and scores the interval at "
              "n = 2..7 against n further networks (nominal coverage 0.90; trials share networks, so a coverage "
              "is good to about ±0.1). *With*: the 3-network law's variance from 3-network subsets of the "
-             "reference, scaled by one network's variance (recommend now); *without*: the pool's bootstrap "
-             "alone (before).", "",
+             "reference, scaled by one network's variance, pooled over the two pools, as is the σ of the new "
+             "ensemble (recommend now, which pools over all its pools); *without*: the pool's bootstrap and its "
+             "own σ alone (before).", "",
              "| budget | pool size (width) | reference width | n | coverage with | coverage without "
              "| median width with | median width without |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
     summary = []

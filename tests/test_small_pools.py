@@ -16,7 +16,13 @@ import pytest
 import torch
 from scipy import stats
 
-from ensplit.analysis.extrapolation import SizeLaw, interpolate_log, log_weights, plane_prediction
+from ensplit.analysis.extrapolation import (
+    SizeLaw,
+    interpolate_log,
+    log_weights,
+    plane_prediction,
+    pooled_single_noise,
+)
 from ensplit.analysis.intervals import predictive_interval, t_quantile
 from ensplit.analysis.powerlaw import PowerLaw, fit_power_law
 from ensplit.analysis.prediction import predict_size, subset_fit_variance
@@ -75,6 +81,20 @@ def test_a_laws_fit_variance_enters_the_plane_with_its_weight_squared():
     assert alone.quantile == pytest.approx(stats.t.ppf(0.95, 5), rel=1e-12)
 
 
+def test_pooled_noise_against_a_hand_computation_and_in_the_plane():
+    law = PowerLaw(-0.7, 0.2, 1.0, 0.0)
+    laws = [SizeLaw(100, law, (law,), 0.05, 6), SizeLaw(200, law, (), 0.02, 3), SizeLaw(400, law, (), 0.01, 3),
+            SizeLaw(800, law, (), float("nan"), 1)]  # one network: no spread to pool
+    sigma, dof = pooled_single_noise(laws)
+    assert dof == 5 + 2 + 2
+    assert sigma == pytest.approx(np.sqrt((5 * 0.05 ** 2 + 2 * 0.02 ** 2 + 2 * 0.01 ** 2) / 9), rel=1e-12)
+    assert pooled_single_noise([SizeLaw(100, law, (), float("nan"), 1)]) is None
+    small = SizeLaw(400, law, (), 0.01, 3, fit_variance=(1e-4,))
+    prediction = plane_prediction([laws[0], small], 3, 400, noise=(sigma, dof))  # at the small pool's size
+    half = stats.t.ppf(0.95, 9) * np.sqrt(1e-4 + sigma ** 2 / 3)
+    assert prediction.upper - prediction.value == pytest.approx(half, rel=1e-12)
+
+
 def test_recommend_gives_a_3_network_pool_the_scaled_subset_variance_or_its_level():
     config = RecommendConfig()
     reference, labels = synthetic_pool(6, objects=150, noise=1.0, seed=2)
@@ -86,13 +106,16 @@ def test_recommend_gives_a_3_network_pool_the_scaled_subset_variance_or_its_leve
                                    splits=config.cnll_splits, seed=config.recipe.seed) * (0.02 / 0.04) ** 2
     np.testing.assert_allclose(got.fit_variance, expected, rtol=1e-12)
     assert _with_fit_variance(large, {200: reference}, [large, small], labels, config) is large
+    pooled = _with_fit_variance(small, {200: reference}, [large, small], labels, config, noise=(0.03, 7))
+    np.testing.assert_allclose(pooled.fit_variance, expected * (0.03 / 0.02) ** 2, rtol=1e-12)  # σ² pooled
     alone = _with_fit_variance(small, {}, [small, SizeLaw(1600, law, (), 0.05, 3)], labels, config)
     assert alone.fit_variance == pytest.approx((0.02 ** 2 / 3,))  # no larger pool: the level of the curve
 
 
 def _trial(trial: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
     """Whether the interval at n = 2, 4, 7 from a 3-network pool holds a fresh ensemble: with the subset
-    variance from a 6-network pool (as recommend builds it), and without (the pool's bootstrap alone)."""
+    variance from a 6-network pool and σ pooled over the two (as recommend builds it), and without (the pool's
+    bootstrap and its own σ alone, as before)."""
     targets = np.array([2, 4, 7])
     pool, labels = synthetic_pool(3, objects=300, noise=noise, seed=trial)
     reference, _ = synthetic_pool(6, objects=300, noise=noise, seed=50_000 + trial)
@@ -102,9 +125,10 @@ def _trial(trial: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
                         measured=[])
     sigma = float(np.std([_cnll(pool, labels, (i,)) for i in range(3)], ddof=1))
     sigma_ref = float(np.std([_cnll(reference, labels, (i,)) for i in range(6)], ddof=1))
+    pooled = np.sqrt((2 * sigma ** 2 + 5 * sigma_ref ** 2) / 7)  # as recommend: σ pooled over the pools
     variance = subset_fit_variance(reference, labels, 3, 8, repeats=20, splits=1, seed=trial)[targets - 1]
-    lower, upper = predictive_interval(size.point[targets - 1], variance * (sigma / sigma_ref) ** 2,
-                                       sigma / np.sqrt(targets), t_quantile(2))
+    lower, upper = predictive_interval(size.point[targets - 1], variance * (pooled / sigma_ref) ** 2,
+                                       pooled / np.sqrt(targets), t_quantile(7))
     at = targets - 1
     return (lower <= truth) & (truth <= upper), (size.lower[at] <= truth) & (truth <= size.upper[at])
 

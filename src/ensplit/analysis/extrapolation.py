@@ -151,13 +151,26 @@ def interpolate_log(sizes: Sequence[float], values: Sequence[float], params: flo
     return float(sum(w * float(values[i]) for i, w in log_weights(sizes, params).items()))
 
 
-def plane_prediction(laws: Sequence[SizeLaw], members: int, params: int) -> Prediction:
+def pooled_single_noise(laws: Sequence[SizeLaw]) -> Noise | None:
+    """One network's CNLL spread pooled over the pools, Σ(networks − 1)·s² / Σ(networks − 1), with its
+    degrees of freedom (None without two networks in some pool): one estimate from every network, where a
+    3-network pool's own has 2 degrees of freedom. On MNIST-1D the spread is about the same at every size
+    (0.015–0.025 over 14 networks at each of five widths, benchmarks/results/small_pool_coverage.md)."""
+    usable = [(law.networks - 1, law.single_std) for law in laws if law.networks > 1 and np.isfinite(law.single_std)]
+    dof = sum(d for d, _ in usable)
+    if dof == 0:
+        return None
+    return float(np.sqrt(sum(d * s ** 2 for d, s in usable) / dof)), int(dof)
+
+
+def plane_prediction(laws: Sequence[SizeLaw], members: int, params: int, noise: Noise | None = None) -> Prediction:
     """CNLL of an ensemble of `members` networks of `params` parameters each, from the per-size laws.
 
     The bootstrap spread is that of the interpolated refits (a law without refits enters with its point law),
     plus each law's own `fit_variance` times its interpolation weight squared (the pools are trained apart, so
-    their errors are independent); the noise of one new ensemble is one network's spread at that size divided
-    by √n, with (networks − 1) degrees of freedom of the smaller of the two pools it is read from.
+    their errors are independent); the noise of one new ensemble is one network's spread divided by √n: with
+    `noise` = (σ, degrees of freedom) pooled over the pools (`pooled_single_noise`), else the spread at that size
+    with (networks − 1) degrees of freedom of the smaller of the two pools it is read from.
     """
     if len(laws) < 2:
         raise EnsplitError("the (n, s) plane needs power laws at two member sizes at least")
@@ -169,11 +182,14 @@ def plane_prediction(laws: Sequence[SizeLaw], members: int, params: int) -> Pred
                                           for law in laws], params) for r in range(repeats)]
     spread = float(np.var(replicates)) if replicates else 0.0
     spread += sum(w ** 2 * laws[i].variance(members) for i, w in weights.items())
-    sigma = interpolate_log(sizes, [law.single_std for law in laws], params) / np.sqrt(members)
-    quantile = t_quantile(min(laws[i].networks for i, w in weights.items() if w) - 1)  # σ: from the laws it reads
+    if noise is None:
+        sigma = interpolate_log(sizes, [law.single_std for law in laws], params) / np.sqrt(members)
+        quantile = t_quantile(min(laws[i].networks for i, w in weights.items() if w) - 1)  # from the laws it reads
+    else:
+        sigma, quantile = noise[0] / np.sqrt(members), t_quantile(noise[1])
     lower, upper = predictive_interval(point, spread, sigma, quantile)
     return Prediction(point, lower, upper, None, (), sigma, 1.0, quantile)
 
 
 __all__ = ["LEVEL", "Noise", "Prediction", "SizeLaw", "interpolate_log", "ladder_prediction", "log_weights",
-           "plane_prediction"]
+           "plane_prediction", "pooled_single_noise"]

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ensplit.analysis.extrapolation import Noise, Prediction, SizeLaw, ladder_prediction, plane_prediction
+from ensplit.analysis.extrapolation import (
+    Noise,
+    Prediction,
+    SizeLaw,
+    ladder_prediction,
+    plane_prediction,
+    pooled_single_noise,
+)
 from ensplit.analysis.ladder_error import model_error, pooled_noise
 from ensplit.analysis.prediction import predict_size, subset_fit_variance
 from ensplit.errors import EnsplitError
@@ -35,6 +42,7 @@ class Evidence:
     laws: list[SizeLaw] = field(default_factory=list)
     ladders: dict[tuple[str, int], dict[int, list[float]]] = field(default_factory=dict)
     noise: Noise | None = None  # one run's σ pooled over the sharing ladders, with its degrees of freedom
+    plane_noise: Noise | None = None  # one network's σ pooled over the deep pools, with its degrees of freedom
     kappa: float = 0.0  # the power law's own extrapolation error, CNLL per octave (backtested on the ladders)
 
     def settle(self, repeats: int, seed: int) -> Evidence:
@@ -59,7 +67,8 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
     `recommend_tune`). With `pools`, its deep-pool evidence is reused (the pools are the same; their bootstrap
     is the slow part)."""
     labels = torch.as_tensor(store.labels()).long()
-    evidence = Evidence() if pools is None else Evidence(dict(pools.singles), list(pools.laws))
+    evidence = Evidence() if pools is None else Evidence(dict(pools.singles), list(pools.laws),
+                                                         plane_noise=pools.plane_noise)
     planned = None if pool_jobs is None else {job.job_id for job in pool_jobs}
     pools_read: dict[int, torch.Tensor] = {}
     for size, width in widths.items() if pools is None else ():
@@ -78,7 +87,9 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
         evidence.laws.append(SizeLaw(params, size.fit, refits, float(np.std(own, ddof=1)), len(own)))
         pools_read[params] = log_probs
     if pools_read:
-        evidence.laws = [_with_fit_variance(law, pools_read, evidence.laws, labels, config) for law in evidence.laws]
+        evidence.plane_noise = pooled_single_noise(evidence.laws)
+        evidence.laws = [_with_fit_variance(law, pools_read, evidence.laws, labels, config, evidence.plane_noise)
+                         for law in evidence.laws]
     by_job: dict[str, list[dict]] = {}
     for row in store.networks("ladder"):
         by_job.setdefault(row["job_id"], []).append(row)
@@ -98,20 +109,22 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
 
 
 def _with_fit_variance(law: SizeLaw, pools: dict[int, torch.Tensor], laws: list[SizeLaw], labels: torch.Tensor,
-                       config: RecommendConfig) -> SizeLaw:
+                       config: RecommendConfig, noise: Noise | None = None) -> SizeLaw:
     """A pool of fewer than `SMALL_POOL` networks with the variance of its law's prediction that its bootstrap
     cannot give: a law fitted on that many networks varies, over subsets of the largest pool with two networks
-    more at least, by `subset_fit_variance`, scaled to this size by the ratio of one network's variance here and
-    there; with no such pool, the variance of the pool's mean CNLL, σ²/networks (the level of the curve only)."""
+    more at least, by `subset_fit_variance`, scaled by one network's variance (σ², pooled over the pools when
+    `noise` is given, else this pool's own) over the reference pool's; with no such pool, the variance of the
+    pool's mean CNLL, σ²/networks (the level of the curve only)."""
     if law.networks >= SMALL_POOL:
         return law
+    sigma = law.single_std if noise is None else noise[0]
     candidates = [other for other in laws if other.networks >= law.networks + 2 and other.single_std > 0]
     if not candidates:
-        return replace(law, fit_variance=(law.single_std ** 2 / law.networks,))
+        return replace(law, fit_variance=(sigma ** 2 / law.networks,))
     reference = max(candidates, key=lambda other: (other.networks, other.params))
     variance = subset_fit_variance(pools[reference.params], labels, law.networks, config.members_max,
                                    config.bootstrap, splits=config.cnll_splits, seed=config.recipe.seed)
-    scale = (law.single_std / reference.single_std) ** 2
+    scale = (sigma / reference.single_std) ** 2
     return replace(law, fit_variance=tuple(float(v) * scale for v in variance))
 
 
@@ -145,7 +158,8 @@ def predict(candidate: Candidate, evidence: Evidence, config: RecommendConfig) -
             return ladder_prediction(evidence.singles, candidate.params, config.bootstrap, config.recipe.seed,
                                      model_error=evidence.kappa)
         if candidate.method == "deep":
-            return plane_prediction(evidence.laws, candidate.members, candidate.params // candidate.members)
+            return plane_prediction(evidence.laws, candidate.members, candidate.params // candidate.members,
+                                    evidence.plane_noise)
         ladder = evidence.ladders.get((candidate.method, candidate.members), {})
         return ladder_prediction(ladder, candidate.params, config.bootstrap, config.recipe.seed, evidence.noise,
                                  evidence.kappa)
