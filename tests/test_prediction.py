@@ -6,9 +6,17 @@ import numpy as np
 import pytest
 
 from ensplit.analysis.powerlaw import PowerLaw, fit_power_law
-from ensplit.analysis.prediction import SizePrediction, compare_splits, predict_memory_splits, predict_size
+from ensplit.analysis.prediction import (
+    SizePrediction,
+    _distinct_ensembles,
+    _small_pool_curves,
+    _small_pools,
+    compare_splits,
+    predict_memory_splits,
+    predict_size,
+)
 from ensplit.errors import EnsplitError
-from ensplit.metrics import cnll_ttcv
+from ensplit.metrics import cnll_ttcv, cnll_ttcv_indexed
 from synthetic import synthetic_pool
 
 
@@ -118,3 +126,20 @@ def test_no_resample_with_three_distinct_networks_leaves_the_point_prediction_wi
     np.testing.assert_array_equal(result.lower, result.upper)
     with_bands = predict_size(pool, labels, params=10, small_pool=3, fit_max_n=3, repeats=0, splits=2, seed=seed)
     np.testing.assert_array_equal(result.point, with_bands.point)
+
+
+def test_small_pool_curves_score_each_distinct_ensemble_once_and_equal_the_plain_loop():
+    """Each draw scored on its own (as before the change) against every distinct ensemble scored once."""
+    pool, labels = synthetic_pool(6, objects=150, noise=1.0, seed=7)
+    draws = [np.arange(6)] + _small_pools(6, 6, 30, "bootstrap", seed=3)
+    plain = np.full((len(draws), 4), np.nan)
+    for i, draw in enumerate(draws):
+        for n in range(1, 5):
+            ensembles = _distinct_ensembles(draw, n)
+            if len(ensembles):
+                plain[i, n - 1] = float(cnll_ttcv_indexed(pool, labels, [ensembles], "before", 5, 0)[0][0].mean())
+    curves, single_std = _small_pool_curves(pool, labels, draws, 4, "before", 5, 0)
+    np.testing.assert_allclose(curves, plain, rtol=0, atol=1e-12)  # nan where a draw has too few networks
+    assert np.isnan(plain).any()  # the bootstrap drew repeats, so some draws lack 4 distinct networks
+    singles = [float(cnll_ttcv(pool[i:i + 1], labels, splits=5)) for i in range(6)]
+    assert single_std == pytest.approx(np.std(singles, ddof=1), rel=1e-9)
