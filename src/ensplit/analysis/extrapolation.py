@@ -153,7 +153,7 @@ def interpolate_log(sizes: Sequence[float], values: Sequence[float], params: flo
 
 def pooled_single_noise(laws: Sequence[SizeLaw]) -> Noise | None:
     """One network's CNLL spread pooled over the pools, Σ(networks − 1)·s² / Σ(networks − 1), with its
-    degrees of freedom (None without two networks in some pool): one estimate from every network, where a
+    degrees of freedom (None when no pool has two networks): one estimate from every network, where a
     3-network pool's own has 2 degrees of freedom. On MNIST-1D the spread is about the same at every size
     (0.015–0.025 over 14 networks at each of five widths, benchmarks/results/small_pool_coverage.md)."""
     usable = [(law.networks - 1, law.single_std) for law in laws if law.networks > 1 and np.isfinite(law.single_std)]
