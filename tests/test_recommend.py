@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 
 import pytest
 
+import ensplit.experiments.recommend as recommend_module
 import ensplit.experiments.recommend_plan as plan_module
 from ensplit.cli import main
 from ensplit.data.spec import load_data
@@ -129,6 +131,41 @@ def test_a_rerun_trains_nothing_and_a_second_budget_reuses_the_first(tiny, capsy
     fresh = RecommendConfig(budget=12_000, members_max=3, methods=("batchensemble", "multihead"))
     fresh_jobs = len(plan_pool_jobs(fresh, DATA)) + sum(len(j) for j in plan_ladder_jobs(fresh, DATA).values())
     assert larger["verification"] is None and larger["trained_jobs"] < fresh_jobs  # some reused from 6k
+
+
+def test_a_rerun_takes_the_costs_it_measured_and_measures_them_again_in_other_conditions(tiny, capsys,
+                                                                                          monkeypatch):
+    folder, first = tiny
+    measured = []
+    original = recommend_module.assess_costs
+
+    def counting(candidate, config, data):  # noqa: ANN001, ANN202
+        measured.append(candidate.name)
+        return original(candidate, config, data)
+
+    monkeypatch.setattr(recommend_module, "assess_costs", counting)
+    timings = ("seconds_per_epoch", "inference_ms_per_example", "flops_per_example")
+    assert main(["recommend", "--budget", "6k", "--out", str(folder), *TINY, "--json", "--no-report"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert measured == []  # every cost was stored by the first run
+    assert [[c[k] for k in timings] for c in again["candidates"]] == \
+        [[c[k] for k in timings] for c in first["candidates"]]
+    default = recommend_module.torch.get_num_threads()
+    threads = 2 if default == 1 else 1  # other conditions: measured anew
+    try:
+        assert main(["recommend", "--budget", "6k", "--out", str(folder), *TINY, "--threads", str(threads), "--json",
+                     "--no-report", "--no-verify"]) == 0
+    finally:
+        recommend_module.torch.set_num_threads(default)  # --threads sets this process's threads
+    capsys.readouterr()
+    assert sorted(measured) == sorted(c["name"] for c in first["candidates"])
+    stored = [json.loads(key) for key in recommend_module.stored_costs(folder)]
+    for name in (c["name"] for c in first["candidates"]):  # both conditions kept, each candidate in each
+        params = next(c["params"] for c in first["candidates"] if c["name"] == name)
+        assert {k["threads"] for k in stored if k["candidate"][3] == params} >= {default, threads}
+    with sqlite3.connect(folder / "results.sqlite") as conn:  # an edited record is ignored, never trusted
+        conn.execute("UPDATE meta SET value = '[1, 2' WHERE key = 'candidate_costs'")
+    assert recommend_module.stored_costs(folder) == {}
 
 
 def test_a_flops_budget_narrows_the_costly_candidates(tiny, capsys):

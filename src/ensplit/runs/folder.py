@@ -87,16 +87,21 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
-def _index_settings(directory: Path) -> str | None:
-    """The settings copy in the folder's index, read without opening it for writing (None if unreadable)."""
+def index_meta(directory: Path, key: str) -> str | None:
+    """One value of the folder's index metadata, read without opening it for writing (None if unreadable)."""
     if not (directory / INDEX).is_file():
         return None
     try:
         with closing(sqlite3.connect(f"file:{directory / INDEX}?mode=ro", uri=True)) as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     except sqlite3.Error:
         return None
     return None if row is None else row[0]
+
+
+def _index_settings(directory: Path) -> str | None:
+    """The settings copy in the folder's index, read without opening it for writing (None if unreadable)."""
+    return index_meta(directory, "settings")
 
 
 def _settings_owner(text: str | None) -> str | None:
