@@ -8,8 +8,10 @@ import json
 import sqlite3
 
 import pytest
+import torch
 
 import ensplit.experiments.recommend as recommend_module
+import ensplit.experiments.recommend_measured as recommend_measured
 import ensplit.experiments.recommend_plan as plan_module
 from ensplit.cli import main
 from ensplit.data.spec import load_data
@@ -150,22 +152,22 @@ def test_a_rerun_takes_the_costs_it_measured_and_measures_them_again_in_other_co
     assert measured == []  # every cost was stored by the first run
     assert [[c[k] for k in timings] for c in again["candidates"]] == \
         [[c[k] for k in timings] for c in first["candidates"]]
-    default = recommend_module.torch.get_num_threads()
+    default = torch.get_num_threads()
     threads = 2 if default == 1 else 1  # other conditions: measured anew
     try:
         assert main(["recommend", "--budget", "6k", "--out", str(folder), *TINY, "--threads", str(threads), "--json",
                      "--no-report", "--no-verify"]) == 0
     finally:
-        recommend_module.torch.set_num_threads(default)  # --threads sets this process's threads
+        torch.set_num_threads(default)  # --threads sets this process's threads
     capsys.readouterr()
     assert sorted(measured) == sorted(c["name"] for c in first["candidates"])
-    stored = [json.loads(key) for key in recommend_module.stored_costs(folder)]
+    stored = [json.loads(key) for key in recommend_measured.stored_costs(folder)]
     for name in (c["name"] for c in first["candidates"]):  # both conditions kept, each candidate in each
         params = next(c["params"] for c in first["candidates"] if c["name"] == name)
         assert {k["threads"] for k in stored if k["candidate"][3] == params} >= {default, threads}
     with sqlite3.connect(folder / "results.sqlite") as conn:  # an edited record is ignored, never trusted
         conn.execute("UPDATE meta SET value = '[1, 2' WHERE key = 'candidate_costs'")
-    assert recommend_module.stored_costs(folder) == {}
+    assert recommend_measured.stored_costs(folder) == {}
 
 
 def test_a_flops_budget_narrows_the_costly_candidates(tiny, capsys):

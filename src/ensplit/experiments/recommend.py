@@ -14,16 +14,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from ensplit._version import provenance
 from ensplit.analysis.extrapolation import Prediction
@@ -34,6 +30,7 @@ from ensplit.ensembles.cost import forward_flops
 from ensplit.errors import EnsplitError
 from ensplit.experiments.recommend_cost import Cost, brute_force_flops, cost_of, grid_cells, training_flops
 from ensplit.experiments.recommend_evidence import Evidence, gather, predict, stored_cnll
+from ensplit.experiments.recommend_measured import cost_key, keep_costs, stored_costs
 from ensplit.experiments.recommend_plan import (
     Candidate,
     LadderPlan,
@@ -56,7 +53,7 @@ from ensplit.experiments.recommend_tune import (
 )
 from ensplit.jsonable import to_jsonable
 from ensplit.runs.executors import make_executor
-from ensplit.runs.folder import admit, execute, index_meta, note, open_folder
+from ensplit.runs.folder import admit, execute, note, open_folder
 from ensplit.runs.plan import TrainJob
 from ensplit.runs.resources import check_training
 from ensplit.store import folder_lock
@@ -65,7 +62,6 @@ from ensplit.train.epoch_time import seconds_per_epoch
 from ensplit.train.measure import steps_in_epoch
 
 DEFAULT_OUT = "ensplit-recommend"
-COSTS_KEY = "candidate_costs"  # index metadata: each candidate's measured costs, by `_cost_key`
 
 
 @dataclass
@@ -317,27 +313,6 @@ def _rank(kept: list[Assessed], config: RecommendConfig) -> list[Assessed]:
     return ranked
 
 
-def _cost_key(candidate: Candidate, config: RecommendConfig) -> str:
-    """What a candidate's measured costs depend on beyond the folder's settings: the candidate, and the device,
-    threads, machine and torch they were measured with."""
-    return json.dumps({"candidate": [candidate.method, candidate.members, candidate.width, candidate.params,
-                                     repr(candidate.options)],
-                       "device": str(config.recipe.torch_device()), "threads": torch.get_num_threads(),
-                       "host": platform.node(), "torch": torch.__version__}, sort_keys=True)
-
-
-def stored_costs(out: Path) -> dict[str, list[float]]:
-    """The candidates' costs an earlier run measured in `out` (read-only; {} when none or unreadable)."""
-    try:
-        stored = json.loads(index_meta(out, COSTS_KEY) or "{}")
-    except ValueError:
-        return {}
-    if not isinstance(stored, dict):
-        return {}
-    return {k: v for k, v in stored.items() if isinstance(v, list) and len(v) == 3
-            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)}
-
-
 def _assess(config: RecommendConfig, data: Dataset,
             known: dict[str, list[float]] | None = None) -> tuple[list[Assessed], list[Assessed]]:
     """The candidates (sized to a flops_budget) with their costs, and those no width fits; refuses a budget
@@ -352,19 +327,12 @@ def _assess(config: RecommendConfig, data: Dataset,
     known = known or {}
 
     def assess(candidate: Candidate) -> Assessed:
-        stored = known.get(_cost_key(candidate, config))
+        stored = known.get(cost_key(candidate, config))
         if stored is None:
             return assess_costs(candidate, config, data)
         return Assessed(candidate, int(stored[0]), float(stored[1]), float(stored[2]))
 
     return [assess(c) for c in sizing.kept], [assess(c) for c in sizing.dropped]  # dropped: above flops_budget
-
-
-def _keep_costs(run: Any, config: RecommendConfig, assessed: list[Assessed], known: dict[str, list[float]]) -> None:
-    """Store every candidate's measured costs in the folder, so a rerun prints the answer without measuring."""
-    costs = dict(known)
-    costs.update({_cost_key(a.candidate, config): [a.flops, a.seconds_per_epoch, a.inference_ms] for a in assessed})
-    run.store.set_meta(COSTS_KEY, json.dumps(costs, sort_keys=True))
 
 
 def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAULT_OUT, progress: bool = True,
@@ -381,7 +349,8 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
     kept, dropped = _assess(config, data, known)
     with folder_lock(out, "recommend"):
         run = open_folder(config, out, "recommend", repair, data=data)
-        _keep_costs(run, config, kept + dropped, known)
+        keep_costs(run.store, config, [(a.candidate, a.flops, a.seconds_per_epoch, a.inference_ms)
+                                       for a in kept + dropped], known)
         executor = make_executor(config.executor, str(config.recipe.torch_device()), config.workers,
                                  config.address, False, config.gpus_per_job)  # one bar per stage, none per run
         cheap = cheap_runs(config, data, run, executor, [a.candidate for a in kept], progress)
