@@ -88,8 +88,9 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
         pools_read[params] = log_probs
     if pools_read:
         evidence.plane_noise = pooled_single_noise(evidence.laws)
-        evidence.laws = [_with_fit_variance(law, pools_read, evidence.laws, labels, config, evidence.plane_noise)
-                         for law in evidence.laws]
+        subsets: dict[tuple[int, int], np.ndarray] = {}  # one subset variance per (reference, networks)
+        evidence.laws = [_with_fit_variance(law, pools_read, evidence.laws, labels, config, evidence.plane_noise,
+                                            subsets) for law in evidence.laws]
     by_job: dict[str, list[dict]] = {}
     for row in store.networks("ladder"):
         by_job.setdefault(row["job_id"], []).append(row)
@@ -109,12 +110,14 @@ def gather(store: ResultStore, config: RecommendConfig, widths: dict[int, int],
 
 
 def _with_fit_variance(law: SizeLaw, pools: dict[int, torch.Tensor], laws: list[SizeLaw], labels: torch.Tensor,
-                       config: RecommendConfig, noise: Noise | None = None) -> SizeLaw:
+                       config: RecommendConfig, noise: Noise | None = None,
+                       subsets: dict[tuple[int, int], np.ndarray] | None = None) -> SizeLaw:
     """A pool of fewer than `SMALL_POOL` networks with the variance of its law's prediction that its bootstrap
     cannot give: a law fitted on that many networks varies, over subsets of the largest pool with two networks
     more at least, by `subset_fit_variance`, scaled by one network's variance (σ², pooled over the pools when
     `noise` is given, else this pool's own) over the reference pool's; with no such pool, the variance of the
-    pool's mean CNLL, σ²/networks (the level of the curve only)."""
+    pool's mean CNLL, σ²/networks (the level of the curve only). `subsets` keeps the subset variances across
+    calls (the pools above P/8 share their reference and size)."""
     if law.networks >= SMALL_POOL:
         return law
     sigma = law.single_std if noise is None else noise[0]
@@ -122,8 +125,12 @@ def _with_fit_variance(law: SizeLaw, pools: dict[int, torch.Tensor], laws: list[
     if not candidates:
         return replace(law, fit_variance=(sigma ** 2 / law.networks,))
     reference = max(candidates, key=lambda other: (other.networks, other.params))
-    variance = subset_fit_variance(pools[reference.params], labels, law.networks, config.members_max,
-                                   config.bootstrap, splits=config.cnll_splits, seed=config.recipe.seed)
+    subsets = {} if subsets is None else subsets
+    key = (reference.params, law.networks)
+    if key not in subsets:
+        subsets[key] = subset_fit_variance(pools[reference.params], labels, law.networks, config.members_max,
+                                           config.bootstrap, splits=config.cnll_splits, seed=config.recipe.seed)
+    variance = subsets[key]
     scale = (sigma / reference.single_std) ** 2
     return replace(law, fit_variance=tuple(float(v) * scale for v in variance))
 

@@ -47,7 +47,8 @@ def stored_costs(out: Path) -> dict[str, list[float]]:
 
 def keep_costs(store: ResultStore, config: RecommendConfig, measured: Sequence[Measured],
                known: dict[str, list[float]]) -> None:
-    """Store `measured` beside what the folder already `known`."""
-    costs = dict(known)
-    costs.update({cost_key(c, config): [flops, seconds, inference] for c, flops, seconds, inference in measured})
-    store.set_meta(COSTS_KEY, json.dumps(costs, sort_keys=True))
+    """Store `measured` beside what the folder already `known` (no write when nothing is new)."""
+    new = {cost_key(c, config): [flops, seconds, inference] for c, flops, seconds, inference in measured}
+    if new.keys() <= known.keys():
+        return
+    store.set_meta(COSTS_KEY, json.dumps({**known, **new}, sort_keys=True))

@@ -133,12 +133,17 @@ def _legacy_run_folder(table: str) -> Callable[[Path, set[str]], bool]:
     return test
 
 
-def _check_owner(directory: Path, table: str) -> None:
-    """Refuse another experiment's folder and a folder of files ensplit did not write; mark it `table`'s."""
+def _refuse_other_owner(directory: Path, table: str) -> None:
+    """Refuse another experiment's folder (read-only)."""
     owner = folder_owner(directory)
     if owner and owner != table:
         raise EnsplitError(f"{directory} is an `ensplit {owner}` folder, not an `ensplit {table}` one; choose "
                            "another --out")
+
+
+def _check_owner(directory: Path, table: str) -> None:
+    """Refuse another experiment's folder and a folder of files ensplit did not write; mark it `table`'s."""
+    _refuse_other_owner(directory, table)
     claim_folder(directory, table, _legacy_run_folder(table))
 
 
@@ -166,10 +171,7 @@ def admit(settings: S, directory: str | Path, table: str) -> S:
     directory = Path(directory)
     if not directory.is_dir():
         return settings
-    owner = folder_owner(directory)
-    if owner and owner != table:
-        raise EnsplitError(f"{directory} is an `ensplit {owner}` folder, not an `ensplit {table}` one; choose "
-                           "another --out")
+    _refuse_other_owner(directory, table)
     previous = read_settings(directory, type(settings))
     if previous is None or previous.fingerprint() == settings.fingerprint():
         return settings
