@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import sqlite3
+import statistics
 
 import pytest
 import torch
@@ -155,7 +158,8 @@ def test_cost_of_counts_each_planned_job_once_and_verification_apart():
     assert cost.ratio == pytest.approx(cost.training_flops / brute_force_flops(found, config, DATA))
     assert cost.to_json() == {"training_flops": cost.training_flops, "brute_force_flops": cost.brute_force_flops,
                               "ratio": round(cost.ratio, 4), "seconds": 12.3, "jobs": 2,
-                              "verification_flops": cost.verification_flops, "brute_force_cells": 1}
+                              "verification_flops": cost.verification_flops, "brute_force_cells": 1,
+                              "training_seconds": 0.0, "brute_force_seconds": 0.0, "time_ratio": None}
     tuned = RecommendConfig(recipe=RECIPE, budget=2000, members_max=2, methods=(), tune=True,
                             tune_lrs=(0.1, 0.2, 0.4), tune_weight_decays=(0.0, 5e-4))
     six = cost_of([a, b], [], found, tuned, DATA, 1.0, 2)  # a tuned brute force trains every cell: 3 × 2
@@ -166,6 +170,26 @@ def test_the_cost_line():
     cost = Cost(1_234_000_000, 3_900_000_000, 41.2, 17).to_json()
     assert cost_line(cost, 13) == ("Cost: 1.2e9 training FLOPs, 0.32x a one-seed brute force of the 13 candidates "
                                    "(3.9e9); 41 s, 17 jobs")
+
+
+def test_the_cost_line_weighs_training_time_when_measured():
+    cost = Cost(1_234_000_000, 3_900_000_000, 41.2, 17, training_seconds=34.4, brute_force_seconds=21.5).to_json()
+    assert cost["time_ratio"] == pytest.approx(34.4 / 21.5, abs=1e-4)
+    assert cost_line(cost, 13) == ("Cost: 1.2e9 training FLOPs, 0.32x a one-seed brute force of the 13 candidates "
+                                   "(3.9e9); 41 s, 17 jobs; training 34 s against an estimated 22 s for that "
+                                   "brute force (1.60x)")
+
+
+def _recorded_by_hand(folder, job_ids) -> float:
+    """Each job's epoch seconds read straight from the folder's SQLite: the median after the first epoch (all
+    of them for a one-epoch job), times the epochs."""
+    total = 0.0
+    with sqlite3.connect(folder / "results.sqlite") as conn:
+        for job_id, spe in conn.execute("SELECT job_id, seconds_per_epoch FROM jobs"):
+            epochs = json.loads(spe)
+            if job_id in job_ids:
+                total += statistics.median(epochs[1:] or epochs) * len(epochs)
+    return total
 
 
 def test_recommend_reports_its_cost_from_scratch(tmp_path):
@@ -181,5 +205,12 @@ def test_recommend_reports_its_cost_from_scratch(tmp_path):
     assert cost["brute_force_flops"] == brute_force_flops([a.candidate for a in first.ranked], config, data)
     assert cost["ratio"] == pytest.approx(cost["training_flops"] / cost["brute_force_flops"], rel=1e-3)
     assert f"{cost['ratio']:.2f}x a one-seed brute force of the {len(first.ranked)}" in render(first.to_json())
+    assert cost["training_seconds"] == pytest.approx(_recorded_by_hand(tmp_path / "r", {j.job_id for j in planned}),
+                                                     abs=2e-3) and cost["training_seconds"] > 0
+    per_epoch = [c["seconds_per_epoch"] for c in first.to_json()["candidates"]]
+    assert cost["brute_force_seconds"] == pytest.approx(sum(per_epoch) * config.recipe.train.epochs, abs=2e-3)
+    assert cost["time_ratio"] == pytest.approx(first.cost.training_seconds / first.cost.brute_force_seconds, 1e-3)
+    assert f"({cost['time_ratio']:.2f}x)" in render(first.to_json())
     again = run_recommend(config, tmp_path / "r", progress=False)
     assert again.trained_jobs == 0 and again.cost.training_flops == cost["training_flops"]  # from scratch
+    assert again.cost.training_seconds == pytest.approx(first.cost.training_seconds)  # the folder's record

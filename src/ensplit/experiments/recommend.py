@@ -373,5 +373,5 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
         result.trained_jobs = trained
         result.seconds = time.perf_counter() - start
         result.cost = cost_of(cheap.planned, verified, [a.candidate for a in result.ranked], config, data,
-                              result.seconds, trained)
+                              result.seconds, trained, run.store, [a.seconds_per_epoch for a in result.ranked])
     return result

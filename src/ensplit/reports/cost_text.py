@@ -18,6 +18,9 @@ def cost_line(cost: dict[str, Any], candidates: int) -> str:
     line = (f"Cost: {_short(cost['training_flops'])} training FLOPs, {cost['ratio']:.2f}x a one-seed brute force "
             f"of the {candidates} candidates{tuned} ({_short(cost['brute_force_flops'])}); {cost['seconds']:.0f} s, "
             f"{cost['jobs']} jobs")
+    if cost.get("time_ratio") is not None:  # absent from results made before the time fields
+        line += (f"; training {cost['training_seconds']:.0f} s against an estimated "
+                 f"{cost['brute_force_seconds']:.0f} s for that brute force ({cost['time_ratio']:.2f}x)")
     if cost["verification_flops"]:
         line += f"; verification {_short(cost['verification_flops'])} FLOPs more"
     return line

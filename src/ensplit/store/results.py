@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -279,6 +279,12 @@ class ResultStore:
         for width, spe in self._conn.execute("SELECT width, seconds_per_epoch FROM jobs WHERE kind = ?", (kind,)):
             out.setdefault(width, []).append(json.loads(spe))
         return out
+
+    def epoch_seconds(self, job_ids: Iterable[str]) -> dict[str, list[float]]:
+        """The recorded seconds of each epoch (training steps only) of the finished jobs among `job_ids`."""
+        wanted = set(job_ids)
+        rows = self._conn.execute("SELECT job_id, seconds_per_epoch FROM jobs")
+        return {job_id: json.loads(spe) for job_id, spe in rows if job_id in wanted}
 
     def job_train_config(self, job_id: str) -> dict[str, Any]:
         return self.job_config(job_id)["train"]
