@@ -145,6 +145,11 @@ def table(columns: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def _seconds(value: float | None) -> str:
+    """A stated time, '-' in results from before recommend stated it."""
+    return "-" if value is None else f"{value:.1f}"
+
+
 def markdown(runs: list[dict[str, Any]], machine: str) -> str:
     flags = " ".join(f"--budget {r['budget']}" for r in runs)
     lines = ["# `recommend --no-verify` against the brute force it replaces", "",
@@ -164,13 +169,18 @@ def markdown(runs: list[dict[str, Any]], machine: str) -> str:
     lines += ["", "## Where the wall time goes", "",
               "Every job of either side trains the recipe's epochs over the same training set, so the same number "
               "of optimisation steps; the store's own record gives recommend's training seconds, the rest is "
-              "measuring the candidates, fitting and the report.", ""]
+              "measuring the candidates, fitting and the report. The last two columns are what recommend itself "
+              "states in its cost line (`cost.training_seconds`, its jobs' steady seconds per epoch × epochs, and "
+              "`cost.brute_force_seconds`, every candidate's seconds per epoch measured on 3 steps × epochs), to "
+              "set beside the measured 1-seed brute force.", ""]
     lines += table(["budget", "steps a job", "recommend jobs", "brute jobs", "jobs ratio", "recommend ms/step",
-                    "brute ms/step", "recommend training s", "recommend other s"],
+                    "brute ms/step", "recommend training s", "recommend other s", "its own training s",
+                    "its brute-force estimate s"],
                    [[f"{r['budget']:,}", f"{t['steps_per_job']:,}", str(t["recommend_jobs"]),
                      str(t["brute_force_jobs"]), f"{t['jobs_ratio']:.2f}", f"{t['recommend_ms_per_step']:.2f}",
                      f"{t['brute_force_ms_per_step']:.2f}", f"{t['recommend_train_seconds']:.1f}",
-                     f"{t['recommend_other_seconds']:.1f}"] for r in runs for t in [r["steps"]]])
+                     f"{t['recommend_other_seconds']:.1f}", _seconds(r["cost"].get("training_seconds")),
+                     _seconds(r["cost"].get("brute_force_seconds"))] for r in runs for t in [r["steps"]]])
     for r in runs:
         lines += ["", f"## {r['budget']:,} parameters: recommended {r['recommendation']}, best by the 3-seed "
                   f"brute force {r['best_by_brute_force']}", "",
