@@ -153,10 +153,11 @@ def _seconds(value: float | None) -> str:
 def one_seed_regret(run: dict[str, Any]) -> float:
     """The regret of the peer's own answer: the candidate best by the 1-seed brute force, against the 3-seed
     reference (which holds that seed, so the figure flatters the peer)."""
-    scored = [c for c in run["candidates"] if c["brute_force_seed_1"] is not None and
-              np.isfinite(c["brute_force_seed_1"]) and c["brute_force_3_seeds"] is not None]
+    known = [c for c in run["candidates"] if c["brute_force_3_seeds"] is not None and
+             np.isfinite(c["brute_force_3_seeds"])]
+    scored = [c for c in known if c["brute_force_seed_1"] is not None and np.isfinite(c["brute_force_seed_1"])]
     picked = min(scored, key=lambda c: c["brute_force_seed_1"])
-    return picked["brute_force_3_seeds"] - min(c["brute_force_3_seeds"] for c in scored)
+    return picked["brute_force_3_seeds"] - min(c["brute_force_3_seeds"] for c in known)
 
 
 def markdown(runs: list[dict[str, Any]], machine: str) -> str:

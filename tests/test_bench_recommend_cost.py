@@ -1,0 +1,52 @@
+"""The recommend cost benchmark's scoring of its peer (benchmarks/bench_recommend_cost.py): the 1-seed brute
+force's own regret, and the Markdown re-rendered from a saved results file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_recommend_cost.py"
+SAVED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "recommend_cost.json"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_recommend_cost", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(pairs: dict[str, tuple[float | None, float | None]]) -> dict:
+    return {"candidates": [{"name": n, "brute_force_seed_1": one, "brute_force_3_seeds": three}
+                           for n, (one, three) in pairs.items()]}
+
+
+def test_the_peer_regret_is_its_seed_1_pick_against_the_3_seed_best(bench):
+    run = _run({"a": (0.78, 0.77), "b": (0.77, 0.81), "c": (0.90, 0.76)})
+    assert bench.one_seed_regret(run) == pytest.approx(0.81 - 0.76)  # seed 1 picks b; c is best over 3 seeds
+
+
+def test_the_peer_regret_cannot_pick_a_diverged_seed_but_still_counts_it_as_the_best(bench):
+    run = _run({"a": (math.nan, 0.70), "b": (0.75, 0.74), "c": (0.80, 0.79), "d": (None, None)})
+    assert bench.one_seed_regret(run) == pytest.approx(0.74 - 0.70)  # a diverged at seed 1, not over 3 seeds
+
+
+def test_the_peer_regret_is_zero_when_seed_1_picks_the_best(bench):
+    assert bench.one_seed_regret(_run({"a": (0.70, 0.72), "b": (0.75, 0.74)})) == 0.0
+
+
+def test_the_saved_results_render_with_the_peer_regret_by_hand(bench):
+    saved = json.loads(SAVED.read_text())
+    text = bench.markdown(saved["runs"], saved["machine"])
+    for run in saved["runs"]:
+        best_seed_1 = min((c for c in run["candidates"] if math.isfinite(c["brute_force_seed_1"])),
+                          key=lambda c: c["brute_force_seed_1"])
+        by_hand = best_seed_1["brute_force_3_seeds"] - min(c["brute_force_3_seeds"] for c in run["candidates"])
+        row = next(line for line in text.splitlines() if line.startswith(f"| {run['budget']:,} |"))
+        assert row.rstrip(" |").endswith(f"{by_hand:.4f}")
