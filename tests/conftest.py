@@ -1,5 +1,10 @@
 """Test-wide settings: one torch thread (fast on 2 shared cores) and a private data cache."""
 
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 
@@ -33,3 +38,14 @@ def float64_default():
     yield
     torch.set_default_dtype(previous)
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def benchmark_script() -> Callable[[str], ModuleType]:
+    """Loads a script of benchmarks/ by name as a module, to test its pure parts (importing times nothing)."""
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

@@ -3,23 +3,18 @@ force's own regret, and the Markdown re-rendered from a saved results file."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_recommend_cost.py"
 SAVED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "recommend_cost.json"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_recommend_cost", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(benchmark_script):
+    return benchmark_script("bench_recommend_cost")
 
 
 def _run(pairs: dict[str, tuple[float | None, float | None]]) -> dict:

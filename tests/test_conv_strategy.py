@@ -1,7 +1,6 @@
 """The measured conv-strategy table: nearest measured shape wins; unmeasured devices get the grouped conv;
 MemberConv's "auto" follows it; a table file named by $ENSPLIT_CONV_TABLE replaces its device types' rows."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -164,11 +163,8 @@ def test_a_missing_table_is_a_one_line_error(tmp_path, monkeypatch):
         MemberConv(2, 2, 3, 4, 3, padding=1)(torch.randn(2, 1, 3, 5, 5))
 
 
-def test_the_benchmark_writes_a_table_the_loader_reads(tmp_path, monkeypatch):
-    path = Path(__file__).parents[1] / "benchmarks" / "bench_member_conv.py"
-    spec = importlib.util.spec_from_file_location("bench_member_conv", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)  # imports only; nothing is timed
+def test_the_benchmark_writes_a_table_the_loader_reads(tmp_path, monkeypatch, benchmark_script):
+    bench = benchmark_script("bench_member_conv")  # imports only; nothing is timed
     rows = [["cuda", 2, 4, 16, 32, "loop"], ["cuda", 1, 16, 64, 40, "grouped"]]
     bench.write_table(rows, tmp_path / "out" / "cuda.json")
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "out" / "cuda.json"))

@@ -3,22 +3,15 @@ of a design on evidence whose law is known."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "recommend_design_search.py"
-
 
 @pytest.fixture(scope="module")
-def search():
-    spec = importlib.util.spec_from_file_location("recommend_design_search", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def search(benchmark_script):
+    return benchmark_script("recommend_design_search")
 
 
 def test_seeds_per_rung_spreads_one_count_or_takes_one_per_rung(search):
