@@ -1,5 +1,5 @@
-"""The recommend cost benchmark's scoring of its peer (benchmarks/bench_recommend_cost.py): the 1-seed brute
-force's own regret, and the Markdown re-rendered from a saved results file."""
+"""The recommend benchmarks' scoring of their peers (benchmarks/bench_recommend_cost.py and
+bench_recommend_tune.py): the 1-seed brute force's own regret, and the Markdown rendered from saved results."""
 
 from __future__ import annotations
 
@@ -45,3 +45,21 @@ def test_the_saved_results_render_with_the_peer_regret_by_hand(bench):
         by_hand = best_seed_1["brute_force_3_seeds"] - min(c["brute_force_3_seeds"] for c in run["candidates"])
         row = next(line for line in text.splitlines() if line.startswith(f"| {run['budget']:,} |"))
         assert row.rstrip(" |").endswith(f"{by_hand:.4f}")
+
+
+def test_the_tuned_peer_regret_reads_seed_1_in_each_chosen_cell(benchmark_script):
+    tune = benchmark_script("bench_recommend_tune")
+    cells = {"a": {"seeds": [0.70, 0.80, 0.81]}, "b": {"seeds": [0.72, 0.70, 0.71]}}
+    truth = {name: sum(c["seeds"]) / 3 for name, c in cells.items()}
+    assert tune.one_seed_regret(truth, cells) == pytest.approx(truth["a"] - truth["b"])  # seed 1 picks a
+
+
+def test_tuned_results_from_before_the_own_settings_still_render(benchmark_script):
+    tune = benchmark_script("bench_recommend_tune")
+    saved = json.loads((SAVED.parent / "recommend_tune.json").read_text())
+    for run in saved["runs"]:
+        for key in ("own_settings", "regret_at_own_settings", "one_seed_brute_force_regret"):
+            run.pop(key, None)
+    text = tune.markdown(saved["runs"], "a machine.")
+    assert "as a user would follow it" not in text
+    assert all(f"| {run['budget']:,} | {run['recommendation']} |" in text for run in saved["runs"])
