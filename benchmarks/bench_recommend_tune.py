@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_recommend_cost import RESULTS, brute_job, stored_training  # noqa: E402
+from bench_recommend_cost import RESULTS, brute_job, one_seed_regret, stored_training  # noqa: E402
 
 from ensplit._version import __version__  # noqa: E402
 from ensplit.data.spec import load_data  # noqa: E402
@@ -147,13 +147,6 @@ def at_own_settings(config: RecommendConfig, result: Any, runs: Runs) -> dict[st
     return {"lr": cell[0], "weight_decay": cell[1], "seeds": seeds, "mean": float(np.mean(seeds))}
 
 
-def one_seed_regret(truth: dict[str, float], cells: dict[str, dict]) -> float:
-    """The peer's own regret: the candidate best by seed 1's test CNLL in its chosen cell, against the 3-seed
-    truth (which holds that seed, so the figure flatters the peer)."""
-    picked = min(cells, key=lambda name: cells[name]["seeds"][0])
-    return truth[picked] - min(truth.values())
-
-
 def measure(budget: int, grid: dict[str, Any], cache: Path, kept: Path | None = None) -> dict[str, Any]:
     """Run recommend (in `kept`, resumed and kept, when given; else in a folder removed afterwards) and the
     tuned brute force. recommend's cost is the training seconds its store records (so a resumed folder reports
@@ -183,7 +176,7 @@ def measure(budget: int, grid: dict[str, Any], cache: Path, kept: Path | None = 
             "recommendation": picked, "best_by_tuned_brute_force": min(truth, key=truth.get),
             "regret": truth[picked] - min(truth.values()),
             "regret_at_own_settings": own["mean"] - min(truth.values()), "own_settings": own,
-            "one_seed_brute_force_regret": one_seed_regret(truth, chosen),
+            "one_seed_brute_force_regret": one_seed_regret({n: c["seeds"][0] for n, c in chosen.items()}, truth),
             "prediction_rmse": float(np.sqrt(np.mean(np.square(errors)))),
             "recommend": {"seconds": seconds, "train_seconds": train_seconds, "jobs": jobs,
                           "resumed": result.trained_jobs < jobs, "training_flops": result.cost.training_flops,
