@@ -21,6 +21,8 @@ from ensplit.experiments.recommend_plan import (
     candidates,
     plan_ladder_jobs,
     plan_pool_jobs,
+    pool_networks,
+    pool_sizes,
     pool_widths,
     sharing_candidate,
     verify_job,
@@ -152,6 +154,20 @@ def test_job_ids_without_tune_are_unchanged():
     assert next(iter(plan_ladder_jobs(config, data).values()))[0].job_id == "1b81c78b8e24fc545b26"
 
 
+def test_tuned_pools_hold_pool_networks_at_every_size_and_untuned_ones_three_above_an_eighth():
+    """Without --tune the pools above P/8 keep three networks (the plan and its cost are today's); with it every
+    size holds `pool`, so the P/2 and P/4 pools are not read from their three choosing (lucky) seeds alone."""
+    plain, tuned = RecommendConfig(**{**TINY, "pool": 5}), RecommendConfig(**{**TINY, "pool": 5, "tune": True})
+    sizes = pool_sizes(plain)
+    assert any(size > plain.budget / 8 for size in sizes) and any(size <= plain.budget / 8 for size in sizes)
+    for size in sizes:
+        assert pool_networks(plain, size) == (5 if size <= plain.budget / 8 else 3)
+        assert pool_networks(tuned, size) == 5
+    data = load_data(plain.recipe.data)
+    by_width = {job.width: len(job.seeds) for job in plan_pool_jobs(plain, data)}
+    assert by_width == {w: pool_networks(plain, size) for size, w in pool_widths(plain, data).items()}
+
+
 def test_the_carry_rule_gives_each_family_its_settings_at_the_budget():
     config = RecommendConfig(**TINY)
     data = load_data(config.recipe.data)
@@ -197,6 +213,8 @@ def test_every_cheap_size_is_tuned_on_paired_seeds():
         first, rest = s.jobs((0.1, 0.0)), s.rest((0.1, 0.0))
         assert len(first[0].seeds) == TUNE_NETWORKS and first[0].first_index == 0 and s.as_ensemble
         assert all(j.first_index == TUNE_NETWORKS for j in rest) and all(j.kind == "pool" for j in first + rest)
+        # every size, P/2 included, holds `pool` networks: the choosing three are lucky seeds (winner's curse)
+        assert sum(len(j.seeds) for j in rest) == config.pool - TUNE_NETWORKS
     for d, s in zip(deep, single, strict=True):  # the single network's search: the same runs, each alone
         assert [j.job_id for j in s.jobs((0.1, 0.0))] == [j.job_id for j in d.jobs((0.1, 0.0))]
         assert s.rest((0.1, 0.0)) == [] and not s.as_ensemble and s.params == d.params

@@ -6,9 +6,9 @@ Candidates at a budget P (exact parameter counts, ≤ P): the single network; ev
 Cheap runs live on one global grid of sizes (powers of √2 parameters), so a second budget reuses what the
 first trained. They are sized to cost well under a brute force (one run of every candidate at P; the result's
 `cost` counts both, `recommend_cost`): deep pools at P/2, P/4, P/8 and P/16 (`pool` networks at or below P/8,
-3 above), and for each sharing method a ladder of `rungs` budgets 2× apart, the largest at or below
-P/`ladder_top` (P/32 … P/4 by default), with `seeds` runs each (several trained together as one stacked
-model). benchmarks/results/recommend_design.md compares this design with others on dense MNIST-1D evidence.
+3 above; `pool` at every size with --tune), and for each sharing method a ladder of `rungs` budgets 2× apart,
+the largest at or below P/`ladder_top` (P/32 … P/4 by default), with `seeds` runs each (several trained
+together as one stacked model). benchmarks/results/recommend_design.md compares this design with others on dense MNIST-1D evidence.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class RecommendConfig:
                                      "FLOPs at most this share of a one-seed brute force: what the ladders leave "
                                      "buys a rung at P/2 for the best predicted sharing methods (0: none)")] = 0.5
     pool: Annotated[int, Field(ge=4, le=1000, description="networks per member size of the deep pools at or "
-                                                          "below P/8 (3 above, where a network costs more)")] = 6
+                                                          "below P/8 (3 above, where a network costs more; "
+                                                          "every size with --tune)")] = 6
     verify: Annotated[bool, Field(description="train the recommendation and the single network at the budget "
                                               "with fresh seeds, and compare with the prediction")] = True
     bootstrap: Annotated[int, Field(ge=10, le=10_000, description="bootstrap resamples of every interval")] = 100
@@ -221,8 +222,10 @@ def pool_sizes(config: RecommendConfig) -> list[int]:
 
 def pool_networks(config: RecommendConfig, size: int) -> int:
     """Networks in the deep pool of `size`: `pool` at or below P/8, 3 above (a network there costs more than an
-    eighth of the budget, and three give every n ≤ 3 of the plane directly)."""
-    return config.pool if size <= config.budget / 8 * (1 + 1e-9) else MIN_POOL
+    eighth of the budget, and three give every n ≤ 3 of the plane directly). With `tune`, `pool` at every size:
+    the first three choose the size's cell and are lucky seeds on test too (the winner's curse,
+    `recommend_tune`), so the others are trained fresh in that cell, as each ladder rung's replicates are."""
+    return config.pool if config.tune or size <= config.budget / 8 * (1 + 1e-9) else MIN_POOL
 
 
 MIN_POOL = 3

@@ -63,7 +63,7 @@ from ensplit.runs.plan import TrainJob, network_seed
 from ensplit.store import ResultStore
 from ensplit.train.config import TrainConfig
 
-TUNE_NETWORKS = 3  # pool networks a pool size is tuned on (the fewest any pool holds)
+TUNE_NETWORKS = 3  # pool networks a pool size is tuned on (the fewest an untuned pool holds)
 TUNE_REPLICATES = 2  # fresh runs of each ladder rung in its chosen cell: with the choosing run, a 3-seed mean
 LOCAL_LR_STEPS = (0.5, 1.0, 2.0)  # the refinement rung's lrs, relative to its family's lr at the top tuned size
 
