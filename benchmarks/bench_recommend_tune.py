@@ -38,9 +38,10 @@ from ensplit.experiments.recommend import run_recommend  # noqa: E402
 from ensplit.experiments.recommend_cost import job_training_flops  # noqa: E402
 from ensplit.experiments.recommend_grid import Grid, search_grid  # noqa: E402
 from ensplit.experiments.recommend_plan import Candidate, RecommendConfig, candidates  # noqa: E402
-from ensplit.experiments.recommend_tune import at_cell, family_key  # noqa: E402
+from ensplit.experiments.recommend_tune import TUNE_NETWORKS, at_cell, family_key  # noqa: E402
 from ensplit.metrics import cnll_ttcv  # noqa: E402
 from ensplit.runs.jobs import run_job  # noqa: E402
+from ensplit.store import ResultStore  # noqa: E402
 
 
 def _cnll(log_probs: np.ndarray | None, labels: torch.Tensor, failed: list[bool]) -> float:
@@ -134,6 +135,27 @@ def winners_curse(ladders: dict, seeds: int) -> dict[str, float]:
             "standard_error": float(np.std(gaps, ddof=1) / math.sqrt(len(gaps))) if len(gaps) > 1 else math.nan}
 
 
+def pool_winners_curse(folder: Path, tuning: Any, splits: int) -> dict[str, Any]:
+    """The same for the deep pools: at each tuned pool size, the test CNLL of the three networks that chose its
+    cell (as the one ensemble they were scored as) minus that of three fresh networks of the cell."""
+    store = ResultStore(folder)
+    labels = torch.as_tensor(store.labels()).long()
+    sizes = []
+    for size in sorted(tuning.families["deep"].sizes, key=lambda s: s.params):
+        groups = [size.jobs(size.search.best), size.rest(size.search.best)]
+        ids = [{job.job_id for job in group} for group in groups]
+        rows = [sorted((r for r in store.networks("pool") if r["job_id"] in own), key=lambda r: r["member"])
+                for own in ids]
+        if len(rows[1]) < TUNE_NETWORKS:
+            continue
+        chose, fresh = (float(cnll_ttcv(torch.as_tensor(store.log_probs(r[:TUNE_NETWORKS])).double(), labels,
+                                        splits=splits)) for r in rows)
+        sizes.append({"params": size.params, "choosing": chose, "fresh": fresh, "gap": chose - fresh})
+    gaps = [s["gap"] for s in sizes]
+    return {"sizes": sizes, "mean_gap": float(np.mean(gaps)) if gaps else math.nan,
+            "standard_error": float(np.std(gaps, ddof=1) / math.sqrt(len(gaps))) if len(gaps) > 1 else math.nan}
+
+
 def at_own_settings(config: RecommendConfig, result: Any, runs: Runs) -> dict[str, Any]:
     """The recommendation trained as a user who follows it would: at the budget, with its family's carried lr and
     weight decay (the recipe's when not tuned), the brute force's 3 seeds (cached where they are the cell the
@@ -161,6 +183,7 @@ def measure(budget: int, grid: dict[str, Any], cache: Path, kept: Path | None = 
         result = run_recommend(config, folder, progress=False)
         seconds = time.perf_counter() - start
         jobs, train_seconds = stored_training(folder)
+        pool_curse = pool_winners_curse(folder, result.tuning, config.cnll_splits)
     finally:
         if kept is None:
             shutil.rmtree(folder.parent, ignore_errors=True)
@@ -173,6 +196,7 @@ def measure(budget: int, grid: dict[str, Any], cache: Path, kept: Path | None = 
               if math.isfinite(truth[a.candidate.name])]
     picked = result.recommendation.candidate.name
     return {"budget": budget, "winners_curse": winners_curse(result.evidence.ladders, config.seeds),
+            "pool_winners_curse": pool_curse,
             "recommendation": picked, "best_by_tuned_brute_force": min(truth, key=truth.get),
             "regret": truth[picked] - min(truth.values()),
             "regret_at_own_settings": own["mean"] - min(truth.values()), "own_settings": own,
@@ -231,6 +255,16 @@ def section(run: dict[str, Any]) -> list[str]:
     lines += ["", f"The winner's curse: over {curse['rungs']} ladder rungs, the run that won its rung's validation "
               f"grid scores {-curse['mean_gap']:.4f} CNLL (standard error {curse['standard_error']:.4f}) lower on "
               "test than the fresh runs trained afterwards in the same cell; the rungs hold both.", ""]
+    pools = run.get("pool_winners_curse")
+    if pools and pools["sizes"]:  # results from before every tuned pool held fresh networks have none
+        each = ", ".join(f"{s['gap']:+.4f} ({s['params']:,})" for s in pools["sizes"])
+        lines += [f"In the deep pools: the three networks that chose each size's cell, as the one ensemble they "
+                  f"were scored as, minus three fresh networks of that cell, on test: {each}; mean "
+                  f"{pools['mean_gap']:+.4f} (standard error {pools['standard_error']:.4f}; positive: the "
+                  "choosing three score worse). As on a rung, every cell trains the same seeds, so only a cell's "
+                  "luck with them can favour the choosing networks, and a gap of either sign also holds the two "
+                  "trios' own seed difference, which the average over every rung's independent seeds cancels and "
+                  "a few pool sizes do not. The pools hold both.", ""]
     return lines
 
 

@@ -65,3 +65,42 @@ def test_tuned_results_from_before_the_own_settings_still_render(benchmark_scrip
     text = tune.markdown(saved["runs"], "a machine.")
     assert "as a user would follow it" not in text
     assert all(f"| {run['budget']:,} | {run['recommendation']} |" in text for run in saved["runs"])
+
+
+def test_the_pools_winners_curse_is_the_choosing_ensemble_minus_a_fresh_one_by_hand(benchmark_script, tmp_path):
+    import torch
+
+    from ensplit.data.spec import load_data
+    from ensplit.experiments.recommend_plan import RecommendConfig
+    from ensplit.experiments.recommend_tune import tune_cheap_runs
+    from ensplit.metrics import cnll_ttcv
+    from ensplit.recipe import Recipe
+    from ensplit.runs.executors import make_executor
+    from ensplit.runs.folder import open_folder
+    from ensplit.train.config import TrainConfig
+
+    tune = benchmark_script("bench_recommend_tune")
+    config = RecommendConfig(recipe=Recipe(num_samples=300, train=TrainConfig(epochs=1), threads=1), budget=3000,
+                             methods=(), members_max=3, pool=7, tune=True, tune_lrs=(0.05, 0.1),
+                             tune_weight_decays=(0.0,), tune_extensions=0, cnll_splits=2)
+    data = load_data(config.recipe.data)
+    run = open_folder(config, tmp_path / "r", "recommend")
+    _, _, result = tune_cheap_runs(config, data, run, make_executor("local", "cpu", 1, None, False, 0.25), {},
+                                   progress=False)
+    run.store.save_labels("test", data.y_test.cpu().numpy())
+    curse = tune.pool_winners_curse(tmp_path / "r", result, config.cnll_splits)
+    labels = torch.as_tensor(run.store.labels()).long()
+
+    def test_cnll(jobs, count):
+        ids = {job.job_id for job in jobs}
+        rows = sorted((r for r in run.store.networks("pool") if r["job_id"] in ids), key=lambda r: r["member"])
+        assert len(rows) == count
+        return float(cnll_ttcv(torch.as_tensor(run.store.log_probs(rows[:3])).double(), labels, splits=2))
+
+    sizes = sorted(result.families["deep"].sizes, key=lambda s: s.params)
+    assert len(curse["sizes"]) == len(sizes) >= 3  # every size holds 7 networks: 3 choosing, 4 fresh
+    for s, measured in zip(sizes, curse["sizes"], strict=True):
+        best = s.search.best
+        assert measured["choosing"] == pytest.approx(test_cnll(s.jobs(best), 3), abs=1e-12)
+        assert measured["fresh"] == pytest.approx(test_cnll(s.rest(best), 4), abs=1e-12)  # its first three
+    assert curse["mean_gap"] == pytest.approx(sum(m["gap"] for m in curse["sizes"]) / len(sizes), abs=1e-12)

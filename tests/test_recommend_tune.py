@@ -156,7 +156,7 @@ def test_job_ids_without_tune_are_unchanged():
 
 def test_tuned_pools_hold_pool_networks_at_every_size_and_untuned_ones_three_above_an_eighth():
     """Without --tune the pools above P/8 keep three networks (the plan and its cost are today's); with it every
-    size holds `pool`, so the P/2 and P/4 pools are not read from their three choosing (lucky) seeds alone."""
+    size holds `pool`, so the P/2 and P/4 pools are not read from the three networks that chose their cell alone."""
     plain, tuned = RecommendConfig(**{**TINY, "pool": 5}), RecommendConfig(**{**TINY, "pool": 5, "tune": True})
     sizes = pool_sizes(plain)
     assert any(size > plain.budget / 8 for size in sizes) and any(size <= plain.budget / 8 for size in sizes)
@@ -213,7 +213,7 @@ def test_every_cheap_size_is_tuned_on_paired_seeds():
         first, rest = s.jobs((0.1, 0.0)), s.rest((0.1, 0.0))
         assert len(first[0].seeds) == TUNE_NETWORKS and first[0].first_index == 0 and s.as_ensemble
         assert all(j.first_index == TUNE_NETWORKS for j in rest) and all(j.kind == "pool" for j in first + rest)
-        # every size, P/2 included, holds `pool` networks: the choosing three are lucky seeds (winner's curse)
+        # every size, P/2 included, holds `pool` networks: the choosing three and fresh ones in the chosen cell
         assert sum(len(j.seeds) for j in rest) == config.pool - TUNE_NETWORKS
     for d, s in zip(deep, single, strict=True):  # the single network's search: the same runs, each alone
         assert [j.job_id for j in s.jobs((0.1, 0.0))] == [j.job_id for j in d.jobs((0.1, 0.0))]

@@ -8,7 +8,8 @@ first trained. They are sized to cost well under a brute force (one run of every
 `cost` counts both, `recommend_cost`): deep pools at P/2, P/4, P/8 and P/16 (`pool` networks at or below P/8,
 3 above; `pool` at every size with --tune), and for each sharing method a ladder of `rungs` budgets 2× apart,
 the largest at or below P/`ladder_top` (P/32 … P/4 by default), with `seeds` runs each (several trained
-together as one stacked model). benchmarks/results/recommend_design.md compares this design with others on dense MNIST-1D evidence.
+together as one stacked model). benchmarks/results/recommend_design.md compares this design with others on
+dense MNIST-1D evidence.
 """
 
 from __future__ import annotations
@@ -223,8 +224,9 @@ def pool_sizes(config: RecommendConfig) -> list[int]:
 def pool_networks(config: RecommendConfig, size: int) -> int:
     """Networks in the deep pool of `size`: `pool` at or below P/8, 3 above (a network there costs more than an
     eighth of the budget, and three give every n ≤ 3 of the plane directly). With `tune`, `pool` at every size:
-    the first three choose the size's cell and are lucky seeds on test too (the winner's curse,
-    `recommend_tune`), so the others are trained fresh in that cell, as each ladder rung's replicates are."""
+    the three that choose the size's cell are then joined by fresh networks in it, as each ladder rung's
+    replicates join its choosing run, so the deep splits near P are read from more than three tuned networks
+    (benchmarks/results/recommend_tune.md)."""
     return config.pool if config.tune or size <= config.budget / 8 * (1 + 1e-9) else MIN_POOL
 
 

@@ -2,7 +2,8 @@
 
 - What is tuned: each cheap size on its own. Every deep-pool size is tuned on its first `TUNE_NETWORKS`
   networks, twice from the same runs: for the memory splits ("deep") on the validation CNLL of those networks
-  as one ensemble (the rest of the pool then trains in that cell, and the (n, s) plane reads it), and for the
+  as one ensemble (the rest of the pool, `pool` networks in all at every size, then trains in that cell, and
+  the (n, s) plane reads them all), and for the
   single network ("single") on each network alone (its ladder reads the chosen cell's networks). The two
   differ: on MNIST-1D the single network is best at weight decay 2e-3 and every memory split at 5e-4 or 0, by
   up to 0.085 validation CNLL (the tuned brute force's runs, benchmarks/results/recommend_tune.md); a pool
