@@ -116,7 +116,7 @@ def test_the_json_answers_the_question(tiny):
     assert verification["within_interval"] == (verification["interval"][0] <= verification["measured_cnll"]
                                                <= verification["interval"][1])
     page = (folder / "report.html").read_text()
-    assert page.count("<img") >= 3 and "Recommended:" in page
+    assert page.count("<img") >= 3 and "Recommended:" in page and "Black stars: measured at the budget" in page
 
 
 def test_a_rerun_trains_nothing_and_a_second_budget_reuses_the_first(tiny, capsys):
@@ -127,9 +127,9 @@ def test_a_rerun_trains_nothing_and_a_second_budget_reuses_the_first(tiny, capsy
     assert again["trained_jobs"] == 0
     assert [{k: c[k] for k in stable} for c in again["candidates"]] == \
         [{k: c[k] for k in stable} for c in first["candidates"]]
-    assert main(["recommend", "--budget", "12k", "--out", str(folder), *TINY, "--json", "--no-report",
-                 "--no-verify"]) == 0
+    assert main(["recommend", "--budget", "12k", "--out", str(folder), *TINY, "--json", "--no-verify"]) == 0
     larger = json.loads(capsys.readouterr().out)
+    assert "Black stars" not in (folder / "report.html").read_text()  # nothing was measured at the budget
     fresh = RecommendConfig(budget=12_000, members_max=3, methods=("batchensemble", "multihead"))
     fresh_jobs = len(plan_pool_jobs(fresh, DATA)) + sum(len(j) for j in plan_ladder_jobs(fresh, DATA).values())
     assert larger["verification"] is None and larger["trained_jobs"] < fresh_jobs  # some reused from 6k

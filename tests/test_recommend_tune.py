@@ -382,3 +382,20 @@ def test_pools_are_tuned_as_ensembles_for_the_splits_and_alone_for_the_single_ne
         assert {j.job_id for j in d.chosen} <= {j.job_id for j in pool_jobs}  # the plane: the deep cell
         assert job.job_id not in {j.job_id for j in d.chosen}
     assert result.settings["single"] != result.settings["deep"]
+
+
+def test_the_report_explains_the_small_pools_rule_only_when_a_pool_used_it():
+    """Untuned, the pools above P/8 hold 3 networks and their laws take a subset variance (`fit_variance`); with
+    --tune every pool holds `pool` networks, and the page must not describe a rule no pool used."""
+    from types import SimpleNamespace
+
+    from ensplit.reports.recommend_report import _plane_text
+
+    def evidence(*laws):
+        return SimpleNamespace(plane_noise=(0.02, 9), laws=[SimpleNamespace(networks=n, fit_variance=v)
+                                                               for n, v in laws])
+
+    untuned = _plane_text(evidence((6, ()), (3, (1e-4, 2e-4))))
+    assert "σ = 0.0200" in untuned and "a pool of 3 networks, which a bootstrap cannot resample" in untuned
+    tuned = _plane_text(evidence((6, ()), (6, ())))
+    assert "cannot resample" not in tuned and tuned.endswith("pooled over the pools, 9 degrees of freedom).")

@@ -164,12 +164,15 @@ def tuning_section(tuning: Any) -> Section:
 
 
 def _plane_text(evidence: Any) -> str:
-    """How the memory splits' intervals are built, with the pooled noise they use."""
+    """How the memory splits' intervals are built, with the pooled noise they use; the small pools' rule only
+    when a pool's law took its variance from it (`SizeLaw.fit_variance`; with --tune no pool is that small)."""
     noise = evidence.plane_noise
     pooled = "" if noise is None else f" (σ = {noise[0]:.4f}, pooled over the pools, {noise[1]} degrees of freedom)"
-    return ("A memory split's interval holds the pool bootstrap's spread and one network's noise over √n"
-            f"{pooled}; a pool of 3 networks, which a bootstrap cannot resample, takes its law's variance from "
-            "3-network subsets of the largest pool.")
+    small = sorted({law.networks for law in evidence.laws if law.fit_variance})
+    rule = "" if not small else (
+        f"; a pool of {' or '.join(map(str, small))} networks, which a bootstrap cannot resample, takes its law's "
+        "variance from subsets of that many networks of the largest pool")
+    return f"A memory split's interval holds the pool bootstrap's spread and one network's noise over √n{pooled}{rule}."
 
 
 def write_recommend_report(path: str | Path, result: Any) -> Path:
@@ -192,8 +195,8 @@ def write_recommend_report(path: str | Path, result: Any) -> Path:
         Section("The answer", verdict + " Intervals are 5–95% predictive intervals for one new run: the bootstrap "
                 "spread of the fitted law, one run's noise (pooled over the ladders) and the law's own "
                 f"extrapolation error, backtested on the ladders (κ = {result.evidence.kappa:.3f} CNLL per octave "
-                f"beyond a ladder's top). {_plane_text(result.evidence)} Black stars: measured at the budget with "
-                "fresh seeds.",
+                f"beyond a ladder's top). {_plane_text(result.evidence)}"
+                + (" Black stars: measured at the budget with fresh seeds." if verification else ""),
                 figures=[(splits_figure(result), "memory splits at the budget")], table=_table(result)),
         Section("The single network", "Every pool network's own CNLL against its size (with --tune, the "
                 "networks of each size's cell chosen for the single network); the power law c + b·s^a through "
