@@ -329,6 +329,20 @@ def test_the_front_door_takes_tune_and_a_flops_budget_together(tmp_path):
                                                             else "batchensemble×4")] for c in data["candidates"])
     assert data["cost"]["training_flops"] > 0 and data["recipe"]["validation_fraction"] == 0.1
     assert data["cost"]["brute_force_cells"] == 2  # the brute force tunes on the same two cells
+    # what to train the answer with, in every place a user reads it
+    from ensplit.commands.recommend import render
+    from ensplit.reports.recommend_report import write_recommend_report
+
+    chosen = data["candidates"][0]["settings"]
+    assert data["recommendation"]["settings"] == chosen
+    at = f"at lr {chosen['lr']:g}, weight decay {chosen['weight_decay']:g}"
+    text = render(data)
+    assert text.splitlines()[0].startswith(f"Recommendation at 6,000 parameters: {data['recommendation']['name']} {at}")
+    assert all(f"{family} at lr {s['lr']:g}, weight decay {s['weight_decay']:g}" in text
+               for family, s in data["tuning"]["settings"].items())
+    page = write_recommend_report(tmp_path / "report.html", result).read_text()
+    assert f"trained at lr {chosen['lr']:g} and weight decay {chosen['weight_decay']:g}" in page
+    assert "lr and weight decay tuned per family (--tune)" in page
 
 
 def test_pools_are_tuned_as_ensembles_for_the_splits_and_alone_for_the_single_network(tmp_path):

@@ -30,11 +30,16 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _at(settings: dict[str, float] | None) -> str:
+    """" at lr …, weight decay …" for a tuned family's settings; "" untuned."""
+    return "" if not settings else f" at lr {settings['lr']:g}, weight decay {settings['weight_decay']:g}"
+
+
 def render(result: dict[str, Any]) -> str:
     best, rival = result["recommendation"], result["runner_up"]
     low, high = best["interval"]
-    lines = [f"Recommendation at {result['budget']:,} parameters: {best['name']} — predicted CNLL "
-             f"{best['predicted_cnll']:.4f} [{low:.4f}, {high:.4f}]"
+    lines = [f"Recommendation at {result['budget']:,} parameters: {best['name']}{_at(best.get('settings'))} — "
+             f"predicted CNLL {best['predicted_cnll']:.4f} [{low:.4f}, {high:.4f}]"
              + ("" if rival is None else f"; runner-up {rival['name']} ({rival['predicted_cnll']:.4f}), "
                 f"{'separated' if result['separated'] else 'not separated'} by the 5–95% intervals")]
     head = (f"{'rank':>4}  {'candidate':<24} {'params':>10} {'predicted':>9} {'5%':>7} {'95%':>7} {'measured':>8} "
@@ -48,6 +53,10 @@ def render(result: dict[str, Any]) -> str:
     for c in result["dropped"]:
         lines.append(f"   -  {c['name']:<24} dropped: {c['flops_per_example']:,} FLOPs per example even at width 1 "
                      f"> flops_budget {result['flops_budget']:,}")
+    if result.get("tuning"):
+        lines += ["", "Each family's lr and weight decay, chosen by --tune on validation and carried to the budget "
+                  "(train a candidate at its family's): "
+                  + "; ".join(f"{family}{_at(chosen)}" for family, chosen in result["tuning"]["settings"].items())]
     verification = result["verification"]
     if verification:
         inside = verification["within_interval"]

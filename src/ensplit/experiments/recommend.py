@@ -118,7 +118,7 @@ class RecommendResult:
     def to_json(self) -> dict[str, Any]:
         best = self.recommendation.to_json()
         recommendation = {k: best[k] for k in ("method", "members", "width", "params", "flops_per_example",
-                                              "predicted_cnll", "interval", "name")}
+                                              "predicted_cnll", "interval", "name", "settings")}
         rival = self.runner_up
         return to_jsonable({
             "budget": self.config.budget, "flops_budget": self.config.flops_budget,

@@ -178,7 +178,9 @@ def _plane_text(evidence: Any) -> str:
 def write_recommend_report(path: str | Path, result: Any) -> Path:
     """`path` (report.html) from a `RecommendResult`."""
     best, rival = result.recommendation, result.runner_up
-    verdict = (f"Recommended: {best.candidate.name} ({best.candidate.params:,} parameters), predicted CNLL "
+    tuned = "" if not best.settings else (f", trained at lr {best.settings['lr']:g} and weight decay "
+                                          f"{best.settings['weight_decay']:g} (its family's, tuned)")
+    verdict = (f"Recommended: {best.candidate.name} ({best.candidate.params:,} parameters){tuned}, predicted CNLL "
                f"{best.prediction.value:.4f} [{best.prediction.lower:.4f}, {best.prediction.upper:.4f}]. ")
     if rival is not None:
         verdict += (f"Runner-up: {rival.candidate.name}, {rival.prediction.value:.4f}; the intervals "
@@ -222,5 +224,7 @@ def write_recommend_report(path: str | Path, result: Any) -> Path:
     subtitle = (f"budget {result.config.budget:,} parameters"
                 f"{'' if flops_budget is None else f' and {flops_budget:,} FLOPs per example'}; "
                 f"{recipe.family} on {recipe.dataset}; "
-                f"{epochs(recipe.train.epochs)}, {recipe.train.optimizer} lr {recipe.train.lr}")
+                f"{epochs(recipe.train.epochs)}, {recipe.train.optimizer} "
+                + ("lr and weight decay tuned per family (--tune)" if getattr(result, "tuning", None) is not None
+                   else f"lr {recipe.train.lr}"))
     return write_report(path, "ensplit recommend", sections, subtitle)
