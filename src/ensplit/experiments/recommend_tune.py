@@ -3,11 +3,11 @@
 - What is tuned: each cheap size on its own. Every deep-pool size is tuned on its first `TUNE_NETWORKS`
   networks, twice from the same runs: for the memory splits ("deep") on the validation CNLL of those networks
   as one ensemble (the rest of the pool, `pool` networks in all at every size, then trains in that cell, and
-  the (n, s) plane reads them all), and for the
-  single network ("single") on each network alone (its ladder reads the chosen cell's networks). The two
-  differ: on MNIST-1D the single network is best at weight decay 2e-3 and every memory split at 5e-4 or 0, by
-  up to 0.085 validation CNLL (the tuned brute force's runs, benchmarks/results/recommend_tune.md); a pool
-  tuned on single networks under-predicts the larger ensembles and favours too few members. Every ladder rung
+  the (n, s) plane reads them all), and for the single network ("single") on each network alone (its ladder
+  reads the chosen cell's networks). The two differ: on MNIST-1D the single network is best at weight decay
+  2e-3 and every memory split at 5e-4 or 0, by up to 0.085 validation CNLL (the tuned brute force's runs,
+  benchmarks/results/recommend_tune.md); a pool tuned on single networks under-predicts the larger ensembles
+  and favours too few members. Every ladder rung
   of every sharing method is tuned on its own runs, then `TUNE_REPLICATES` fresh runs train in the chosen
   cell, and the rung is the choosing run(s) with them. The ladders and the (n, s) plane then describe the
   tuned envelope, the best CNLL reachable at each size, and the power law extrapolates that to P: what a brute

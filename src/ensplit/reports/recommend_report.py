@@ -198,7 +198,8 @@ def write_recommend_report(path: str | Path, result: Any) -> Path:
                 "spread of the fitted law, one run's noise (pooled over the ladders) and the law's own "
                 f"extrapolation error, backtested on the ladders (κ = {result.evidence.kappa:.3f} CNLL per octave "
                 f"beyond a ladder's top). {_plane_text(result.evidence)}"
-                + (" Black stars: measured at the budget with fresh seeds." if verification else ""),
+                + (" Black stars: measured at the budget with fresh seeds."
+                   if verification and verification["measured_cnll"] is not None else ""),
                 figures=[(splits_figure(result), "memory splits at the budget")], table=_table(result)),
         Section("The single network", "Every pool network's own CNLL against its size (with --tune, the "
                 "networks of each size's cell chosen for the single network); the power law c + b·s^a through "
