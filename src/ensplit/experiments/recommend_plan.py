@@ -215,19 +215,10 @@ POOL_STEP = 2.0  # deep pools 2× apart in size: interpolating log s between the
 
 
 def pool_sizes(config: RecommendConfig) -> list[int]:
-    """Grid sizes of the deep pools: the grid sizes at or below P/2, 2× apart (P/2, P/4, …), down to
-    min(P/16, one step below P/members_max); then the top one moved up to the grid size at or above P/2, so
-    that the widest memory split's members (n = 2, just under P/2) are interpolated in log s between two pools
-    rather than extrapolated past the top one. Off the grid's points, that top pool lies 1.5 octaves above the
-    next (benchmarks/results/recommend_cost.md: at 23,050 and 80,000 the 2-member split sat 0.5 and 0.3 octave
-    past the old top pool and missed by 0.026 and 0.039, its neighbours far less)."""
+    """Grid sizes of the deep pools: P/2, P/4, … (2× apart) down to min(P/16, one step below P/members_max)."""
     low = min(config.budget / 16, config.budget / config.members_max / math.sqrt(2))
     top, step = _grid_index(config.budget / 2), round(2 * math.log2(POOL_STEP))
-    sizes = {int(2 ** (k / 2)) for k in range(top, -1, -step) if 2 ** (k / 2) >= low * (1 - 1e-9)}
-    above = math.ceil(2 * math.log2(config.budget / 2) - 1e-9)  # the grid index at or above P/2
-    if sizes and above > top:
-        sizes = (sizes - {int(2 ** (top / 2))}) | {int(2 ** (above / 2))}
-    return sorted(sizes)
+    return sorted({int(2 ** (k / 2)) for k in range(top, -1, -step) if 2 ** (k / 2) >= low * (1 - 1e-9)})
 
 
 def pool_networks(config: RecommendConfig, size: int) -> int:
