@@ -282,10 +282,16 @@ def test_a_tiny_search_reads_only_the_validation_split_and_resumes(tmp_path):
     pool_jobs, ladders, result = tune_cheap_runs(config, data, run, executor, rungs, progress=False)
     assert SplitSpy.reads and set(SplitSpy.reads) == {"val"}
     assert set(result.settings) == {"single", "deep", "batchensemble×4"} and set(ladders) == set(rungs)
-    for family in result.families.values():
-        for s in family.sizes:
-            assert s.search.best[0] in s.search.grid.lrs and len(s.search.grid.lrs) in (2, 3)  # one extension
+    for key, family in result.families.items():
+        ordered = sorted(family.sizes, key=lambda s: s.params)
+        for s in ordered:
             assert set(s.search.scores) == set(s.search.grid.cells())
+            if key in ("deep", "single") and s is ordered[-1]:  # the top pool: three lrs around its neighbour's
+                lr, wd = ordered[-2].search.best
+                assert s.search.grid.weight_decays == (wd,) and {lr / 2, lr, lr * 2} <= set(s.search.grid.lrs)
+                assert len(s.search.grid.lrs) in (3, 4)  # one extension
+            else:
+                assert s.search.best[0] in s.search.grid.lrs and len(s.search.grid.lrs) in (2, 3)  # one extension
     for key, jobs in ladders.items():  # each rung's runs: its chosen cell's, then the fresh replicates there
         s = next(s for s in result.families["batchensemble×4"].sizes if s.rung == key)
         best = s.search.best

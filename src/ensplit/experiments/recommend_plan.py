@@ -215,10 +215,18 @@ POOL_STEP = 2.0  # deep pools 2× apart in size: interpolating log s between the
 
 
 def pool_sizes(config: RecommendConfig) -> list[int]:
-    """Grid sizes of the deep pools: P/2, P/4, … (2× apart) down to min(P/16, one step below P/members_max)."""
+    """Grid sizes of the deep pools: P/2, P/4, … (2× apart) down to min(P/16, one step below P/members_max).
+    With `tune` the top one moves up to the grid size at or above P/2, so that the 2-member split (just under
+    P/2) is interpolated in log s between two pools rather than extrapolated past the top one; that pool is
+    tuned on a small grid around its neighbour's cell (`recommend_tune.tune_cheap_runs`), which pays for it.
+    Untuned, the 0.5 FLOPs cap would pay for it with a sharing method's refinement rung (README, "Accuracy")."""
     low = min(config.budget / 16, config.budget / config.members_max / math.sqrt(2))
     top, step = _grid_index(config.budget / 2), round(2 * math.log2(POOL_STEP))
-    return sorted({int(2 ** (k / 2)) for k in range(top, -1, -step) if 2 ** (k / 2) >= low * (1 - 1e-9)})
+    sizes = {int(2 ** (k / 2)) for k in range(top, -1, -step) if 2 ** (k / 2) >= low * (1 - 1e-9)}
+    above = math.ceil(2 * math.log2(config.budget / 2) - 1e-9)  # the grid index at or above P/2
+    if config.tune and sizes and above > top:
+        sizes = (sizes - {int(2 ** (top / 2))}) | {int(2 ** (above / 2))}
+    return sorted(sizes)
 
 
 def pool_networks(config: RecommendConfig, size: int) -> int:

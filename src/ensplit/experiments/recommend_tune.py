@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,12 +116,16 @@ class SizeSearch:
                 "extended": s.extended, "edges": s.edges, "interior": not s.edges}
 
 
-def pool_searches(config: RecommendConfig, data: Dataset) -> list[SizeSearch]:
-    """Two searches per deep-pool size on the same runs, its first TUNE_NETWORKS networks: "deep" scores them as
-    one ensemble and trains the rest of the pool in its best cell; "single" scores each alone."""
+def pool_searches(config: RecommendConfig, data: Dataset, sizes: Collection[int] | None = None,
+                  grids: dict[str, Grid] | None = None) -> list[SizeSearch]:
+    """Two searches per deep-pool size (of `sizes`, default all) on the same runs, its first TUNE_NETWORKS
+    networks: "deep" scores them as one ensemble and trains the rest of the pool in its best cell; "single"
+    scores each alone. Each on the configured grid, or on its family's entry in `grids`."""
     searches = []
-    grid = Grid(config.tune_lrs, config.tune_weight_decays)
+    full = Grid(config.tune_lrs, config.tune_weight_decays)
     for size, width in pool_widths(config, data).items():
+        if sizes is not None and size not in sizes:
+            continue
         count = pool_networks(config, size)
         seeds = tuple(network_seed(config.recipe.seed, "pool", width, i) for i in range(count))
         first = min(TUNE_NETWORKS, count)
@@ -133,9 +137,10 @@ def pool_searches(config: RecommendConfig, data: Dataset) -> list[SizeSearch]:
             return [_job(at_cell(config, cell), "pool", width, seeds[first:], first)] if seeds[first:] else []
 
         params = config.recipe.params(width, data)
-        searches.append(SizeSearch("deep", size, params, jobs, GridSearch(grid, config.tune_extensions), rest,
+        deep, single = ((grids or {}).get(family, full) for family in ("deep", "single"))
+        searches.append(SizeSearch("deep", size, params, jobs, GridSearch(deep, config.tune_extensions), rest,
                                    as_ensemble=True))
-        searches.append(SizeSearch("single", size, params, jobs, GridSearch(grid, config.tune_extensions)))
+        searches.append(SizeSearch("single", size, params, jobs, GridSearch(single, config.tune_extensions)))
     return searches
 
 
@@ -304,10 +309,17 @@ def tune_cheap_runs(config: RecommendConfig, data: Dataset, run: RunFolder, exec
         raise EnsplitError("tuning needs a validation split: validation_fraction = 0.0; set it above 0 "
                            "(tune = true sets 0.1)")
     run.store.save_labels("val", data.y_val.cpu().numpy())
-    pools, ladders = pool_searches(config, data), rung_searches(config, data, list(rungs))
+    top = max(pool_widths(config, data))  # above P/2 (`pool_sizes`): searched last, near its neighbour's cell
+    below = [size for size in pool_widths(config, data) if size != top]
+    pools, ladders = pool_searches(config, data, below), rung_searches(config, data, list(rungs))
     result = TuneResult()
     result.trained_jobs = run_searches(pools + ladders, config, run, executor, progress, "tuning every cheap size")
     result.add(pools + ladders, config.budget)
+    grids = {key: local_grid(result.families[key]) for key in ("deep", "single") if key in result.families}
+    highest = pool_searches(config, data, [top], grids if len(grids) == 2 else None)
+    result.trained_jobs += run_searches(highest, config, run, executor, progress, "tuning the top pool")
+    result.add(highest, config.budget)
+    pools += highest
     warn_edges(pools + ladders, config)
     return [job for s in pools if s.family == "deep" for job in s.chosen], _chosen_ladders(ladders), result
 
