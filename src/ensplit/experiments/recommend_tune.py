@@ -17,6 +17,9 @@
   not the 400 validation examples, makes most of the noise), so the run that wins on validation of 12-18 cells
   is a lucky seed on test too: over 25 rungs it scores 0.020 CNLL (standard error 0.009) below the fresh runs
   of its cell (benchmarks/results/recommend_tune.md). The fresh runs hold each rung to what its cell gives anew.
+- The top deep pool sits just above P/2 (`recommend_plan.pool_sizes`), so the 2-member split is interpolated,
+  and is tuned last, on `local_grid` around the cell its neighbour below chose (for "deep" and "single"
+  alike): a whole grid there would cost what the cap keeps for the sharing methods' refinement rungs.
 - The refinement rung (`recommend_refine`) sits at P/√2 and searches `local_grid`, three lrs around the cell of
   its family's largest tuned size: a tuned envelope can bend where the best lr stops growing (multihead: a
   larger lr diverges), and the ladders alone carry the steep part past P.
@@ -325,8 +328,9 @@ def tune_cheap_runs(config: RecommendConfig, data: Dataset, run: RunFolder, exec
 
 
 def local_grid(family: FamilyTuning) -> Grid:
-    """The refinement rung's grid: the lr chosen at the family's largest tuned size × `LOCAL_LR_STEPS`, at that
-    size's weight decay (the edge rule still grows the lr axis when the best lr moved further). Near P the best
+    """The refinement rung's (and the top deep pool's) grid: the lr chosen at the family's largest tuned size ×
+    `LOCAL_LR_STEPS`, at that size's weight decay (the edge rule still grows the lr axis when the best lr moved
+    further). Near P the best
     lr moves slowly with size (its jumps come at the small rungs: multihead's 0.05 → 0.2 between 2k and 4k
     parameters on MNIST-1D, benchmarks/results/recommend_tune.md), so three cells find it where the whole grid
     costs four to six times as much."""
