@@ -286,10 +286,14 @@ def test_a_tiny_search_reads_only_the_validation_split_and_resumes(tmp_path):
         ordered = sorted(family.sizes, key=lambda s: s.params)
         for s in ordered:
             assert set(s.search.scores) == set(s.search.grid.cells())
-            if key in ("deep", "single") and s is ordered[-1]:  # the top pool: three lrs around its neighbour's
+            if key == "deep" and s is ordered[-1]:  # the top pool: three lrs around its neighbour's
                 lr, wd = ordered[-2].search.best
                 assert s.search.grid.weight_decays == (wd,) and {lr / 2, lr, lr * 2} <= set(s.search.grid.lrs)
                 assert len(s.search.grid.lrs) in (3, 4)  # one extension
+            elif key == "single" and s is ordered[-1]:  # its neighbour's lr, every weight decay
+                lr, _ = ordered[-2].search.best
+                assert s.search.grid.lrs[:1] == (lr,) and len(s.search.grid.lrs) in (1, 2)
+                assert set(config.tune_weight_decays) <= set(s.search.grid.weight_decays)
             else:
                 assert s.search.best[0] in s.search.grid.lrs and len(s.search.grid.lrs) in (2, 3)  # one extension
     for key, jobs in ladders.items():  # each rung's runs: its chosen cell's, then the fresh replicates there
@@ -377,16 +381,17 @@ def test_pools_are_tuned_as_ensembles_for_the_splits_and_alone_for_the_single_ne
 
     deep, single = result.families["deep"].sizes, result.families["single"].sizes
     for d, s in zip(deep, single, strict=True):
-        for cell in d.search.grid.cells():
-            (job,) = d.jobs(cell)
-            lp = val_log_probs(job)
-            whole = float(cnll_ttcv(lp, labels, splits=config.cnll_splits))
-            alone = sum(float(cnll_ttcv(lp[i:i + 1], labels, splits=config.cnll_splits))
-                        for i in range(lp.shape[0])) / lp.shape[0]
-            assert d.search.scores[cell] == pytest.approx(whole, abs=1e-12)
-            assert s.search.scores[cell] == pytest.approx(alone, abs=1e-12)
-            assert validation_score(run.store, [job], labels, config.cnll_splits, as_ensemble=True) == \
-                pytest.approx(whole, abs=1e-12)
+        assert d.params == s.params  # the top size's two grids differ (`top_pool_grids`); the others are one grid
+        for search in (d, s):
+            for cell in search.search.grid.cells():
+                (job,) = search.jobs(cell)
+                lp = val_log_probs(job)
+                whole = float(cnll_ttcv(lp, labels, splits=config.cnll_splits))
+                alone = sum(float(cnll_ttcv(lp[i:i + 1], labels, splits=config.cnll_splits))
+                            for i in range(lp.shape[0])) / lp.shape[0]
+                assert search.search.scores[cell] == pytest.approx(whole if search is d else alone, abs=1e-12)
+                assert validation_score(run.store, [job], labels, config.cnll_splits, as_ensemble=True) == \
+                    pytest.approx(whole, abs=1e-12)
     # make each single-network search prefer a cell the deep one did not choose, and read the evidence
     for s, d in zip(single, deep, strict=True):
         other = next(c for c in s.search.grid.cells() if c != d.search.best)
