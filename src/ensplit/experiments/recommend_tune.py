@@ -18,8 +18,9 @@
   is a lucky seed on test too: over 25 rungs it scores 0.020 CNLL (standard error 0.009) below the fresh runs
   of its cell (benchmarks/results/recommend_tune.md). The fresh runs hold each rung to what its cell gives anew.
 - The top deep pool sits just above P/2 (`recommend_plan.pool_sizes`), so the 2-member split is interpolated,
-  and is tuned last, on `local_grid` around the cell its neighbour below chose (for "deep" and "single"
-  alike): a whole grid there would cost what the cap keeps for the sharing methods' refinement rungs.
+  and is tuned last, on small grids around the cells its neighbour below chose (`top_pool_grids`: three lrs
+  for the memory splits, every weight decay for the single network): the whole grid there would cost what the
+  cap keeps for the sharing methods' refinement rungs (benchmarks/results/recommend_tune.md).
 - The refinement rung (`recommend_refine`) sits at P/√2 and searches `local_grid`, three lrs around the cell of
   its family's largest tuned size: a tuned envelope can bend where the best lr stops growing (multihead: a
   larger lr diverges), and the ladders alone carry the steep part past P.
