@@ -131,7 +131,12 @@ def winners_curse(ladders: dict, seeds: int) -> dict[str, float]:
     in the same cell afterwards (each ladder rung's first `seeds` values are the choosing runs, `gather`)."""
     gaps = [float(np.mean(v[:seeds]) - np.mean(v[seeds:])) for ladder in ladders.values() for v in ladder.values()
             if len(v) > seeds]
-    return {"rungs": len(gaps), "mean_gap": float(np.mean(gaps)) if gaps else math.nan,
+    return {"rungs": len(gaps), **_mean_gap(gaps)}
+
+
+def _mean_gap(gaps: list[float]) -> dict[str, float]:
+    """The mean of `gaps` and its standard error (nan where there are too few)."""
+    return {"mean_gap": float(np.mean(gaps)) if gaps else math.nan,
             "standard_error": float(np.std(gaps, ddof=1) / math.sqrt(len(gaps))) if len(gaps) > 1 else math.nan}
 
 
@@ -140,20 +145,18 @@ def pool_winners_curse(folder: Path, tuning: Any, splits: int) -> dict[str, Any]
     cell (as the one ensemble they were scored as) minus that of three fresh networks of the cell."""
     store = ResultStore(folder)
     labels = torch.as_tensor(store.labels()).long()
+    networks = store.networks("pool")
     sizes = []
     for size in sorted(tuning.families["deep"].sizes, key=lambda s: s.params):
         groups = [size.jobs(size.search.best), size.rest(size.search.best)]
         ids = [{job.job_id for job in group} for group in groups]
-        rows = [sorted((r for r in store.networks("pool") if r["job_id"] in own), key=lambda r: r["member"])
-                for own in ids]
+        rows = [sorted((r for r in networks if r["job_id"] in own), key=lambda r: r["member"]) for own in ids]
         if len(rows[1]) < TUNE_NETWORKS:
             continue
         chose, fresh = (float(cnll_ttcv(torch.as_tensor(store.log_probs(r[:TUNE_NETWORKS])).double(), labels,
                                         splits=splits)) for r in rows)
         sizes.append({"params": size.params, "choosing": chose, "fresh": fresh, "gap": chose - fresh})
-    gaps = [s["gap"] for s in sizes]
-    return {"sizes": sizes, "mean_gap": float(np.mean(gaps)) if gaps else math.nan,
-            "standard_error": float(np.std(gaps, ddof=1) / math.sqrt(len(gaps))) if len(gaps) > 1 else math.nan}
+    return {"sizes": sizes, **_mean_gap([s["gap"] for s in sizes])}
 
 
 def at_own_settings(config: RecommendConfig, result: Any, runs: Runs) -> dict[str, Any]:

@@ -6,10 +6,10 @@ Candidates at a budget P (exact parameter counts, ≤ P): the single network; ev
 Cheap runs live on one global grid of sizes (powers of √2 parameters), so a second budget reuses what the
 first trained. They are sized to cost well under a brute force (one run of every candidate at P; the result's
 `cost` counts both, `recommend_cost`): deep pools at P/2, P/4, P/8 and P/16 (`pool` networks at or below P/8,
-3 above; `pool` at every size with --tune), and for each sharing method a ladder of `rungs` budgets 2× apart,
-the largest at or below P/`ladder_top` (P/32 … P/4 by default), with `seeds` runs each (several trained
-together as one stacked model). benchmarks/results/recommend_design.md compares this design with others on
-dense MNIST-1D evidence.
+3 above; with --tune `pool` at every size and the top one just above P/2), and for each sharing method a
+ladder of `rungs` budgets 2× apart, the largest at or below P/`ladder_top` (P/32 … P/4 by default), with
+`seeds` runs each (several trained together as one stacked model). benchmarks/results/recommend_design.md
+compares this design with others on dense MNIST-1D evidence.
 """
 
 from __future__ import annotations

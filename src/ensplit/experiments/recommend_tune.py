@@ -313,8 +313,9 @@ def tune_cheap_runs(config: RecommendConfig, data: Dataset, run: RunFolder, exec
         raise EnsplitError("tuning needs a validation split: validation_fraction = 0.0; set it above 0 "
                            "(tune = true sets 0.1)")
     run.store.save_labels("val", data.y_val.cpu().numpy())
-    top = max(pool_widths(config, data))  # above P/2 (`pool_sizes`): searched last, near its neighbour's cell
-    below = [size for size in pool_widths(config, data) if size != top]
+    sizes = list(pool_widths(config, data))
+    top = max(sizes)  # above P/2 (`pool_sizes`): searched last, near its neighbour's cell
+    below = [size for size in sizes if size != top]
     pools, ladders = pool_searches(config, data, below), rung_searches(config, data, list(rungs))
     result = TuneResult()
     result.trained_jobs = run_searches(pools + ladders, config, run, executor, progress, "tuning every cheap size")
@@ -340,10 +341,9 @@ def top_pool_grids(result: TuneResult, config: RecommendConfig) -> dict[str, Gri
 def local_grid(family: FamilyTuning) -> Grid:
     """The refinement rung's (and the top deep pool's) grid: the lr chosen at the family's largest tuned size ×
     `LOCAL_LR_STEPS`, at that size's weight decay (the edge rule still grows the lr axis when the best lr moved
-    further). Near P the best
-    lr moves slowly with size (its jumps come at the small rungs: multihead's 0.05 → 0.2 between 2k and 4k
-    parameters on MNIST-1D, benchmarks/results/recommend_tune.md), so three cells find it where the whole grid
-    costs four to six times as much."""
+    further). Near P the best lr moves slowly with size (its jumps come at the small rungs: multihead's 0.05 →
+    0.2 between 2k and 4k parameters on MNIST-1D, benchmarks/results/recommend_tune.md), so three cells find it
+    where the whole grid costs four to six times as much."""
     lr, wd = max(family.sizes, key=lambda s: s.params).search.best
     return Grid(tuple(float(f"{lr * step:.6g}") for step in LOCAL_LR_STEPS), (wd,))
 
