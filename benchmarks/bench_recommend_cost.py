@@ -67,9 +67,9 @@ def train_and_score(config: RecommendConfig, found: list[Candidate], seed_index:
     return scores, time.perf_counter() - start
 
 
-def measure(budget: int, threads: int | None) -> dict[str, Any]:
-    config = RecommendConfig.from_mapping({"budget": budget, "verify": False, **({"threads": threads} if threads
-                                                                                 else {})})
+def measure(budget: int, threads: int | None, flops_budget: int | None = None) -> dict[str, Any]:
+    config = RecommendConfig.from_mapping({"budget": budget, "verify": False, "flops_budget": flops_budget,
+                                           **({"threads": threads} if threads else {})})
     config.recipe.apply_threads()
     data = load_data(config.recipe.data)
     labels = data.y_test.long()
@@ -90,6 +90,7 @@ def measure(budget: int, threads: int | None) -> dict[str, Any]:
     summary = summarise(budget, result, truth, seed1, brute1_seconds, recommend_seconds,
                         brute1_seconds + sum(t for _, t in later))
     steps = config.recipe.train.epochs * steps_in_epoch(data.x_train.shape[0], config.recipe.train.batch_size)
+    summary["flops_budget"] = flops_budget
     summary["steps"] = steps_split(steps, recommend_jobs, recommend_train, recommend_seconds, len(listed),
                                    brute1_seconds)
     return summary
@@ -168,6 +169,8 @@ def _peer_regret(run: dict[str, Any]) -> float:
 
 def markdown(runs: list[dict[str, Any]], machine: str) -> str:
     flags = " ".join(f"--budget {r['budget']}" for r in runs)
+    if runs and runs[0].get("flops_budget"):  # one flops budget for every budget of a run
+        flags += f" --flops-budget {runs[0]['flops_budget']}"
     lines = ["# `recommend --no-verify` against the brute force it replaces", "",
              f"`python benchmarks/bench_recommend_cost.py {flags}`; "
              f"{machine}", "",
@@ -216,6 +219,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, action="append", help="parameter budget (repeatable)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--flops-budget", type=int, default=None,
+                        help="inference FLOPs per example: every candidate narrowed to fit it, on both sides")
     parser.add_argument("--name", default="recommend_cost", help="results file name in benchmarks/results")
     parser.add_argument("--render", action="store_true",
                         help="measure nothing: rewrite the Markdown of results/NAME.md from results/NAME.json")
@@ -229,7 +234,7 @@ def main() -> None:
                f"ensplit {__version__} (commit {commit}), {time.strftime('%Y-%m-%d')}.")
     runs = []
     for budget in args.budget or [23_050]:
-        runs.append(measure(budget, args.threads))
+        runs.append(measure(budget, args.threads, args.flops_budget))
         r = runs[-1]
         print(f"budget {budget:,}: wall {r['wall_ratio']:.2f}x, FLOPs {r['flops_ratio']:.2f}x of the 1-seed brute "
               f"force; regret {r['regret']:.4f}; RMSE {r['prediction_rmse']:.4f}; coverage {r['coverage']:.2f}; "

@@ -104,3 +104,10 @@ def test_the_pools_winners_curse_is_the_choosing_ensemble_minus_a_fresh_one_by_h
         assert measured["choosing"] == pytest.approx(test_cnll(s.jobs(best), 3), abs=1e-12)
         assert measured["fresh"] == pytest.approx(test_cnll(s.rest(best), 4), abs=1e-12)  # its first three
     assert curse["mean_gap"] == pytest.approx(sum(m["gap"] for m in curse["sizes"]) / len(sizes), abs=1e-12)
+
+
+def test_a_flops_budget_run_names_it_in_the_command_it_renders(bench):
+    saved = json.loads(SAVED.read_text())
+    runs = [dict(run, flops_budget=30000) for run in saved["runs"]]
+    assert "--flops-budget 30000" in bench.markdown(runs, saved["machine"]).splitlines()[2]
+    assert "--flops-budget" not in bench.markdown(saved["runs"], saved["machine"])  # results from before it

@@ -213,3 +213,12 @@ def test_auto_grouping_of_a_two_layer_mlp_uses_the_single_bank_when_every_shape_
     assert mixture_plan(inv, 4, budget, singletons="templates").grouping == "shape"
     with pytest.raises(EnsplitError, match="singletons"):
         mixture_plan(inv, 4, budget, singletons="thin")
+
+
+def test_a_one_value_bank_builds_finite_weights() -> None:
+    """The smallest mixture (its flat bank holds one value, whose std is undefined) used to scale every layer by
+    nan; recommend --flops-budget sizes mixtures down to it."""
+    model = build_method("mixture", "mlp", 4, 1, None, (40,), 10, 0, {}, budget=97)
+    assert [b.bank.numel() for b in model.modules() if isinstance(b, FlatBank)] == [1]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert torch.isfinite(model(torch.randn(3, 40))).all()

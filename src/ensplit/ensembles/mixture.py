@@ -60,7 +60,9 @@ def to_mixture(model: nn.Module, members: int, budget: int, templates_per_layer:
             if group.templates == 0:
                 return module  # fallback: one ordinary layer shared by every member
             bank = banks[group.key]
-            bank_std = float(bank.bank.detach().std()) if isinstance(bank, FlatBank) else 1.0
+            # a one-value bank has no spread (std would be nan, and so every weight): leave its scale alone
+            bank_std = float(bank.bank.detach().std()) if isinstance(bank, FlatBank) and bank.bank.numel() > 1 \
+                else 1.0
             scale = layer_std[name] / bank_std if isinstance(bank, FlatBank) else 1.0
             conv = isinstance(module, plain.Conv)
             layer = MixtureLayer(bank, members, module.weight.shape, layer_assignment(plan, inv, name, assignment),

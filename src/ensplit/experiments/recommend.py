@@ -35,7 +35,7 @@ from ensplit.experiments.recommend_plan import (
     Candidate,
     LadderPlan,
     RecommendConfig,
-    candidates,
+    flops_sizing,
     ladder_budgets,
     plan_ladder_jobs,
     plan_pool_jobs,
@@ -43,7 +43,6 @@ from ensplit.experiments.recommend_plan import (
     verify_job,
 )
 from ensplit.experiments.recommend_refine import plan_refinement
-from ensplit.experiments.recommend_sizing import fit_flops
 from ensplit.experiments.recommend_tune import (
     TuneResult,
     family_key,
@@ -315,10 +314,10 @@ def _rank(kept: list[Assessed], config: RecommendConfig) -> list[Assessed]:
 
 def _assess(config: RecommendConfig, data: Dataset,
             known: dict[str, list[float]] | None = None) -> tuple[list[Assessed], list[Assessed]]:
-    """The candidates (sized to a flops_budget) with their costs, and those no width fits; refuses a budget
+    """The candidates (sized to a flops_budget) with their costs, and those no size fits; refuses a budget
     that cannot train or predict before anything is trained. Costs in `known` (`stored_costs`: measured by an
     earlier run in the folder, on this machine) are taken, not measured again."""
-    sizing = fit_flops(candidates(config, data, flops=False), config, data)  # refuses a flops_budget nothing fits
+    sizing = flops_sizing(config, data)  # refuses a flops_budget nothing fits
     device = config.recipe.torch_device()
     for candidate in sizing.kept:
         check_training(candidate.params, config.recipe.train.optimizer, device, f"training {candidate.name}",

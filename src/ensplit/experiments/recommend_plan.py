@@ -26,7 +26,7 @@ from pydantic import Field
 from ensplit.data.dataset import Dataset
 from ensplit.ensembles import method_param_count, solve_method_width
 from ensplit.errors import EnsplitError
-from ensplit.experiments.recommend_sizing import fit_flops
+from ensplit.experiments.recommend_sizing import AtBudget, Sizing, fit_flops
 from ensplit.models import count_params
 from ensplit.models.scaling import solve_width
 from ensplit.parsing import COUNT, require_distinct
@@ -181,7 +181,7 @@ def _sharing_candidate(recipe: Recipe, data: Dataset, method: str, members: int,
 def candidates(config: RecommendConfig, data: Dataset, budget: int | None = None,
                flops: bool = True) -> list[Candidate]:
     """Every candidate at the budget (see the module docstring); with `flops` and a flops_budget, each narrowed to
-    the widest that also fits it and those that fit it at no width left out (`recommend_sizing.fit_flops`)."""
+    the largest that also fits it and those that fit it at no size left out (`flops_sizing`)."""
     budget = config.budget if budget is None else budget
     recipe = config.recipe
     found = []
@@ -197,8 +197,19 @@ def candidates(config: RecommendConfig, data: Dataset, budget: int | None = None
     if not found:
         raise EnsplitError(f"budget = {budget:,}: not even one network of width 1 fits; raise the budget")
     if flops and config.flops_budget is not None:
-        return fit_flops(found, config, data, budget).kept
+        return fit_flops(found, config, data, _at_budget(config, data), budget).kept
     return found
+
+
+def _at_budget(config: RecommendConfig, data: Dataset) -> AtBudget:
+    """A knob-sized sharing candidate at another budget, sized as its ladder sizes it (`sharing_candidate`)."""
+    return lambda candidate, budget: sharing_candidate(config.recipe, data, candidate.method, candidate.members,
+                                                       budget)
+
+
+def flops_sizing(config: RecommendConfig, data: Dataset) -> Sizing:
+    """The candidates at the budget sized to the flops_budget, and those no size fits (`recommend_sizing`)."""
+    return fit_flops(candidates(config, data, flops=False), config, data, _at_budget(config, data))
 
 
 def _grid_index(budget: float) -> int:

@@ -3,20 +3,27 @@
 A candidate found at P parameters (`recommend_plan.candidates`) that needs more than F inference FLOPs per
 example is narrowed: its width is bisected between 1 and its width at P on the exact counts (parameters from
 the closed forms, FLOPs counted by `forward_flops` on the model itself, as `assess_costs` counts them). Only a
-candidate that needs more than F even at width 1 is dropped. The mixture keeps its template bank at P (its
-`budget` option, the knob that spends parameters) and narrows its backbone: its FLOPs per example are its
-members' forward passes plus the per-batch mixing of the bank, and only the width shrinks the first.
+candidate that needs more than F even at width 1 is dropped.
 
-The bisection keeps `fits(low)` and `not fits(high)`, so the width it returns always fits both budgets and the
-next width does not, even for a method whose FLOPs were not monotone in width; there it would be the edge of a
-fitting run of widths, not necessarily the widest of all. Every method here grows its FLOPs with width (checked
-width by width in the tests), so the edge is the widest.
+A method sized by a parameter knob rather than by its width (the mixture: its `budget` option sets the template
+bank, and its backbone is the single network's width at that budget) is instead moved down its own knob: it
+becomes the method's candidate at the largest budget B ≤ P that fits F (`largest_fitting_budget`), the same
+architecture its ladder trains at B. Narrowing its backbone while it kept its bank at P built a network the
+ladder never measures, and the ladder's law predicted it as the mixture at P: on MNIST-1D at 23,050 parameters
+and 30,000 FLOPs a backbone of width 38 with the whole bank was predicted 0.693 and measured 0.863, and it was
+the answer (benchmarks/results/recommend_cost_flops.md).
+
+The bisections keep `fits(low)` and `not fits(high)`, so what they return always fits both budgets and the
+next width (or budget) does not, even for a method whose FLOPs were not monotone; there it would be the edge of
+a fitting run, not necessarily the largest of all. Every method here grows its FLOPs with width and the mixture
+with its budget (checked step by step in the tests), so the edge is the largest.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -108,17 +115,74 @@ def widest_fitting(candidate: Candidate, budget: int, flops_budget: int, recipe:
     return best
 
 
-def fit_flops(found: list[Candidate], config: RecommendConfig, data: Dataset, budget: int | None = None) -> Sizing:
-    """Every candidate of `found` (sized to `budget`, default config.budget) narrowed to fit config.flops_budget;
-    refuses, before any training, a FLOPs budget that not one candidate fits even at width 1."""
+AtBudget = Callable[["Candidate", int], "Candidate | None"]  # a knob-sized method's candidate at another budget
+
+
+def sized_by_knob(candidate: Candidate) -> bool:
+    """Whether the candidate's parameters are set by a `budget` option rather than by its width (the mixture)."""
+    return "budget" in dict(candidate.options)
+
+
+def _fits_at(candidate: Candidate | None, flops_budget: int, recipe: Recipe, data: Dataset) -> bool:
+    try:
+        return candidate is not None and inference_flops(candidate, recipe, data) <= flops_budget
+    except EnsplitError:
+        return False
+
+
+def smallest_budget(candidate: Candidate, budget: int, at_budget: AtBudget) -> Candidate | None:
+    """The knob-sized method at the smallest budget in [1, `budget`] at which it can be built (bisection: below
+    that budget it cannot, above it it can); None when it cannot be built even at `budget`."""
+    if at_budget(candidate, budget) is None:
+        return None
+    low, high = 0, budget  # cannot be built at low (0: by definition), can at high
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if at_budget(candidate, mid) is not None else (mid, high)
+    return at_budget(candidate, high)
+
+
+def largest_fitting_budget(candidate: Candidate, budget: int, flops_budget: int, recipe: Recipe, data: Dataset,
+                           at_budget: AtBudget) -> Candidate | None:
+    """The knob-sized method at the largest budget B ≤ `budget` whose candidate (`at_budget`) fits
+    `flops_budget` FLOPs per example (bisection between its smallest buildable budget and `budget`); None when
+    even the smallest does not fit."""
+    best = at_budget(candidate, budget)
+    if _fits_at(best, flops_budget, recipe, data):
+        return best
+    smallest = smallest_budget(candidate, budget, at_budget)
+    if not _fits_at(smallest, flops_budget, recipe, data):
+        return None
+    low, high, best = dict(smallest.options)["budget"], budget, smallest  # fits(low), not fits(high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        sized = at_budget(candidate, mid)
+        if _fits_at(sized, flops_budget, recipe, data):
+            low, best = mid, sized
+        else:
+            high = mid
+    return best
+
+
+def fit_flops(found: list[Candidate], config: RecommendConfig, data: Dataset, at_budget: AtBudget,
+              budget: int | None = None) -> Sizing:
+    """Every candidate of `found` (sized to `budget`, default config.budget) narrowed to fit config.flops_budget:
+    by width, or down its knob with `at_budget` when it is `sized_by_knob`; refuses, before any training, a
+    FLOPs budget that not one candidate fits even at its smallest."""
     if config.flops_budget is None:
         return Sizing(list(found))
     budget = config.budget if budget is None else budget
     sizing = Sizing()
     for candidate in found:
-        sized = widest_fitting(candidate, budget, config.flops_budget, config.recipe, data)
+        if sized_by_knob(candidate):
+            sized = largest_fitting_budget(candidate, budget, config.flops_budget, config.recipe, data, at_budget)
+            smallest = None if sized else smallest_budget(candidate, budget, at_budget)
+            dropped = smallest or at_width(candidate, 1, config.recipe, data)
+        else:
+            sized = widest_fitting(candidate, budget, config.flops_budget, config.recipe, data)
+            dropped = at_width(candidate, 1, config.recipe, data)
         if sized is None:
-            sizing.dropped.append(at_width(candidate, 1, config.recipe, data))
+            sizing.dropped.append(dropped)
         else:
             sizing.kept.append(sized)
     if not sizing.kept:
