@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -206,18 +205,6 @@ def _at_budget(config: RecommendConfig, data: Dataset) -> AtBudget:
     """A knob-sized sharing candidate at another budget, sized as its ladder sizes it (`sharing_candidate`)."""
     return lambda candidate, budget: sharing_candidate(config.recipe, data, candidate.method, candidate.members,
                                                        budget)
-
-
-def planning_config(config: RecommendConfig, kept: Sequence[Candidate]) -> RecommendConfig:
-    """The config the cheap runs are planned with: `config`, or, when a flops_budget narrows every kept
-    candidate below P, the same at the largest kept candidate's parameter count P'. The pools, ladders and
-    refinement rung are then placed below P' (and --tune carries its settings to P'), so they stay cheap next to
-    a brute force of the narrowed candidates: planned at P they cost 0.59× of it at 23,050 and 30,000 FLOPs,
-    over the 0.5 cap (benchmarks/results/recommend_cost_flops_before.md)."""
-    if config.flops_budget is None or not kept:
-        return config
-    largest = max(c.params for c in kept)
-    return config if largest >= config.budget else dataclasses.replace(config, budget=largest)
 
 
 def flops_sizing(config: RecommendConfig, data: Dataset) -> Sizing:
