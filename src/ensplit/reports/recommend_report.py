@@ -217,7 +217,9 @@ def write_recommend_report(path: str | Path, result: Any) -> Path:
     sections.append(Section("Two budgets", "Every candidate's parameters against its inference FLOPs per example "
                             "(counted on the model), coloured by predicted CNLL. Ringed and named in bold: the Pareto "
                             "front, the candidates no other beats or equals on parameters, FLOPs and predicted CNLL "
-                            "at once. With --flops-budget each candidate is the widest that fits both budgets.",
+                            "at once. With --flops-budget each candidate is the widest that fits both budgets (the "
+                            "mixture, sized by its template bank, the largest budget of its own sizing that fits, "
+                            "as its ladder trains it).",
                             figures=[(pareto_figure(result), "parameters × FLOPs Pareto front")]))
     if getattr(result, "tuning", None) is not None:
         sections.insert(1, tuning_section(result.tuning))
