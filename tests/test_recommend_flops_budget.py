@@ -5,6 +5,7 @@ dropped, bad values refused, and the params × FLOPs Pareto front."""
 from __future__ import annotations
 
 import random
+import sqlite3
 
 import pytest
 import torch
@@ -19,7 +20,16 @@ from ensplit.ensembles import build_method, method_param_count
 from ensplit.ensembles.cost import forward_flops
 from ensplit.errors import EnsplitError
 from ensplit.experiments.recommend import run_recommend
-from ensplit.experiments.recommend_plan import Candidate, RecommendConfig, candidates, flops_sizing, sharing_candidate
+from ensplit.experiments.recommend_plan import (
+    Candidate,
+    RecommendConfig,
+    candidates,
+    flops_sizing,
+    plan_ladder_jobs,
+    plan_pool_jobs,
+    planning_config,
+    sharing_candidate,
+)
 from ensplit.experiments.recommend_sizing import at_width, inference_flops
 from ensplit.models import count_params
 from ensplit.recipe import Recipe
@@ -151,54 +161,43 @@ def test_the_front_property(points):
     assert pareto_front(points) == brute_force_front(points)
 
 
-def test_a_tiny_run_sizes_drops_draws_the_front_and_states_its_cost(tmp_path):
-    values = {"budget": 6000, "flops_budget": 300, "epochs": 1, "num_samples": 300, "members_max": 3,
+def test_a_tiny_run_sizes_plans_below_the_largest_candidate_draws_the_front_and_states_its_cost(tmp_path):
+    values = {"budget": 6000, "flops_budget": 1000, "epochs": 1, "num_samples": 300, "members_max": 3,
               "methods": ("multihead", "mixture"), "rungs": 4, "pool": 4, "bootstrap": 10, "cnll_splits": 2,
               "threads": 1, "verify": False}
-    result = run_recommend(RecommendConfig.from_mapping(values), tmp_path / "r", progress=False)
+    config = RecommendConfig.from_mapping(values)
+    result = run_recommend(config, tmp_path / "r", progress=False)
     answer = result.to_json()
-    assert answer["flops_budget"] == 300
-    assert all(c["flops_per_example"] <= 300 and c["params"] <= 6000 for c in answer["candidates"])
-    assert [(c["name"], c["reason"]) for c in answer["dropped"]] == [("deep 3×w1", "flops_budget"),
-                                                                    ("mixture(4) w1", "flops_budget")]
-    assert all(c["flops_per_example"] > 300 for c in answer["dropped"])
+    assert answer["flops_budget"] == 1000 and answer["budget"] == 6000
+    assert all(c["flops_per_example"] <= 1000 and c["params"] <= 6000 for c in answer["candidates"])
+    largest = max(c["params"] for c in answer["candidates"])
+    assert largest < 6000
+    plan = planning_config(config, [a.candidate for a in result.ranked])
+    assert plan.budget == min(6000, 2 * largest) < 6000 and plan.flops_budget == 1000
+    jobs = {job.job_id for job in plan_pool_jobs(plan, DATA)}
+    jobs |= {job.job_id for rung in plan_ladder_jobs(plan, DATA).values() for job in rung}
+    stored = stored_job_ids(tmp_path / "r")
+    assert jobs <= stored  # the cheap runs are the plan at the largest candidate, not at P
+    assert not {job.job_id for job in plan_pool_jobs(config, DATA)} <= stored  # P's top pool is not trained
     points = [(a.candidate.params, a.flops, a.prediction.value) for a in result.ranked]
     assert front_flags(result.ranked) == brute_force_front(points)
     assert result.report is None  # the experiment writes no page; its caller does
     assert reports.write(result, tmp_path / "r") == result.report == tmp_path / "r" / "report.html"
-    page = result.report.read_text()
-    assert "Two budgets" in page and "Cost: " in page and page.count("<img") >= 4
 
 
-def test_pareto_labels_that_would_overlap_are_lifted_line_by_line() -> None:
-    """CIFAR-10 at 70,000: deep 7×w3 and grouped(4) w4 are drawn 2 points apart (side by side) on the Pareto
-    figure; the second label goes one line up. Labels a label's width apart, or a line above one another, stay
-    where they are, and a third label crowding both goes up two lines."""
-    from ensplit.reports.recommend_pareto import CHAR, LINE, label_lines
-
-    names = ["grouped(4) w4", "deep 7×w3", "deep 8×w2", "deep 5×w3"]
-    points = [(400.0, 200.0), (398.0, 200.0), (100.0, 80.0), (100.0 + CHAR * 10, 80.0)]
-    assert label_lines(names, points) == [0, 1, 0, 0]
-    assert label_lines(["a" * 10, "b" * 10], [(0.0, 0.0), (0.0, LINE)]) == [0, 0]
-    assert label_lines(["a" * 10, "b" * 10, "c"], [(0.0, 0.0), (0.0, LINE), (20.0, 1.0)]) == [0, 0, 2]
+def stored_job_ids(folder) -> set[str]:
+    with sqlite3.connect(folder / "results.sqlite") as conn:
+        return {row[0] for row in conn.execute("SELECT job_id FROM jobs")}
 
 
-def test_count_and_parameter_ticks_read_as_numbers() -> None:
-    """Report axes: parameters as 20k / 1.2M (not 2×10^4), ensemble sizes as whole numbers."""
-    import matplotlib
+def test_without_a_flops_budget_the_plan_is_the_config_itself():
+    plain = config(6000, None)
+    assert planning_config(plain, candidates(plain, DATA)) is plain
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
 
-    from ensplit.reports.ticks import compact, count_axis, parameter_axis
-
-    assert [compact(v) for v in (512, 2000, 17_326, 1_234_567, 3e9)] == ["512", "2k", "17.3k", "1.23M", "3G"]
-    ax = Figure().subplots()
-    ax.plot([1, 4], [17_326, 269_722])
-    ax.set(xscale="log", yscale="log", xlim=(0.8, 5))
-    parameter_axis(ax.yaxis)
-    count_axis(ax)
-    ax.figure.canvas.draw()
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3", "4"]
-    labels = {t.get_text() for t in ax.get_yticklabels()}
-    assert {"20k", "50k", "100k", "200k"} <= labels and not any("10^" in t or "times" in t for t in labels)
+def test_a_flops_budget_too_tight_for_the_pools_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["recommend", *TINY, "--budget", "6000", "--out", str(out), "--flops-budget", "300"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "flops_budget = 300" in err and "raise --flops-budget" in err and len(err.splitlines()) == 1
+    assert not out.exists()

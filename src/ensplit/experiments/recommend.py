@@ -39,6 +39,7 @@ from ensplit.experiments.recommend_plan import (
     ladder_budgets,
     plan_ladder_jobs,
     plan_pool_jobs,
+    planning_config,
     pool_widths,
     verify_job,
 )
@@ -227,9 +228,10 @@ class CheapRuns:
 
 
 def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, found: list[Candidate],
-               progress: bool) -> CheapRuns:
+               progress: bool, budget: int | None = None) -> CheapRuns:
     """Train the deep pools and every sharing method's ladder (with `tune`, each size in its own tuned cell,
-    `recommend_tune`), and gather the evidence."""
+    `recommend_tune`), and gather the evidence. `config` is the planning config (`planning_config`); `budget`
+    the one asked, when that differs."""
     widths = pool_widths(config, data)
     ladders: LadderPlan = {}
     family_configs = {}
@@ -238,7 +240,10 @@ def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, 
             own = dataclasses.replace(config, methods=(method,), sharing_members=(members,))
             family_configs[(method, members)] = own
             ladders.update(plan_ladder_jobs(own, data))
-    _log(f"{len(found)} candidates at {config.budget:,} parameters; cheap runs: deep pools at "
+    asked = config.budget if budget is None else budget
+    planned_at = ("" if asked == config.budget else
+                  f" within {config.flops_budget:,} FLOPs, planned for {config.budget:,}")
+    _log(f"{len(found)} candidates at {asked:,} parameters{planned_at}; cheap runs: deep pools at "
          f"{len(widths)} sizes, {_ladder_text(config, ladders)}", progress)
     tuning = None
     if config.tune:
@@ -322,7 +327,15 @@ def _assess(config: RecommendConfig, data: Dataset,
     for candidate in sizing.kept:
         check_training(candidate.params, config.recipe.train.optimizer, device, f"training {candidate.name}",
                        "lower the budget")
-    _check_pool_sizes(config, data)
+    plan = planning_config(config, sizing.kept)
+    try:
+        _check_pool_sizes(plan, data)
+    except EnsplitError:
+        if plan is config:
+            raise
+        raise EnsplitError(f"flops_budget = {config.flops_budget:,}: the largest candidate that fits it has "
+                           f"{plan.budget:,} parameters, too few for the deep pools the prediction needs; raise "
+                           "--flops-budget") from None
     known = known or {}
 
     def assess(candidate: Candidate) -> Assessed:
@@ -352,8 +365,11 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
                                        for a in kept + dropped], known)
         executor = make_executor(config.executor, str(config.recipe.torch_device()), config.workers,
                                  config.address, False, config.gpus_per_job)  # one bar per stage, none per run
-        cheap = cheap_runs(config, data, run, executor, [a.candidate for a in kept], progress)
-        cheap = refine(config, data, run, executor, kept, cheap, progress)
+        plan = planning_config(config, [a.candidate for a in kept])  # below P when a flops_budget narrows all
+        cheap = cheap_runs(plan, data, run, executor, [a.candidate for a in kept], progress, config.budget)
+        cheap = refine(plan, data, run, executor, kept, cheap, progress)
+        if cheap.tuning is not None and plan is not config:  # settings for the candidates, not for the plan
+            cheap.tuning.carry_to(max(a.candidate.params for a in kept))
         for a in kept:
             a.settings = cheap.settings.get(family_key(a.candidate))
         result = RecommendResult(config, out, _rank(kept, config), dropped, None, cheap.evidence,

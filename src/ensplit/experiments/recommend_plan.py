@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -205,6 +206,24 @@ def _at_budget(config: RecommendConfig, data: Dataset) -> AtBudget:
     """A knob-sized sharing candidate at another budget, sized as its ladder sizes it (`sharing_candidate`)."""
     return lambda candidate, budget: sharing_candidate(config.recipe, data, candidate.method, candidate.members,
                                                        budget)
+
+
+PLAN_ABOVE_LARGEST = 2.0  # under a flops_budget the cheap runs are planned at 2× the largest candidate, at most P
+
+
+def planning_config(config: RecommendConfig, kept: Sequence[Candidate]) -> RecommendConfig:
+    """The config the cheap runs are planned with: `config`, or, when a flops_budget narrows every kept
+    candidate well below P, the same at P'' = min(P, 2·P'), P' the largest kept candidate's parameters. The deep
+    pools then reach P' (their top sits at P''/2) and the ladders P'/2, as they reach P/2 and P/4 of an
+    unconstrained budget. Planned at P they sat above the narrowed candidates: at 23,050 parameters and 8,000
+    FLOPs (P' = 4,095) they cost 2.41× the brute force, and the memory splits, whose members fell below the
+    smallest pool, were extrapolated down to it and missed by up to 0.26 (regret 0.097). Planned at P' itself
+    the ladders end two octaves below the largest candidates: at 30,000 FLOPs (P' = 15,480) multihead was then
+    predicted 1.089 against 0.842 (benchmarks/results/recommend_cost_flops*.md)."""
+    if config.flops_budget is None or not kept:
+        return config
+    planned = min(config.budget, math.ceil(PLAN_ABOVE_LARGEST * max(c.params for c in kept)))
+    return config if planned >= config.budget else dataclasses.replace(config, budget=planned)
 
 
 def flops_sizing(config: RecommendConfig, data: Dataset) -> Sizing:

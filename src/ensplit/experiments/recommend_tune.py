@@ -262,6 +262,12 @@ class TuneResult:
     replicates: int = TUNE_REPLICATES  # fresh runs each ladder rung adds in its chosen cell
     refinement_lrs: int = len(LOCAL_LR_STEPS)  # lrs the refinement rung tries around its family's top cell
 
+    def carry_to(self, budget: int) -> None:
+        """Carry every family's settings to `budget` instead of the planning budget (the largest candidate, when
+        a flops_budget planned the cheap runs above it, `recommend_plan.planning_config`)."""
+        for family in self.families.values():
+            family.budget = budget
+
     def add(self, searches: list[SizeSearch], budget: int) -> None:
         for s in searches:
             self.families.setdefault(s.family, FamilyTuning(s.family, budget)).sizes.append(s)
