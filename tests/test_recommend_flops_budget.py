@@ -27,7 +27,7 @@ from ensplit.experiments.recommend_plan import (
     flops_sizing,
     plan_ladder_jobs,
     plan_pool_jobs,
-    planning_config,
+    pool_planning_config,
     sharing_candidate,
 )
 from ensplit.experiments.recommend_sizing import at_width, inference_flops
@@ -161,7 +161,7 @@ def test_the_front_property(points):
     assert pareto_front(points) == brute_force_front(points)
 
 
-def test_a_tiny_run_sizes_plans_below_the_largest_candidate_draws_the_front_and_states_its_cost(tmp_path):
+def test_a_tiny_run_sizes_plans_the_pools_below_p_draws_the_front_and_states_its_cost(tmp_path):
     values = {"budget": 6000, "flops_budget": 1000, "epochs": 1, "num_samples": 300, "members_max": 3,
               "methods": ("multihead", "mixture"), "rungs": 4, "pool": 4, "bootstrap": 10, "cnll_splits": 2,
               "threads": 1, "verify": False}
@@ -170,15 +170,14 @@ def test_a_tiny_run_sizes_plans_below_the_largest_candidate_draws_the_front_and_
     answer = result.to_json()
     assert answer["flops_budget"] == 1000 and answer["budget"] == 6000
     assert all(c["flops_per_example"] <= 1000 and c["params"] <= 6000 for c in answer["candidates"])
-    largest = max(c["params"] for c in answer["candidates"])
-    assert largest < 6000
-    plan = planning_config(config, [a.candidate for a in result.ranked])
-    assert plan.budget == min(6000, 2 * largest) < 6000 and plan.flops_budget == 1000
-    jobs = {job.job_id for job in plan_pool_jobs(plan, DATA)}
-    jobs |= {job.job_id for rung in plan_ladder_jobs(plan, DATA).values() for job in rung}
+    memory = max(c["params"] for c in answer["candidates"] if c["method"] in ("single", "deep"))
+    pools = pool_planning_config(config, [a.candidate for a in result.ranked])
+    assert pools.budget == 2 * memory < 6000 and pools.flops_budget == 1000
     stored = stored_job_ids(tmp_path / "r")
-    assert jobs <= stored  # the cheap runs are the plan at the largest candidate, not at P
+    assert {job.job_id for job in plan_pool_jobs(pools, DATA)} <= stored  # the pools reach the narrowed members
     assert not {job.job_id for job in plan_pool_jobs(config, DATA)} <= stored  # P's top pool is not trained
+    ladders = {job.job_id for rung in plan_ladder_jobs(config, DATA).values() for job in rung}
+    assert ladders <= stored  # the ladders stay planned at P
     points = [(a.candidate.params, a.flops, a.prediction.value) for a in result.ranked]
     assert front_flags(result.ranked) == brute_force_front(points)
     assert result.report is None  # the experiment writes no page; its caller does
@@ -190,9 +189,9 @@ def stored_job_ids(folder) -> set[str]:
         return {row[0] for row in conn.execute("SELECT job_id FROM jobs")}
 
 
-def test_without_a_flops_budget_the_plan_is_the_config_itself():
+def test_without_a_flops_budget_the_pools_are_planned_at_p():
     plain = config(6000, None)
-    assert planning_config(plain, candidates(plain, DATA)) is plain
+    assert pool_planning_config(plain, candidates(plain, DATA)) is plain
 
 
 def test_a_flops_budget_too_tight_for_the_pools_is_refused_before_any_work(tmp_path, capsys):

@@ -426,18 +426,19 @@ def test_the_report_explains_the_small_pools_rule_only_when_a_pool_used_it():
     assert "cannot resample" not in tuned and tuned.endswith("pooled over the pools, 9 degrees of freedom).")
 
 
-def test_under_a_flops_budget_planned_below_p_the_settings_are_carried_to_the_largest_candidate(tmp_path):
-    """The cheap runs are planned at min(P, 2·P') (`planning_config`); the settings a user trains with are
-    carried to P', the largest candidate, not to the planning budget (checked with `carry` called here)."""
-    from ensplit.experiments.recommend_plan import planning_config
-
+def test_under_a_flops_budget_the_settings_are_carried_to_each_familys_largest_candidate(tmp_path):
+    """A flops_budget narrows the candidates below P; each family's settings are carried to its own largest
+    candidate, not to P (checked with `carry` called here)."""
     result = run_recommend(RecommendConfig.from_mapping({
         "budget": 6000, "flops_budget": 4000, "tune": True, "tune_lrs": (0.05, 0.1), "tune_weight_decays": (0.0,),
         "tune_extensions": 0, "verify": False, "methods": ("multihead",), "members_max": 3, "num_samples": 300,
         "epochs": 1, "bootstrap": 10, "cnll_splits": 2, "threads": 1}), tmp_path / "r", progress=False)
-    largest = max(a.candidate.params for a in result.ranked)
-    assert planning_config(result.config, [a.candidate for a in result.ranked]).budget == 2 * largest < 6000
-    for family in result.tuning.families.values():
+    largest = {}
+    for a in result.ranked:
+        key = family_key(a.candidate)
+        largest[key] = max(largest.get(key, 0), a.candidate.params)
+    assert set(largest) == set(result.tuning.families) and max(largest.values()) < 6000
+    for key, family in result.tuning.families.items():
         points = [(s.params, *s.search.best) for s in family.sizes]
-        assert family.budget == largest
-        assert family.settings["lr"] == carry(points, largest)[0]
+        assert family.budget == largest[key]
+        assert family.settings["lr"] == carry(points, largest[key])[0]

@@ -39,13 +39,14 @@ from ensplit.experiments.recommend_plan import (
     ladder_budgets,
     plan_ladder_jobs,
     plan_pool_jobs,
-    planning_config,
+    pool_planning_config,
     pool_widths,
     verify_job,
 )
 from ensplit.experiments.recommend_refine import plan_refinement
 from ensplit.experiments.recommend_tune import (
     TuneResult,
+    carry_targets,
     family_key,
     refinement_cost,
     tune_cheap_runs,
@@ -220,6 +221,7 @@ class CheapRuns:
     pool_jobs: list[TrainJob]
     ladders: LadderPlan
     family_configs: dict[tuple[str, int], RecommendConfig]
+    pools_config: RecommendConfig  # the deep pools' plan (`pool_planning_config`)
 
     @property
     def settings(self) -> dict[str, dict[str, float]]:
@@ -228,11 +230,11 @@ class CheapRuns:
 
 
 def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, found: list[Candidate],
-               progress: bool, budget: int | None = None) -> CheapRuns:
-    """Train the deep pools and every sharing method's ladder (with `tune`, each size in its own tuned cell,
-    `recommend_tune`), and gather the evidence. `config` is the planning config (`planning_config`); `budget`
-    the one asked, when that differs."""
-    widths = pool_widths(config, data)
+               progress: bool) -> CheapRuns:
+    """Train the deep pools (planned by `pool_planning_config`) and every sharing method's ladder (with `tune`,
+    each size in its own tuned cell, `recommend_tune`), and gather the evidence."""
+    pools = pool_planning_config(config, found)
+    widths = pool_widths(pools, data)
     ladders: LadderPlan = {}
     family_configs = {}
     for method in config.methods:
@@ -240,24 +242,22 @@ def cheap_runs(config: RecommendConfig, data: Dataset, run: Any, executor: Any, 
             own = dataclasses.replace(config, methods=(method,), sharing_members=(members,))
             family_configs[(method, members)] = own
             ladders.update(plan_ladder_jobs(own, data))
-    asked = config.budget if budget is None else budget
-    planned_at = ("" if asked == config.budget else
-                  f" within {config.flops_budget:,} FLOPs, planned for {config.budget:,}")
-    _log(f"{len(found)} candidates at {asked:,} parameters{planned_at}; cheap runs: deep pools at "
-         f"{len(widths)} sizes, {_ladder_text(config, ladders)}", progress)
+    pools_at = "" if pools is config else f" up to {max(widths):,}"
+    _log(f"{len(found)} candidates at {config.budget:,} parameters; cheap runs: deep pools at "
+         f"{len(widths)} sizes{pools_at}, {_ladder_text(config, ladders)}", progress)
     tuning = None
     if config.tune:
-        pool_jobs, ladders, tuning = tune_cheap_runs(config, data, run, executor, ladders, progress)
+        pool_jobs, ladders, tuning = tune_cheap_runs(config, data, run, executor, ladders, progress, pools)
         trained, planned = tuning.trained_jobs, list(tuning.tried)
     else:
-        pool_jobs = plan_pool_jobs(config, data)
+        pool_jobs = plan_pool_jobs(pools, data)
         ladder_jobs = [j for jobs in ladders.values() for j in jobs]
         trained = execute(pool_jobs, run, executor, progress, "deep pools")
         trained += execute(ladder_jobs, run, executor, progress, "ladders")
         planned = pool_jobs + ladder_jobs
-    evidence = gather(run.store, config, widths, ladders, pool_jobs,
+    evidence = gather(run.store, pools, widths, ladders, pool_jobs,
                       single_jobs=None if tuning is None else tuning.single_jobs)
-    return CheapRuns(evidence, planned, trained, tuning, widths, pool_jobs, ladders, family_configs)
+    return CheapRuns(evidence, planned, trained, tuning, widths, pool_jobs, ladders, family_configs, pools)
 
 
 def _ladder_text(config: RecommendConfig, ladders: LadderPlan) -> str:
@@ -294,7 +294,7 @@ def refine(config: RecommendConfig, data: Dataset, run: Any, executor: Any, kept
         jobs = [j for rung in extra.values() for j in rung]
         trained = cheap.trained + execute(jobs, run, executor, progress, "refinement")
     ladders = {**cheap.ladders, **extra}
-    evidence = gather(run.store, config, cheap.widths, ladders, cheap.pool_jobs, cheap.evidence)
+    evidence = gather(run.store, cheap.pools_config, cheap.widths, ladders, cheap.pool_jobs, cheap.evidence)
     _predict_all(kept, evidence, config)  # the ladders' pooled noise and model error moved with the new rungs
     return dataclasses.replace(cheap, evidence=evidence, planned=cheap.planned + jobs, trained=trained,
                                ladders=ladders)
@@ -327,15 +327,15 @@ def _assess(config: RecommendConfig, data: Dataset,
     for candidate in sizing.kept:
         check_training(candidate.params, config.recipe.train.optimizer, device, f"training {candidate.name}",
                        "lower the budget")
-    plan = planning_config(config, sizing.kept)
+    pools = pool_planning_config(config, sizing.kept)
     try:
-        _check_pool_sizes(plan, data)
+        _check_pool_sizes(pools, data)
     except EnsplitError:
-        if plan is config:
+        if pools is config:
             raise
-        raise EnsplitError(f"flops_budget = {config.flops_budget:,}: the largest candidate that fits it has "
-                           f"{plan.budget:,} parameters, too few for the deep pools the prediction needs; raise "
-                           "--flops-budget") from None
+        raise EnsplitError(f"flops_budget = {config.flops_budget:,}: the candidates that fit it are too small "
+                           f"for the deep pools the prediction needs (planned up to {pools.budget:,} "
+                           "parameters); raise --flops-budget") from None
     known = known or {}
 
     def assess(candidate: Candidate) -> Assessed:
@@ -365,11 +365,10 @@ def run_recommend(config: RecommendConfig | None = None, out: str | Path = DEFAU
                                        for a in kept + dropped], known)
         executor = make_executor(config.executor, str(config.recipe.torch_device()), config.workers,
                                  config.address, False, config.gpus_per_job)  # one bar per stage, none per run
-        plan = planning_config(config, [a.candidate for a in kept])  # below P when a flops_budget narrows all
-        cheap = cheap_runs(plan, data, run, executor, [a.candidate for a in kept], progress, config.budget)
-        cheap = refine(plan, data, run, executor, kept, cheap, progress)
-        if cheap.tuning is not None and plan is not config:  # settings for the candidates, not for the plan
-            cheap.tuning.carry_to(max(a.candidate.params for a in kept))
+        cheap = cheap_runs(config, data, run, executor, [a.candidate for a in kept], progress)
+        cheap = refine(config, data, run, executor, kept, cheap, progress)
+        if cheap.tuning is not None and config.flops_budget is not None:  # to the narrowed candidates, not P
+            cheap.tuning.carry_to(carry_targets([a.candidate for a in kept]))
         for a in kept:
             a.settings = cheap.settings.get(family_key(a.candidate))
         result = RecommendResult(config, out, _rank(kept, config), dropped, None, cheap.evidence,

@@ -208,21 +208,22 @@ def _at_budget(config: RecommendConfig, data: Dataset) -> AtBudget:
                                                        budget)
 
 
-PLAN_ABOVE_LARGEST = 2.0  # under a flops_budget the cheap runs are planned at 2× the largest candidate, at most P
+POOLS_ABOVE_LARGEST = 2.0  # under a flops_budget the pools are planned at 2× the largest memory split, at most P
 
 
-def planning_config(config: RecommendConfig, kept: Sequence[Candidate]) -> RecommendConfig:
-    """The config the cheap runs are planned with: `config`, or, when a flops_budget narrows every kept
-    candidate well below P, the same at P'' = min(P, 2·P'), P' the largest kept candidate's parameters. The deep
-    pools then reach P' (their top sits at P''/2) and the ladders P'/2, as they reach P/2 and P/4 of an
-    unconstrained budget. Planned at P they sat above the narrowed candidates: at 23,050 parameters and 8,000
-    FLOPs (P' = 4,095) they cost 2.41× the brute force, and the memory splits, whose members fell below the
-    smallest pool, were extrapolated down to it and missed by up to 0.26 (regret 0.097). Planned at P' itself
-    the ladders end two octaves below the largest candidates: at 30,000 FLOPs (P' = 15,480) multihead was then
-    predicted 1.089 against 0.842 (benchmarks/results/recommend_cost_flops*.md)."""
-    if config.flops_budget is None or not kept:
+def pool_planning_config(config: RecommendConfig, kept: Sequence[Candidate]) -> RecommendConfig:
+    """The config the deep pools are planned with: `config`, or, when a flops_budget narrows the single network
+    and the memory splits, the same at P'' = min(P, 2·P'), P' the largest of them in parameters, so that the
+    pools (P''/16 … P''/2) reach down to their members as they do for P. Planned at P they sat above the narrowed
+    members: at 23,050 parameters and 8,000 FLOPs (P' = 4,095, members of 500–2,000 parameters) the memory
+    splits were extrapolated down to them and missed by up to 0.26 (regret 0.097), and the pools cost 1.5× a
+    brute force of the narrowed candidates. The ladders stay planned at P (their rungs are sized below each
+    method's candidate, `method_ladder_budgets`): planned lower, they ended further below the sharing methods'
+    narrowed candidates, and multihead was missed by 0.2 (benchmarks/results/recommend_cost_flops*.md)."""
+    memory = [c.params for c in kept if c.method in ("single", "deep")]
+    if config.flops_budget is None or not memory:
         return config
-    planned = min(config.budget, math.ceil(PLAN_ABOVE_LARGEST * max(c.params for c in kept)))
+    planned = min(config.budget, math.ceil(POOLS_ABOVE_LARGEST * max(memory)))
     return config if planned >= config.budget else dataclasses.replace(config, budget=planned)
 
 

@@ -262,11 +262,11 @@ class TuneResult:
     replicates: int = TUNE_REPLICATES  # fresh runs each ladder rung adds in its chosen cell
     refinement_lrs: int = len(LOCAL_LR_STEPS)  # lrs the refinement rung tries around its family's top cell
 
-    def carry_to(self, budget: int) -> None:
-        """Carry every family's settings to `budget` instead of the planning budget (the largest candidate, when
-        a flops_budget planned the cheap runs above it, `recommend_plan.planning_config`)."""
-        for family in self.families.values():
-            family.budget = budget
+    def carry_to(self, budgets: dict[str, int]) -> None:
+        """Carry each family's settings to its own budget in `budgets` (by family key) instead of P: under a
+        flops_budget, its largest narrowed candidate (`carry_targets`)."""
+        for key, family in self.families.items():
+            family.budget = budgets.get(key, family.budget)
 
     def add(self, searches: list[SizeSearch], budget: int) -> None:
         for s in searches:
@@ -312,27 +312,40 @@ def _chosen_ladders(searches: list[SizeSearch]) -> LadderPlan:
 
 
 def tune_cheap_runs(config: RecommendConfig, data: Dataset, run: RunFolder, executor: Executor, rungs: LadderPlan,
-                    progress: bool = True) -> tuple[list[TrainJob], LadderPlan, TuneResult]:
-    """Tune every deep-pool size and every rung of `rungs` on the validation split (module docstring); returns
-    the pools' jobs and the ladders in their chosen cells, and the searches."""
+                    progress: bool = True, pools_config: RecommendConfig | None = None,
+                    ) -> tuple[list[TrainJob], LadderPlan, TuneResult]:
+    """Tune every deep-pool size (planned by `pools_config`, default `config`) and every rung of `rungs` on the
+    validation split (module docstring); returns the pools' jobs and the ladders in their chosen cells, and the
+    searches."""
+    pools_config = pools_config or config
     if data.y_val is None:
         raise EnsplitError("tuning needs a validation split: validation_fraction = 0.0; set it above 0 "
                            "(tune = true sets 0.1)")
     run.store.save_labels("val", data.y_val.cpu().numpy())
-    sizes = list(pool_widths(config, data))
+    sizes = list(pool_widths(pools_config, data))
     top = max(sizes)  # above P/2 (`pool_sizes`): searched last, near its neighbour's cell
     below = [size for size in sizes if size != top]
-    pools, ladders = pool_searches(config, data, below), rung_searches(config, data, list(rungs))
+    pools, ladders = pool_searches(pools_config, data, below), rung_searches(config, data, list(rungs))
     result = TuneResult()
     result.trained_jobs = run_searches(pools + ladders, config, run, executor, progress, "tuning every cheap size")
     result.add(pools + ladders, config.budget)
     grids = top_pool_grids(result, config) if {"deep", "single"} <= set(result.families) else None
-    highest = pool_searches(config, data, [top], grids)
+    highest = pool_searches(pools_config, data, [top], grids)
     result.trained_jobs += run_searches(highest, config, run, executor, progress, "tuning the top pool")
     result.add(highest, config.budget)
     pools += highest
     warn_edges(pools + ladders, config)
     return [job for s in pools if s.family == "deep" for job in s.chosen], _chosen_ladders(ladders), result
+
+
+def carry_targets(kept: list[Candidate]) -> dict[str, int]:
+    """Each tuned family's largest candidate in parameters (by `family_key`): where its settings are carried to
+    under a flops_budget, which narrows the candidates below P."""
+    targets: dict[str, int] = {}
+    for candidate in kept:
+        key = family_key(candidate)
+        targets[key] = max(targets.get(key, 0), candidate.params)
+    return targets
 
 
 def top_pool_grids(result: TuneResult, config: RecommendConfig) -> dict[str, Grid]:
