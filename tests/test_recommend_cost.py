@@ -177,7 +177,20 @@ def test_the_cost_line_weighs_training_time_when_measured():
     assert cost["time_ratio"] == pytest.approx(34.4 / 21.5, abs=1e-4)
     assert cost_line(cost, 13) == ("Cost: 1.2e9 training FLOPs, 0.32x a one-seed brute force of the 13 candidates "
                                    "(3.9e9); 41 s, 17 jobs; training 34 s against an estimated 22 s for that "
-                                   "brute force (1.60x)")
+                                   "brute force (1.60x); training every candidate once would have taken less "
+                                   "time")
+
+
+@pytest.mark.parametrize(("flops", "seconds", "says"), [
+    (3_000_000_000, 20.0, ""),  # cheaper on both counts
+    (3_000_000_000, 24.0, ""),  # 1.20x the time: within the estimate's error, not claimed
+    (3_000_000_000, 26.0, "; training every candidate once would have taken less time"),
+    (1_000_000_000, 20.0, "; training every candidate once would have taken fewer FLOPs"),
+    (1_000_000_000, 40.0, "; training every candidate once would have taken fewer FLOPs and less time")])
+def test_the_cost_line_says_when_the_brute_force_would_have_been_cheaper(flops, seconds, says):
+    cost = Cost(1_234_000_000, flops, 41.2, 17, training_seconds=seconds, brute_force_seconds=20.0).to_json()
+    line = cost_line(cost, 13)
+    assert line.endswith(f"({seconds / 20.0:.2f}x){says}")
 
 
 def _recorded_by_hand(folder, job_ids) -> float:
