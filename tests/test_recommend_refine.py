@@ -66,6 +66,17 @@ def test_families_are_refined_best_first_while_the_cap_pays_and_never_beyond():
     assert plan_refinement(dataclasses.replace(CONFIG, cost_cap=0.0), DATA, _ranked(order), 0, brute, FAMILIES) == {}
 
 
+def test_a_family_whose_candidate_is_no_larger_than_the_rung_is_not_refined():
+    """Under a flops_budget a candidate can be narrowed below P/2: a rung there would sit above it."""
+    found = _ranked(["mimo"])[0].candidate
+    rung = ladder_job(CONFIG, DATA, "mimo", 4, refine_budget(CONFIG))[0]
+    narrowed = dataclasses.replace(found, width=rung.width, params=found.params // 4)
+    assert narrowed.params < 8192
+    assert plan_refinement(CONFIG, DATA, [SimpleNamespace(candidate=narrowed)], 0, 10**15, FAMILIES) == {}
+    assert list(plan_refinement(CONFIG, DATA, [SimpleNamespace(candidate=found)], 0, 10**15, FAMILIES)) == [
+        ("mimo", 4, 8192)]
+
+
 def test_a_family_without_a_ladder_config_is_not_refined():
     single = Candidate("single", 1, 10, 1000)
     assert plan_refinement(CONFIG, DATA, [SimpleNamespace(candidate=single)], 0, 10**15, FAMILIES) == {}

@@ -27,6 +27,7 @@ from ensplit.experiments.recommend_plan import (
     grid_size,
     ladder_budgets,
     ladder_job,
+    sharing_candidate,
 )
 
 
@@ -57,6 +58,9 @@ def plan_refinement(config: RecommendConfig, data: Dataset, ranked: Sequence[Any
         family = (candidate.method, candidate.members)
         if family not in configs or (*family, budget) in planned:
             continue  # the single network and the memory splits: predicted from the deep pools
+        rung = sharing_candidate(configs[family].recipe, data, candidate.method, candidate.members, budget)
+        if rung is None or rung.params >= candidate.params:
+            continue  # a rung at or above its candidate (narrowed by a flops_budget) predicts nothing new
         jobs = ladder_job(configs[family], data, candidate.method, candidate.members, budget)
         if not jobs:
             continue
