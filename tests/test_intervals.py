@@ -47,11 +47,13 @@ def test_t_quantile_and_half_width_against_scipy_and_the_old_expressions():
                              1.833112932656237)),
 ])
 def test_ladder_prediction_returns_what_it_did_before_the_refactor(options, expected):
-    """Numbers printed by the pre-refactor code (commit d44c7fc) for this ladder."""
+    """Numbers printed by the pre-refactor code (commit d44c7fc) for this ladder. The bounds come from bootstrap
+    refits, whose optimiser ends 3e-11 apart from one SciPy/NumPy release to the next (numpy 2.4.6, scipy 1.17.1
+    on 2026-12-07), so they are held to 1e-9: any change to the computation moves them by far more."""
     prediction = ladder_prediction(LADDER, 80_000, repeats=30, seed=3, **options)
     got = (prediction.lower, prediction.upper, prediction.sigma, prediction.inflation, prediction.quantile)
     assert prediction.value == pytest.approx(0.9257378515748601, abs=1e-12)
-    assert got == pytest.approx(expected, abs=1e-12)
+    assert got == pytest.approx(expected, abs=1e-9)
     lower, upper = prediction.band(np.array([16000.0, 80000.0]))
     assert (lower[1], upper[1]) == (prediction.lower, prediction.upper)  # the band at the target is the interval
 
