@@ -347,7 +347,9 @@ def test_the_front_door_takes_tune_and_a_flops_budget_together(tmp_path):
     assert data["recommendation"]["settings"] == chosen
     at = f"at lr {chosen['lr']:g}, weight decay {chosen['weight_decay']:g}"
     text = render(data)
-    assert text.splitlines()[0].startswith(f"Recommendation at 6,000 parameters: {data['recommendation']['name']} {at}")
+    assert text.splitlines()[0].startswith(f"Recommendation at 6,000 parameters and 9,000 FLOPs per example: "
+                                           f"{data['recommendation']['name']} {at}")
+    assert "carried to its largest candidate within the FLOPs" in text
     assert all(f"{family} at lr {s['lr']:g}, weight decay {s['weight_decay']:g}" in text
                for family, s in data["tuning"]["settings"].items())
     page = write_recommend_report(tmp_path / "report.html", result).read_text()

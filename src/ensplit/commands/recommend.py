@@ -38,7 +38,8 @@ def _at(settings: dict[str, float] | None) -> str:
 def render(result: dict[str, Any]) -> str:
     best, rival = result["recommendation"], result["runner_up"]
     low, high = best["interval"]
-    lines = [f"Recommendation at {result['budget']:,} parameters: {best['name']}{_at(best.get('settings'))} — "
+    flops = "" if result.get("flops_budget") is None else f" and {result['flops_budget']:,} FLOPs per example"
+    lines = [f"Recommendation at {result['budget']:,} parameters{flops}: {best['name']}{_at(best.get('settings'))} — "
              f"predicted CNLL {best['predicted_cnll']:.4f} [{low:.4f}, {high:.4f}]"
              + ("" if rival is None else f"; runner-up {rival['name']} ({rival['predicted_cnll']:.4f}), "
                 f"{'separated' if result['separated'] else 'not separated'} by the 5–95% intervals")]
@@ -54,7 +55,8 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"   -  {c['name']:<24} dropped: {c['flops_per_example']:,} FLOPs per example even at width 1 "
                      f"> flops_budget {result['flops_budget']:,}")
     if result.get("tuning"):
-        lines += ["", "Each family's lr and weight decay, chosen by --tune on validation and carried to the budget "
+        target = "the budget" if result.get("flops_budget") is None else "its largest candidate within the FLOPs"
+        lines += ["", f"Each family's lr and weight decay, chosen by --tune on validation and carried to {target} "
                   "(train a candidate at its family's): "
                   + "; ".join(f"{family}{_at(chosen)}" for family, chosen in result["tuning"]["settings"].items())]
     verification = result["verification"]
