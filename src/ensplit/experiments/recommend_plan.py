@@ -219,7 +219,9 @@ def pool_planning_config(config: RecommendConfig, kept: Sequence[Candidate]) -> 
     splits were extrapolated down to them and missed by up to 0.26 (regret 0.097), and the pools cost 1.5× a
     brute force of the narrowed candidates. The ladders stay planned at P (their rungs are sized below each
     method's candidate, `method_ladder_budgets`): planned lower, they ended further below the sharing methods'
-    narrowed candidates, and multihead was missed by 0.2 (benchmarks/results/recommend_cost_flops*.md)."""
+    narrowed candidates, and multihead was missed by 0.2. At P' itself (the pools placed as P/16 … P/2 are for
+    P) the single network was extrapolated 1.5 octaves and the answers were worse: regret 0.041 and 0.007
+    against 0.025 and 0.001 at 8,000 and 15,000 FLOPs (benchmarks/results/recommend_flops_budget.md)."""
     memory = [c.params for c in kept if c.method in ("single", "deep")]
     if config.flops_budget is None or not memory:
         return config
