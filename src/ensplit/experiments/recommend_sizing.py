@@ -84,14 +84,22 @@ class Sizing:
     dropped: list[Candidate] = field(default_factory=list)
 
 
+def _within_flops(candidate: Candidate | None, flops_budget: int, recipe: Recipe, data: Dataset) -> bool:
+    """Whether `candidate` exists and needs at most `flops_budget` FLOPs per example (one it cannot build fails)."""
+    try:
+        return candidate is not None and inference_flops(candidate, recipe, data) <= flops_budget
+    except EnsplitError:
+        return False
+
+
 def _fits(candidate: Candidate, width: int, budget: int, flops_budget: int, recipe: Recipe,
           data: Dataset) -> Candidate | None:
     """The candidate at `width` when it fits both budgets, else None (a width the method cannot build fails)."""
     try:
         sized = at_width(candidate, width, recipe, data)
-        return sized if sized.params <= budget and inference_flops(sized, recipe, data) <= flops_budget else None
     except EnsplitError:
         return None
+    return sized if sized.params <= budget and _within_flops(sized, flops_budget, recipe, data) else None
 
 
 def widest_fitting(candidate: Candidate, budget: int, flops_budget: int, recipe: Recipe,
@@ -123,13 +131,6 @@ def sized_by_knob(candidate: Candidate) -> bool:
     return "budget" in dict(candidate.options)
 
 
-def _fits_at(candidate: Candidate | None, flops_budget: int, recipe: Recipe, data: Dataset) -> bool:
-    try:
-        return candidate is not None and inference_flops(candidate, recipe, data) <= flops_budget
-    except EnsplitError:
-        return False
-
-
 def smallest_budget(candidate: Candidate, budget: int, at_budget: AtBudget) -> Candidate | None:
     """The knob-sized method at the smallest budget in [1, `budget`] at which it can be built (bisection: below
     that budget it cannot, above it it can); None when it cannot be built even at `budget`."""
@@ -148,16 +149,16 @@ def largest_fitting_budget(candidate: Candidate, budget: int, flops_budget: int,
     `flops_budget` FLOPs per example (bisection between its smallest buildable budget and `budget`); None when
     even the smallest does not fit."""
     best = at_budget(candidate, budget)
-    if _fits_at(best, flops_budget, recipe, data):
+    if _within_flops(best, flops_budget, recipe, data):
         return best
     smallest = smallest_budget(candidate, budget, at_budget)
-    if not _fits_at(smallest, flops_budget, recipe, data):
+    if not _within_flops(smallest, flops_budget, recipe, data):
         return None
     low, high, best = dict(smallest.options)["budget"], budget, smallest  # fits(low), not fits(high)
     while high - low > 1:
         mid = (low + high) // 2
         sized = at_budget(candidate, mid)
-        if _fits_at(sized, flops_budget, recipe, data):
+        if _within_flops(sized, flops_budget, recipe, data):
             low, best = mid, sized
         else:
             high = mid
